@@ -1,0 +1,331 @@
+"""Typed, validated configuration of the Trainer stage (pydantic models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from ase.data import chemical_symbols
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from mlip_autopipec.errors import ConfigurationError
+
+_ELEMENTS = frozenset(chemical_symbols[1:])
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# -- baselines ------------------------------------------------------------------------------------
+
+
+class ZBLBaseline(StrictModel):
+    """Ziegler-Biersack-Littmark nuclear repulsion, as LAMMPS ``pair_style zbl inner outer``.
+
+    The baseline is full strength below ``inner_cutoff`` and switched smoothly to zero at
+    ``outer_cutoff``. Left unset, both are chosen from the shortest interatomic distance in the
+    training data (see the documentation of the Trainer).
+    """
+
+    type: Literal["zbl"] = "zbl"
+    inner_cutoff: PositiveFloat | None = Field(
+        None, description="Å; ZBL is unswitched below this distance. None: from the data."
+    )
+    outer_cutoff: PositiveFloat | None = Field(
+        None, description="Å; ZBL is zero beyond this distance. None: from the data."
+    )
+
+    @model_validator(mode="after")
+    def _inner_below_outer(self) -> ZBLBaseline:
+        if (
+            self.inner_cutoff is not None
+            and self.outer_cutoff is not None
+            and self.inner_cutoff >= self.outer_cutoff
+        ):
+            raise ValueError(
+                f"inner_cutoff ({self.inner_cutoff} Å) must be smaller than "
+                f"outer_cutoff ({self.outer_cutoff} Å)"
+            )
+        return self
+
+
+class LJBaseline(StrictModel):
+    """Lennard-Jones 12-6, as LAMMPS ``pair_style lj/cut``.
+
+    ``epsilon`` (eV) and ``sigma`` (Å) are given per element (``Cu``) or per pair (``Cu-Pt``);
+    a pair that is not given is mixed from its elements (geometric mean, LAMMPS' default).
+    """
+
+    type: Literal["lj"] = "lj"
+    epsilon: dict[str, PositiveFloat] = Field(description="eV, per element or element pair")
+    sigma: dict[str, PositiveFloat] = Field(description="Å, per element or element pair")
+    cutoff: PositiveFloat = Field(description="Å; LJ is zero beyond this distance")
+    shift: bool = Field(
+        True, description="shift the energy to zero at the cutoff (LAMMPS pair_modify shift yes)"
+    )
+
+    @field_validator("epsilon", "sigma")
+    @classmethod
+    def _keys_are_elements_or_pairs(cls, value: dict[str, float]) -> dict[str, float]:
+        for key in value:
+            parts = key.split("-")
+            if len(parts) > 2 or not all(part in _ELEMENTS for part in parts):
+                raise ValueError(
+                    f"key '{key}' is neither an element symbol ('Cu') nor a pair ('Cu-Pt')"
+                )
+        return value
+
+
+class NoBaseline(StrictModel):
+    """No baseline: ACE alone, with pacemaker's ZBL core below the shortest distance in the data."""
+
+    type: Literal["none"] = "none"
+
+
+Baseline = Annotated[ZBLBaseline | LJBaseline | NoBaseline, Field(discriminator="type")]
+
+
+# -- ACE basis ------------------------------------------------------------------------------------
+
+
+class EmbeddingSettings(StrictModel):
+    """Embedding function of each element: F(rho) = sum_k c_k * rho_k ** p_k."""
+
+    npot: Literal["FinnisSinclairShiftedScaled", "FinnisSinclair"] = "FinnisSinclairShiftedScaled"
+    fs_parameters: list[float] = Field(
+        default_factory=lambda: [1.0, 1.0, 1.0, 0.5],
+        description="pairs (c_k, p_k), one pair per density",
+    )
+    ndensity: PositiveInt = Field(2, description="number of densities rho_k")
+
+    @model_validator(mode="after")
+    def _two_parameters_per_density(self) -> EmbeddingSettings:
+        if len(self.fs_parameters) != 2 * self.ndensity:
+            raise ValueError(
+                f"fs_parameters needs 2 values per density: {2 * self.ndensity} for "
+                f"ndensity={self.ndensity}, got {len(self.fs_parameters)}"
+            )
+        return self
+
+
+class RadialBasisSettings(StrictModel):
+    """Radial basis of the bonds."""
+
+    radbase: Literal["SBessel", "ChebExpCos", "ChebPow"] = "SBessel"
+    radparameters: list[float] = Field(default_factory=lambda: [5.25])
+    dcut: PositiveFloat = Field(0.01, description="Å, width of the smooth outer cutoff")
+
+
+class AceParams(StrictModel):
+    """Shape and size of the ACE basis.
+
+    ``nradmax_by_orders``/``lmax_by_orders`` give the pool of basis functions per body order
+    (first entry: pair term). Left unset, pacemaker's recommended pools are used for every
+    species combination (unary to quinary). ``number_of_functions_per_element`` then trims the
+    pool to the most important functions; left unset, it grows with the dataset size.
+    """
+
+    number_of_functions_per_element: PositiveInt | None = None
+    nradmax_by_orders: list[PositiveInt] | None = None
+    lmax_by_orders: list[Annotated[int, Field(ge=0)]] | None = None
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    radial: RadialBasisSettings = Field(default_factory=RadialBasisSettings)
+
+    @model_validator(mode="after")
+    def _orders_match(self) -> AceParams:
+        if (self.nradmax_by_orders is None) != (self.lmax_by_orders is None):
+            raise ValueError("give both nradmax_by_orders and lmax_by_orders, or neither")
+        if (
+            self.nradmax_by_orders is not None
+            and self.lmax_by_orders is not None
+            and len(self.nradmax_by_orders) != len(self.lmax_by_orders)
+        ):
+            raise ValueError(
+                f"nradmax_by_orders ({len(self.nradmax_by_orders)} orders) and lmax_by_orders "
+                f"({len(self.lmax_by_orders)} orders) must have the same length"
+            )
+        return self
+
+
+# -- fit ------------------------------------------------------------------------------------------
+
+
+class FitSettings(StrictModel):
+    """Loss, optimiser and data split of the fit."""
+
+    maxiter: PositiveInt = Field(1500, description="maximum optimiser iterations")
+    kappa: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
+        0.3, description="relative weight of forces in the loss (0: energies only, 1: forces only)"
+    )
+    L1_coeffs: Annotated[float, Field(ge=0.0)] = Field(1e-8, description="L1 regularisation")
+    L2_coeffs: Annotated[float, Field(ge=0.0)] = Field(1e-8, description="L2 regularisation")
+    optimizer: Literal["BFGS", "L-BFGS-B"] = "BFGS"
+    weighting: Literal["uniform", "energy_based"] = Field(
+        "uniform",
+        description=(
+            "uniform: every structure counts the same; energy_based: pacemaker's "
+            "EnergyBasedWeightingPolicy (favours low-energy structures, drops those above "
+            "E_min + 10 eV/atom). Per-structure weights in the dataset take precedence."
+        ),
+    )
+    test_size: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.1, description="fraction of the structures held out as test set (0: none)"
+    )
+    seed: int = Field(42, description="random seed of the test split and the fit")
+    batch_size: PositiveInt = Field(100, description="structures per evaluation batch")
+    display_step: PositiveInt = Field(
+        50, description="iterations between detailed metrics in pacemaker's log"
+    )
+
+
+class Executables(StrictModel):
+    """Names (looked up on PATH) or paths of pacemaker's programs."""
+
+    pacemaker: str = "pacemaker"
+    pace_yaml2yace: str = "pace_yaml2yace"
+    pace_select: str = "pace_select"
+    pace_activeset: str = "pace_activeset"
+
+
+class TrainerConfig(StrictModel):
+    """Configuration of the Trainer stage: the ``trainer:`` section of a config file."""
+
+    type: Literal["mock", "pacemaker"] = Field(description="mock: no fit (for tests); pacemaker")
+    cutoff: PositiveFloat = Field(description="Å, radial cutoff of the ACE potential")
+    b_ref: Baseline = Field(
+        default_factory=NoBaseline, description="physical baseline the ACE potential corrects"
+    )
+    ace_params: AceParams = Field(default_factory=AceParams)
+    fit: FitSettings = Field(default_factory=FitSettings)
+    reference_energies: Literal["auto"] | dict[str, float] = Field(
+        "auto",
+        description=(
+            "eV per atom of each element, subtracted from total energies before the fit and "
+            "added back by the potential; 'auto': least-squares fit to the data"
+        ),
+    )
+    executables: Executables = Field(default_factory=Executables)
+    time_limit_seconds: PositiveFloat | None = Field(
+        None, description="s; a pacemaker run that takes longer is stopped (None: no limit)"
+    )
+    threads: PositiveInt | None = Field(
+        None, description="CPU threads for pacemaker (None: all cores of the machine)"
+    )
+    gpu_devices: str | None = Field(
+        None,
+        description=(
+            "CUDA_VISIBLE_DEVICES for pacemaker, e.g. '0' or '0,1'; None: the GPUs of the "
+            "machine if it has any, else CPU only; '' forces CPU only"
+        ),
+    )
+
+    @field_validator("reference_energies")
+    @classmethod
+    def _reference_keys_are_elements(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            unknown = sorted(key for key in value if key not in _ELEMENTS)
+            if unknown:
+                raise ValueError(f"unknown element symbols: {unknown}")
+        return value
+
+    @field_validator("b_ref")
+    @classmethod
+    def _baseline_within_cutoff(cls, value: Any, info: ValidationInfo) -> Any:
+        cutoff = info.data.get("cutoff")
+        if cutoff is None:
+            return value
+        outer = getattr(value, "outer_cutoff", None)
+        inner = getattr(value, "inner_cutoff", None)
+        if outer is not None and outer > cutoff:
+            raise ValueError(
+                f"outer_cutoff ({outer} Å) must not exceed the ACE cutoff "
+                f"trainer.cutoff ({cutoff} Å)"
+            )
+        if inner is not None and inner >= cutoff:
+            raise ValueError(
+                f"inner_cutoff ({inner} Å) must be smaller than the ACE cutoff "
+                f"trainer.cutoff ({cutoff} Å)"
+            )
+        return value
+
+
+class PipelineConfig(StrictModel):
+    """A whole config file; each stage of the pipeline has its section."""
+
+    trainer: TrainerConfig
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a YAML config file; every problem is reported with its field path."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        raise ConfigurationError([(str(path), "file does not exist")]) from error
+    except yaml.YAMLError as error:
+        raise ConfigurationError([(str(path), f"not valid YAML: {error}")]) from error
+    if not isinstance(raw, dict):
+        raise ConfigurationError(
+            [("<top level>", "expected a mapping with a 'trainer' section")], source=path
+        )
+    return parse_config(raw, source=path)
+
+
+def parse_config(raw: dict[str, Any], *, source: str | Path | None = None) -> PipelineConfig:
+    """Validate a config mapping (as read from YAML)."""
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigurationError(_problems(error, raw), source=source) from None
+
+
+def parse_trainer_config(raw: dict[str, Any]) -> TrainerConfig:
+    """Validate the ``trainer`` section alone; field paths in errors start with ``trainer.``."""
+    return parse_config({"trainer": raw}).trainer
+
+
+def _problems(error: ValidationError, raw: Any) -> list[tuple[str, str]]:
+    problems = []
+    for detail in error.errors(include_url=False):
+        path = _field_path(detail["loc"], raw)
+        reason = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] not in {"missing", "extra_forbidden"} and "input" in detail:
+            reason += f" (got {detail['input']!r})"
+        problems.append((path, reason))
+    return problems
+
+
+def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
+    """Dotted path of an error location, without pydantic's union tags (b_ref.zbl.x: b_ref.x)."""
+    parts: list[str] = []
+    node = raw
+    for item in loc:
+        if isinstance(node, dict) and item in node:  # noqa: SIM114 - types differ for mypy
+            node = node[item]
+        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+            node = node[item]
+        elif isinstance(node, dict) and node.get("type") == item:
+            continue  # a discriminated union's tag: not a key of the user's file
+        elif isinstance(item, str) and item.startswith(("function-", "float", "int")):
+            continue
+        else:
+            node = None
+        parts.append(f"[{item}]" if isinstance(item, int) else str(item))
+    return ".".join(parts).replace(".[", "[")

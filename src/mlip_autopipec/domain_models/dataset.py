@@ -1,0 +1,338 @@
+"""Labelled structures (DFT energies and forces) that a potential is trained on."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from mlip_autopipec.errors import DatasetValidationError
+
+#: Two atoms closer than this (Å) mean a broken structure, not a physical configuration.
+MIN_INTERATOMIC_DISTANCE = 0.1
+#: A periodic cell spanning less (Å^3; Å^2 or Å for 2 or 1 periodic directions) is degenerate.
+MIN_CELL_MEASURE = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class LabelledStructure:
+    """One structure with its reference labels.
+
+    ``energy`` is the total energy in eV, ``forces`` the per-atom forces in eV/Å (shape N x 3).
+    The optional weights scale this structure's energy and force terms in the loss, relative to
+    the other structures (1 = normal weight).
+    """
+
+    atoms: Atoms
+    energy: float
+    forces: np.ndarray
+    name: str
+    energy_weight: float | None = None
+    force_weight: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+    def to_atoms(self) -> Atoms:
+        """A copy of the structure with its labels in a SinglePointCalculator (for ASE tools)."""
+        atoms: Atoms = self.atoms.copy()
+        atoms.info.update(self.info)
+        atoms.info["name"] = self.name
+        atoms.calc = SinglePointCalculator(atoms, energy=self.energy, forces=self.forces.copy())
+        return atoms
+
+
+class Dataset(Sequence[LabelledStructure]):
+    """An immutable, validated collection of labelled structures.
+
+    Every structure is checked on construction; a problem raises
+    :class:`~mlip_autopipec.errors.DatasetValidationError` naming the structure by index, name
+    and source file.
+    """
+
+    def __init__(
+        self, structures: Iterable[LabelledStructure], *, source: str | Path | None = None
+    ) -> None:
+        self._structures: tuple[LabelledStructure, ...] = tuple(structures)
+        self.source = source
+        if not self._structures:
+            where = f" ({source})" if source is not None else ""
+            raise DatasetValidationError(f"the dataset is empty{where}: no structures to train on")
+        for index, structure in enumerate(self._structures):
+            validate_structure(structure, index=index, source=source)
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_atoms(
+        cls,
+        images: Iterable[Atoms],
+        *,
+        source: str | Path | None = None,
+        energy_key: str = "energy",
+        forces_key: str = "forces",
+    ) -> Dataset:
+        """Build a dataset from ASE ``Atoms`` labelled in ``atoms.calc`` or ``info``/``arrays``.
+
+        The energy is read from the calculator's stored results (nothing is computed) or from
+        ``atoms.info[energy_key]``; forces likewise from ``atoms.arrays[forces_key]``. The name is
+        ``atoms.info['name']``, else ``<config_type or file stem>/<index>``. Optional weights come
+        from ``atoms.info['energy_weight']`` and ``atoms.info['force_weight']``.
+        """
+        stem = Path(source).stem if source is not None else "structure"
+        structures = [
+            _labelled_from_atoms(
+                atoms,
+                index=index,
+                stem=stem,
+                source=source,
+                energy_key=energy_key,
+                forces_key=forces_key,
+            )
+            for index, atoms in enumerate(images)
+        ]
+        return cls(structures, source=source)
+
+    @classmethod
+    def read(
+        cls,
+        path: str | Path,
+        *,
+        index: str = ":",
+        format: str | None = None,
+        energy_key: str = "energy",
+        forces_key: str = "forces",
+    ) -> Dataset:
+        """Read every structure of a file that ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml …)."""
+        import ase.io
+
+        path = Path(path)
+        if not path.exists():
+            raise DatasetValidationError("file does not exist", source=path)
+        try:
+            images = ase.io.read(path, index=index, format=format)
+        except Exception as error:  # ASE raises many types for unreadable files
+            raise DatasetValidationError(
+                f"ASE cannot read it ({type(error).__name__}: {error})", source=path
+            ) from error
+        if isinstance(images, Atoms):
+            images = [images]
+        return cls.from_atoms(images, source=path, energy_key=energy_key, forces_key=forces_key)
+
+    # -- sequence protocol ----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._structures)
+
+    @overload
+    def __getitem__(self, index: int) -> LabelledStructure: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Dataset: ...
+
+    def __getitem__(self, index: int | slice) -> LabelledStructure | Dataset:
+        if isinstance(index, slice):
+            return Dataset(self._structures[index], source=self.source)
+        return self._structures[index]
+
+    def __iter__(self) -> Iterator[LabelledStructure]:
+        return iter(self._structures)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({len(self)} structures, {self.n_atoms} atoms, "
+            f"elements={list(self.elements)}, source={self.source})"
+        )
+
+    # -- derived properties ---------------------------------------------------------------------
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Chemical symbols present in the data, sorted alphabetically."""
+        symbols: set[str] = set()
+        for structure in self._structures:
+            symbols.update(structure.atoms.get_chemical_symbols())
+        return tuple(sorted(symbols))
+
+    @property
+    def n_atoms(self) -> int:
+        """Total number of atoms over all structures."""
+        return sum(structure.n_atoms for structure in self._structures)
+
+    @property
+    def has_weights(self) -> bool:
+        return any(
+            s.energy_weight is not None or s.force_weight is not None for s in self._structures
+        )
+
+    def subset(self, indices: Sequence[int]) -> Dataset:
+        """The structures at ``indices``, in that order."""
+        return Dataset([self._structures[i] for i in indices], source=self.source)
+
+    def to_atoms(self) -> list[Atoms]:
+        """Copies of all structures with their labels attached (see LabelledStructure.to_atoms)."""
+        return [structure.to_atoms() for structure in self._structures]
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the numbers, positions, cell, pbc and labels: identifies the training data."""
+        digest = hashlib.sha256()
+        for structure in self._structures:
+            atoms = structure.atoms
+            for array in (
+                atoms.numbers,
+                atoms.positions,
+                np.asarray(atoms.cell),
+                atoms.pbc,
+                np.array([structure.energy]),
+                structure.forces,
+            ):
+                digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+
+def validate_structure(
+    structure: LabelledStructure, *, index: int, source: str | Path | None = None
+) -> None:
+    """Raise DatasetValidationError if the structure cannot be trained on."""
+
+    def fail(reason: str) -> DatasetValidationError:
+        return DatasetValidationError(reason, index=index, name=structure.name, source=source)
+
+    atoms = structure.atoms
+    n_atoms = len(atoms)
+    if n_atoms == 0:
+        raise fail("has no atoms")
+    if not np.all(np.isfinite(atoms.positions)):
+        raise fail("positions contain NaN or inf")
+    if not np.isfinite(structure.energy):
+        raise fail(f"energy is not finite ({structure.energy})")
+    forces = structure.forces
+    if forces.shape != (n_atoms, 3):
+        raise fail(f"forces have shape {forces.shape}, expected ({n_atoms}, 3) for {n_atoms} atoms")
+    if not np.all(np.isfinite(forces)):
+        bad_atoms = np.unique(np.nonzero(~np.isfinite(forces))[0])
+        raise fail(f"forces contain NaN or inf (atoms {bad_atoms[:10].tolist()})")
+    for label, weight in (
+        ("energy_weight", structure.energy_weight),
+        ("force_weight", structure.force_weight),
+    ):
+        if weight is not None and not (np.isfinite(weight) and weight >= 0):
+            raise fail(f"{label} must be a finite number >= 0, got {weight}")
+    _check_cell(atoms, fail)
+    _check_close_atoms(atoms, fail)
+
+
+def _check_cell(atoms: Atoms, fail: Any) -> None:
+    periodic = np.asarray(atoms.pbc, dtype=bool)
+    if not periodic.any():
+        return
+    vectors = np.asarray(atoms.cell)[periodic]
+    # The Gram determinant is the squared volume (area, length) spanned by the periodic vectors.
+    measure = float(np.sqrt(max(np.linalg.det(vectors @ vectors.T), 0.0)))
+    if measure < MIN_CELL_MEASURE:
+        directions = "".join(axis for axis, p in zip("xyz", periodic, strict=True) if p)
+        raise fail(
+            f"cell has zero volume in its periodic directions ({directions}); "
+            f"cell = {np.asarray(atoms.cell).tolist()}"
+        )
+
+
+def _check_close_atoms(atoms: Atoms, fail: Any) -> None:
+    if len(atoms) < 2 and not atoms.pbc.any():
+        return
+    from ase.neighborlist import neighbor_list
+
+    first, second, distances = neighbor_list("ijd", atoms, MIN_INTERATOMIC_DISTANCE)
+    if len(distances):
+        k = int(np.argmin(distances))
+        raise fail(
+            f"atoms {int(first[k])} and {int(second[k])} are {distances[k]:.4f} Å apart "
+            f"(closer than {MIN_INTERATOMIC_DISTANCE} Å)"
+        )
+
+
+def _labelled_from_atoms(
+    atoms: Atoms,
+    *,
+    index: int,
+    stem: str,
+    source: str | Path | None,
+    energy_key: str,
+    forces_key: str,
+) -> LabelledStructure:
+    info = dict(atoms.info)
+    name = str(info.pop("name", "") or f"{info.get('config_type', stem)}/{index}")
+
+    def fail(reason: str) -> DatasetValidationError:
+        return DatasetValidationError(reason, index=index, name=name, source=source)
+
+    results = atoms.calc.results if atoms.calc is not None else {}
+    energy = results.get("energy", info.get(energy_key))
+    forces = results.get("forces", atoms.arrays.get(forces_key))
+    if energy is None:
+        raise fail(
+            f"no energy label: neither atoms.calc results nor atoms.info['{energy_key}'] hold one"
+        )
+    if forces is None:
+        raise fail(
+            "no forces label: neither atoms.calc results nor "
+            f"atoms.arrays['{forces_key}'] hold them"
+        )
+    try:
+        energy_value = float(np.asarray(energy).item())
+    except (TypeError, ValueError) as error:
+        raise fail(f"energy label is not a number: {energy!r}") from error
+
+    bare = Atoms(
+        numbers=atoms.numbers.copy(),
+        positions=atoms.positions.copy(),
+        cell=atoms.cell.copy(),
+        pbc=atoms.pbc.copy(),
+    )
+    info.pop(energy_key, None)
+    weights = {key: info.pop(key, None) for key in ("energy_weight", "force_weight")}
+    return LabelledStructure(
+        atoms=bare,
+        energy=energy_value,
+        forces=np.array(forces, dtype=float),
+        name=name,
+        energy_weight=None if weights["energy_weight"] is None else float(weights["energy_weight"]),
+        force_weight=None if weights["force_weight"] is None else float(weights["force_weight"]),
+        info=info,
+    )
+
+
+def shortest_distances(
+    dataset: Dataset, search_radius: float = 6.0
+) -> dict[tuple[str, str], float]:
+    """Shortest distance (Å) between atoms of each element pair (sorted symbols) in the data.
+
+    Periodic images count. Pairs never closer than ``search_radius`` are absent.
+    """
+    from ase.neighborlist import neighbor_list
+
+    shortest: dict[tuple[str, str], float] = {}
+    for structure in dataset:
+        atoms = structure.atoms
+        first, second, distances = neighbor_list("ijd", atoms, search_radius)
+        if not len(distances):
+            continue
+        symbols = np.array(atoms.get_chemical_symbols())
+        pair_first = symbols[first]
+        pair_second = symbols[second]
+        for a, b in {(x, y) for x, y in zip(pair_first, pair_second, strict=True)}:
+            if a > b:
+                continue
+            mask = (pair_first == a) & (pair_second == b)
+            value = float(distances[mask].min())
+            key = (str(a), str(b))
+            shortest[key] = min(value, shortest.get(key, np.inf))
+    return shortest

@@ -1,0 +1,125 @@
+"""A trained potential: its files, what it was trained on and how well it fits."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlip_autopipec.config.config_model import Baseline, NoBaseline
+from mlip_autopipec.files import write_text_atomic
+
+if TYPE_CHECKING:
+    from ase.calculators.calculator import Calculator
+
+#: Name of the record that sits beside a potential's files.
+POTENTIAL_JSON = "potential.json"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FitMetrics(_Record):
+    """Errors of a potential on one set of structures (energies per atom, force components)."""
+
+    energy_rmse_mev_per_atom: float
+    energy_mae_mev_per_atom: float
+    force_rmse_mev_per_angstrom: float
+    force_mae_mev_per_angstrom: float
+    n_structures: int | None = None
+
+
+class Provenance(_Record):
+    """Where a potential came from: enough to tell two potentials apart and to reproduce one."""
+
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    tool_versions: dict[str, str] = Field(default_factory=dict)
+    data_sha256: str
+    config_sha256: str
+    n_structures: int
+    n_atoms: int
+
+
+class Potential(_Record):
+    """A trained potential and everything needed to deploy it.
+
+    Paths are stored relative to the run directory (the folder of ``potential.json``) so that a
+    run directory can be moved as a whole; the ``*_path`` properties give absolute paths.
+    ``reference_energies`` (eV/atom per element) are part of the energy the potential predicts.
+    """
+
+    run_dir: Path = Field(exclude=True)
+    trainer: Literal["mock", "pacemaker"]
+    yace_file: str = Field(description="C-tilde potential for ASE (pyace) and LAMMPS (ML-PACE)")
+    yaml_file: str | None = Field(None, description="B-basis potential (pacemaker's own format)")
+    active_set_file: str | None = Field(None, description="active set (.asi) for extrapolation")
+    elements: tuple[str, ...]
+    cutoff: float = Field(description="Å")
+    baseline: Baseline = Field(default_factory=NoBaseline)
+    reference_energies: dict[str, float] = Field(default_factory=dict)
+    train_metrics: FitMetrics | None = None
+    test_metrics: FitMetrics | None = None
+    provenance: Provenance
+
+    # -- files --------------------------------------------------------------------------------
+
+    @property
+    def yace_path(self) -> Path:
+        return self.run_dir / self.yace_file
+
+    @property
+    def yaml_path(self) -> Path | None:
+        return None if self.yaml_file is None else self.run_dir / self.yaml_file
+
+    @property
+    def active_set_path(self) -> Path | None:
+        return None if self.active_set_file is None else self.run_dir / self.active_set_file
+
+    def save(self) -> Path:
+        """Write ``potential.json`` into the run directory, atomically; returns its path."""
+        path = self.run_dir / POTENTIAL_JSON
+        text = self.model_dump_json(indent=2)
+        write_text_atomic(path, text + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Potential:
+        """Load a potential from its ``potential.json`` or from the run directory holding it."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / POTENTIAL_JSON
+        data: dict[str, Any] = json.loads(path.read_text())
+        return cls.model_validate({**data, "run_dir": path.parent.resolve()})
+
+    # -- deployment ---------------------------------------------------------------------------
+
+    def ase_calculator(self) -> Calculator:
+        """An ASE calculator (pyace's PyACECalculator) for this potential; energies in eV."""
+        if self.trainer == "mock":
+            raise ValueError(
+                f"{self.yace_path} is a mock placeholder (trainer: mock), not a real potential"
+            )
+        if not isinstance(self.baseline, NoBaseline):
+            raise NotImplementedError(
+                f"deploying a potential with a {self.baseline.type} baseline (ACE + baseline) "
+                "is not implemented yet"
+            )
+        from pyace import PyACECalculator
+
+        calculator: Calculator = PyACECalculator(str(self.yace_path))
+        return calculator
+
+    def lammps_commands(self) -> list[str]:
+        """LAMMPS ``pair_style``/``pair_coeff`` lines (ML-PACE); atom types in potential order."""
+        if not isinstance(self.baseline, NoBaseline):
+            raise NotImplementedError(
+                f"LAMMPS commands for a {self.baseline.type} baseline are not implemented yet"
+            )
+        return [
+            "pair_style pace",
+            f"pair_coeff * * {self.yace_path} {' '.join(self.elements)}",
+        ]

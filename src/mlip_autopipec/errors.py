@@ -1,0 +1,82 @@
+"""The three error types of mlip-autopipec, each carrying what a user needs to fix the problem."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class MlipAutopipecError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigurationError(MlipAutopipecError):
+    """A configuration value is invalid; ``problems`` lists ``(field path, reason)`` pairs."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]], source: str | Path | None = None):
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source is not None else ""
+        lines = [f"invalid configuration{where}:"]
+        lines += [f"  {field}: {reason}" for field, reason in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class DatasetValidationError(MlipAutopipecError):
+    """A structure of a dataset is unusable; the message names it by index, name and file."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        index: int | None = None,
+        name: str | None = None,
+        source: str | Path | None = None,
+    ):
+        self.reason = reason
+        self.index = index
+        self.name = name
+        self.source = source
+        parts = []
+        if index is not None:
+            parts.append(f"structure {index}")
+        if name:
+            parts.append(f"'{name}'")
+        if source is not None:
+            parts.append(f"in {source}")
+        where = " ".join(parts)
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class TrainerError(MlipAutopipecError):
+    """Training failed: carries command, exit code, run directory, log file and the log's end."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: Sequence[str] | None = None,
+        exit_code: int | None = None,
+        workdir: Path | None = None,
+        log_path: Path | None = None,
+        log_tail: Sequence[str] = (),
+    ):
+        self.message = message
+        self.command = list(command) if command is not None else None
+        self.exit_code = exit_code
+        self.workdir = workdir
+        self.log_path = log_path
+        self.log_tail = list(log_tail)
+        lines = [message]
+        if self.command is not None:
+            lines.append(f"  command: {' '.join(self.command)}")
+        if exit_code is not None:
+            lines.append(f"  exit code: {exit_code}")
+        if workdir is not None:
+            lines.append(f"  run directory: {workdir}")
+        if log_path is not None:
+            lines.append(f"  log: {log_path}")
+        if self.log_tail:
+            lines.append(f"  last {len(self.log_tail)} log lines:")
+            lines += [f"    | {line}" for line in self.log_tail]
+        super().__init__("\n".join(lines))

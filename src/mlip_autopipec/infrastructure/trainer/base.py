@@ -1,0 +1,117 @@
+"""What every trainer shares: the abstract interface and the preparation of a run directory."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from mlip_autopipec.config.config_model import Baseline, TrainerConfig
+from mlip_autopipec.domain_models.baseline import resolve_baseline
+from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, Provenance
+from mlip_autopipec.domain_models.reference_energies import resolve_reference_energies
+from mlip_autopipec.errors import ConfigurationError, TrainerError
+from mlip_autopipec.infrastructure.trainer.data_file import dataset_to_dataframe, write_data_file
+from mlip_autopipec.infrastructure.trainer.input_yaml import (
+    INPUT_YAML,
+    PacemakerInput,
+    build_pacemaker_input,
+)
+
+DATA_FILE = "training_data.pckl.gzip"
+
+#: Packages whose versions are recorded in every potential's provenance.
+RECORDED_PACKAGES = ("mlip-autopipec", "python-ace", "tensorpotential", "ase", "numpy", "pandas")
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What was written into a run directory before any program runs."""
+
+    data_path: Path
+    input_path: Path
+    pacemaker_input: PacemakerInput
+    baseline: Baseline
+    reference_energies: dict[str, float]
+    shortest_distances: dict[tuple[str, str], float]
+
+
+class BaseTrainer(ABC):
+    """Fits a potential to a dataset; every artifact goes into the given work directory."""
+
+    def __init__(self, config: TrainerConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def train(self, dataset: Dataset, workdir: Path) -> Potential:
+        """Fit a potential to ``dataset``; files go into ``workdir``, which is created if needed."""
+
+    def write_inputs(self, dataset: Dataset, workdir: Path) -> RunInputs:
+        """Write pacemaker's data file and input.yaml into ``workdir``."""
+        try:
+            reference_energies = resolve_reference_energies(self.config.reference_energies, dataset)
+        except ValueError as error:
+            raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
+        distances = shortest_distances(dataset, search_radius=self.config.cutoff)
+        if not distances:
+            raise TrainerError(
+                f"no two atoms of the dataset are within the cutoff ({self.config.cutoff} Å): "
+                "nothing to fit",
+                workdir=workdir,
+            )
+        try:
+            baseline = resolve_baseline(self.config.b_ref, distances)
+        except ValueError as error:
+            raise ConfigurationError([("trainer.b_ref", str(error))]) from error
+        pacemaker_input = build_pacemaker_input(
+            self.config,
+            baseline=baseline,
+            elements=dataset.elements,
+            min_distances=distances,
+            data_filename=DATA_FILE,
+            n_structures=len(dataset),
+        )
+        data_path = workdir / DATA_FILE
+        input_path = workdir / INPUT_YAML
+        write_data_file(dataset_to_dataframe(dataset, reference_energies), data_path)
+        pacemaker_input.write(input_path)
+        return RunInputs(
+            data_path, input_path, pacemaker_input, baseline, reference_energies, distances
+        )
+
+    def provenance(self, dataset: Dataset) -> Provenance:
+        """Tool versions and hashes of the data and the config, for the potential's record."""
+        config_json = self.config.model_dump_json()
+        return Provenance(
+            tool_versions=installed_versions(),
+            data_sha256=dataset.fingerprint(),
+            config_sha256=hashlib.sha256(config_json.encode()).hexdigest(),
+            n_structures=len(dataset),
+            n_atoms=dataset.n_atoms,
+        )
+
+
+def prepare_workdir(workdir: Path) -> Path:
+    """Create ``workdir``; refuse one that holds a finished run (it would be overwritten)."""
+    workdir = Path(workdir).resolve()
+    if (workdir / POTENTIAL_JSON).exists():
+        raise TrainerError(
+            f"{workdir} already holds a trained potential ({POTENTIAL_JSON}); "
+            "choose another output directory or remove it",
+            workdir=workdir,
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+def installed_versions() -> dict[str, str]:
+    versions = {}
+    for package in RECORDED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,40 @@
+"""A trainer that fits nothing: for testing the pipeline's flow without pacemaker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, prepare_workdir
+
+MOCK_POTENTIAL = "mock_potential.yace"
+
+PLACEHOLDER_TEXT = """\
+# MOCK POTENTIAL - NOT A REAL PACE POTENTIAL.
+# Written by mlip-autopipec's mock trainer (trainer.type: mock), which prepares the run
+# directory (data file, input.yaml) but fits nothing. It cannot be evaluated.
+mock: true
+"""
+
+
+class MockTrainer(BaseTrainer):
+    """Writes pacemaker's inputs and a marked placeholder potential; runs no program."""
+
+    def train(self, dataset: Dataset, workdir: Path) -> Potential:
+        workdir = prepare_workdir(workdir)
+        inputs = self.write_inputs(dataset, workdir)
+        write_text_atomic(workdir / MOCK_POTENTIAL, PLACEHOLDER_TEXT)
+        potential = Potential(
+            run_dir=workdir,
+            trainer="mock",
+            yace_file=MOCK_POTENTIAL,
+            elements=dataset.elements,
+            cutoff=self.config.cutoff,
+            baseline=inputs.baseline,
+            reference_energies=inputs.reference_energies,
+            provenance=self.provenance(dataset),
+        )
+        potential.save()
+        return potential

@@ -1,0 +1,1 @@
+"""Labelling structures with reference energies and forces."""

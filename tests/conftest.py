@@ -1,0 +1,106 @@
+"""Shared fixtures: small EMT-labelled datasets and fake pacemaker programs on PATH."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.oracle.emt import label_with_emt
+
+
+def cu_pt_structures(count: int = 12, seed: int = 0) -> list[Atoms]:
+    """Small rattled, strained fcc Cu-Pt cells (8 atoms) plus a Cu-Pt dimer."""
+    rng = np.random.default_rng(seed)
+    structures = []
+    for index in range(count):
+        atoms = bulk("Cu", "fcc", a=3.7 * (1 + rng.uniform(-0.04, 0.04)), cubic=True)
+        atoms = atoms.repeat((2, 1, 1))
+        atoms.symbols[rng.choice(len(atoms), size=index % 5, replace=False)] = "Pt"
+        atoms.rattle(0.08, seed=index)
+        atoms.info["name"] = f"alloy_{index}"
+        structures.append(atoms)
+    structures.append(Atoms("CuPt", positions=[[0, 0, 0], [0, 0, 2.3]]))
+    structures[-1].info["name"] = "dimer"
+    return structures
+
+
+@pytest.fixture
+def cu_pt_dataset() -> Dataset:
+    return label_with_emt(cu_pt_structures(), source="test EMT")
+
+
+FAKE_PACEMAKER = '''
+"""Fake pacemaker: checks the inputs the trainer wrote, then writes outputs like pacemaker's."""
+import os, sys, time
+import numpy as np, pandas as pd, yaml
+
+mode = os.environ.get("FAKE_PACEMAKER_MODE", "ok")
+print("fake pacemaker starting", flush=True)
+config = yaml.safe_load(open(sys.argv[1]))
+for section in ("potential", "data", "fit", "backend"):
+    assert section in config, f"input.yaml lacks {section}"
+frame = pd.read_pickle(config["data"]["filename"], compression="gzip")
+assert {"ase_atoms", "energy", "forces", "energy_corrected"} <= set(frame.columns)
+print(f"read {len(frame)} structures", flush=True)
+if mode == "fail":
+    for line in range(100):
+        print(f"log line {line + 1}", flush=True)
+    sys.exit(3)
+if mode == "crash":
+    print("about to crash", flush=True)
+    raise RuntimeError("fake pacemaker crashed")
+if mode == "sleep":
+    time.sleep(120)
+if mode == "no_output":
+    sys.exit(0)
+with open("output_potential.yaml", "w") as handle:
+    yaml.safe_dump({"metadata": {"user": "fake"}, "global": {"DeltaSplineBins": 0.001},
+                    "species": [{"speciesblock": " ".join(config["potential"]["elements"])}]},
+                   handle)
+# Predictions off by exactly 2 meV/atom in energy and 30 meV/A in every force component.
+frame["NUMBER_OF_ATOMS"] = frame["ase_atoms"].map(len)
+frame["energy_pred"] = frame["energy_corrected"] + 0.002 * frame["NUMBER_OF_ATOMS"]
+frame["forces_pred"] = [forces + 0.03 for forces in frame["forces"]]
+n_test = max(1, int(len(frame) * float(config["data"].get("test_size", 0.1))))
+frame.iloc[n_test:].to_pickle("train_pred.pckl.gzip", compression="gzip")
+frame.iloc[:n_test].to_pickle("test_pred.pckl.gzip", compression="gzip")
+print("fake pacemaker done", flush=True)
+'''
+
+FAKE_YAML2YACE = '''
+"""Fake pace_yaml2yace: writes a .yace with the elements of the potential and zero E0."""
+import sys, yaml
+source, output = sys.argv[1], sys.argv[sys.argv.index("-o") + 1]
+elements = yaml.safe_load(open(source))["species"][0]["speciesblock"].split()
+with open(output, "w") as handle:
+    handle.write(f"elements: [{', '.join(elements)}]\\n")
+    handle.write(f"E0: [{', '.join('0' for _ in elements)}]\\n")
+    handle.write("deltaSplineBins: 0.001\\n")
+'''
+
+
+def write_executable(path: Path, body: str) -> Path:
+    """Write a Python script run by this interpreter and make it executable."""
+    path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+@pytest.fixture
+def fake_pacemaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Fake ``pacemaker`` and ``pace_yaml2yace`` first on PATH (FAKE_PACEMAKER_MODE: failures)."""
+    bin_dir = tmp_path / "fake_bin"
+    bin_dir.mkdir()
+    write_executable(bin_dir / "pacemaker", FAKE_PACEMAKER)
+    write_executable(bin_dir / "pace_yaml2yace", FAKE_YAML2YACE)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return bin_dir

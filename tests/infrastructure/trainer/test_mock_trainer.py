@@ -1,0 +1,41 @@
+"""MockTrainer: prepares a run directory like the real trainer and marks its potential as fake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mlip_autopipec.config.config_model import parse_trainer_config
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.infrastructure.trainer import MockTrainer, create_trainer
+from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
+
+
+def test_factory_builds_the_configured_trainer() -> None:
+    config = parse_trainer_config({"type": "mock", "cutoff": 5.0})
+    assert isinstance(create_trainer(config), MockTrainer)
+
+
+def test_mock_run_writes_data_input_and_a_marked_placeholder(
+    cu_pt_dataset: Dataset, tmp_path: Path
+) -> None:
+    config = parse_trainer_config({"type": "mock", "cutoff": 5.0, "b_ref": {"type": "zbl"}})
+    potential = MockTrainer(config).train(cu_pt_dataset, tmp_path / "run")
+
+    run = tmp_path / "run"
+    frame = pd.read_pickle(run / DATA_FILE, compression="gzip")
+    assert len(frame) == len(cu_pt_dataset)
+    assert yaml.safe_load((run / "input.yaml").read_text())["potential"]["elements"] == ["Cu", "Pt"]
+    assert "MOCK POTENTIAL" in potential.yace_path.read_text()
+    assert potential.trainer == "mock"
+    assert potential.train_metrics is None
+    # The ZBL cutoffs were chosen from the data: the outer one is the shortest distance.
+    assert potential.baseline.type == "zbl"
+    assert potential.baseline.outer_cutoff == pytest.approx(2.3, abs=0.3)
+    assert Potential.load(run / "potential.json") == potential
+    with pytest.raises(ValueError, match="mock placeholder"):
+        potential.ase_calculator()

@@ -1,0 +1,183 @@
+"""PacemakerTrainer with fake pacemaker programs on PATH: the flow and every way it can fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlip_autopipec.config.config_model import parse_trainer_config
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
+from mlip_autopipec.errors import TrainerError
+from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, create_trainer
+from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
+from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
+    PACEMAKER_LOG,
+    POTENTIAL_YACE,
+    program_environment,
+)
+
+
+def _trainer(**overrides: object) -> PacemakerTrainer:
+    raw = {"type": "pacemaker", "cutoff": 4.5, "b_ref": {"type": "zbl"}, **overrides}
+    trainer = create_trainer(parse_trainer_config(raw))
+    assert isinstance(trainer, PacemakerTrainer)
+    return trainer
+
+
+def _assert_failed_run_kept_its_inputs(workdir: Path) -> None:
+    assert not (workdir / POTENTIAL_JSON).exists()
+    assert not (workdir / POTENTIAL_YACE).exists()
+    assert (workdir / DATA_FILE).exists()
+    assert (workdir / "input.yaml").exists()
+    assert (workdir / PACEMAKER_LOG).exists()
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_whole_flow_returns_a_potential_whose_files_exist(
+    cu_pt_dataset: Dataset, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "run"
+    potential = _trainer().train(cu_pt_dataset, workdir)
+
+    assert potential.trainer == "pacemaker"
+    assert potential.yace_path.exists() and potential.yace_path.parent == workdir.resolve()
+    assert potential.yaml_path is not None and potential.yaml_path.exists()
+    assert potential.elements == ("Cu", "Pt")
+    # The fake predicts 2 meV/atom and 30 meV/Å off: the metrics come from its outputs.
+    assert potential.train_metrics is not None and potential.test_metrics is not None
+    assert potential.train_metrics.energy_rmse_mev_per_atom == pytest.approx(2.0)
+    assert potential.train_metrics.force_rmse_mev_per_angstrom == pytest.approx(30.0)
+    assert potential.test_metrics.force_mae_mev_per_angstrom == pytest.approx(30.0)
+    assert potential.train_metrics.n_structures + potential.test_metrics.n_structures == len(
+        cu_pt_dataset
+    )
+    assert "ZBL" not in (workdir / "pacemaker.log").read_text()
+    assert "fake pacemaker done" in (workdir / PACEMAKER_LOG).read_text()
+
+    # The reference energies became the .yace's E0, in the potential's element order.
+    yace_head = potential.yace_path.read_text().splitlines()
+    e0 = yaml.safe_load(yace_head[1])["E0"]
+    assert e0 == pytest.approx([potential.reference_energies[e] for e in ("Cu", "Pt")])
+
+    # The baseline and the reference energies are in the potential file's metadata.
+    metadata = yaml.safe_load(potential.yaml_path.read_text())["metadata"]
+    assert json.loads(metadata["mlip_autopipec_baseline"])["type"] == "zbl"
+    assert json.loads(metadata["mlip_autopipec_reference_energies"]) == pytest.approx(
+        potential.reference_energies
+    )
+    assert metadata["user"] == "fake"  # pacemaker's own entries stay
+
+    reloaded = Potential.load(workdir)
+    assert reloaded == potential
+    assert reloaded.provenance.data_sha256 == cu_pt_dataset.fingerprint()
+
+
+def test_missing_executable_says_how_to_install_before_writing_anything(
+    cu_pt_dataset: Dataset, tmp_path: Path
+) -> None:
+    trainer = _trainer(executables={"pacemaker": "pacemaker-that-is-not-installed"})
+    workdir = tmp_path / "run"
+    with pytest.raises(TrainerError) as caught:
+        trainer.train(cu_pt_dataset, workdir)
+    message = str(caught.value)
+    assert "pacemaker-that-is-not-installed" in message
+    assert 'pip install ".[pacemaker]"' in message
+    assert not workdir.exists()
+
+
+def test_non_zero_exit_keeps_data_input_and_log(
+    cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "fail")
+    workdir = tmp_path / "run"
+    with pytest.raises(TrainerError) as caught:
+        _trainer().train(cu_pt_dataset, workdir)
+    error = caught.value
+    assert error.exit_code == 3
+    assert error.log_path == workdir.resolve() / PACEMAKER_LOG
+    assert error.command is not None and error.command[-1] == "input.yaml"
+    assert error.log_tail[-1] == "log line 100"
+    assert "log line 100" in str(error)
+    assert "log line 100" in (workdir / PACEMAKER_LOG).read_text()
+    _assert_failed_run_kept_its_inputs(workdir)
+
+
+def test_crash_after_output_shows_the_traceback(
+    cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "crash")
+    workdir = tmp_path / "run"
+    with pytest.raises(TrainerError) as caught:
+        _trainer().train(cu_pt_dataset, workdir)
+    assert "RuntimeError: fake pacemaker crashed" in str(caught.value)
+    assert "about to crash" in (workdir / PACEMAKER_LOG).read_text()
+    _assert_failed_run_kept_its_inputs(workdir)
+
+
+def test_time_limit_stops_the_fit(
+    cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "sleep")
+    workdir = tmp_path / "run"
+    with pytest.raises(TrainerError) as caught:
+        _trainer(time_limit_seconds=3).train(cu_pt_dataset, workdir)
+    assert "time limit" in str(caught.value)
+    _assert_failed_run_kept_its_inputs(workdir)
+
+
+def test_exit_zero_without_a_potential_is_a_failure(
+    cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_output")
+    workdir = tmp_path / "run"
+    with pytest.raises(TrainerError, match="wrote no potential"):
+        _trainer().train(cu_pt_dataset, workdir)
+    _assert_failed_run_kept_its_inputs(workdir)
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_finished_run_is_not_overwritten(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
+    workdir = tmp_path / "run"
+    _trainer().train(cu_pt_dataset, workdir)
+    record = (workdir / POTENTIAL_JSON).read_text()
+    with pytest.raises(TrainerError, match="already holds a trained potential"):
+        _trainer().train(cu_pt_dataset, workdir)
+    assert (workdir / POTENTIAL_JSON).read_text() == record
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_rerun_after_a_failure_starts_clean(
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "output_potential.yaml").write_text("stale: true\n")
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_output")
+    with pytest.raises(TrainerError):
+        _trainer().train(cu_pt_dataset, workdir)
+    assert not (workdir / "output_potential.yaml").exists()
+
+
+def test_environment_sets_threads_and_hides_gpus_unless_asked() -> None:
+    config = parse_trainer_config({"type": "pacemaker", "cutoff": 5.0, "threads": 3})
+    environment = program_environment(config)
+    assert environment["OMP_NUM_THREADS"] == "3"
+    assert environment["TF_NUM_INTRAOP_THREADS"] == "3"
+    assert environment["TF_NUM_INTEROP_THREADS"] == "3"
+    with_gpu = parse_trainer_config({"type": "pacemaker", "cutoff": 5.0, "gpu_devices": "0,1"})
+    assert program_environment(with_gpu)["CUDA_VISIBLE_DEVICES"] == "0,1"
+
+
+def test_environment_defaults_to_all_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlip_autopipec.infrastructure.trainer.pacemaker_trainer as module
+
+    monkeypatch.setattr(module.os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(module, "machine_has_gpu", lambda: False)
+    config = parse_trainer_config({"type": "pacemaker", "cutoff": 5.0})
+    environment = program_environment(config)
+    assert environment["OMP_NUM_THREADS"] == "6"
+    assert environment["CUDA_VISIBLE_DEVICES"] == "-1"
