@@ -16,6 +16,9 @@ from ase.build import bulk
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.oracle.emt import label_with_emt
 
+#: Small real files: a tiny Cu-Pt potential as pacemaker and pace_yaml2yace write it.
+TEST_DATA = Path(__file__).parent / "data"
+
 
 def cu_pt_structures(count: int = 12, seed: int = 0) -> list[Atoms]:
     """Small rattled, strained fcc Cu-Pt cells (8 atoms) plus a Cu-Pt dimer."""
@@ -40,7 +43,7 @@ def cu_pt_dataset() -> Dataset:
 
 FAKE_PACEMAKER = '''
 """Fake pacemaker: checks the inputs the trainer wrote, then writes outputs like pacemaker's."""
-import os, sys, time
+import os, shutil, sys, time
 import numpy as np, pandas as pd, yaml
 
 mode = os.environ.get("FAKE_PACEMAKER_MODE", "ok")
@@ -62,10 +65,10 @@ if mode == "sleep":
     time.sleep(120)
 if mode == "no_output":
     sys.exit(0)
-with open("output_potential.yaml", "w") as handle:
-    yaml.safe_dump({"metadata": {"user": "fake"}, "global": {"DeltaSplineBins": 0.001},
-                    "species": [{"speciesblock": " ".join(config["potential"]["elements"])}]},
-                   handle)
+# A real (tiny, barely fitted) Cu-Pt potential stands in for the fit's result.
+assert config["potential"]["elements"] == ["Cu", "Pt"], "the fake knows only Cu-Pt"
+shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt_output_potential.yaml",
+            "output_potential.yaml")
 # Predictions off by exactly 2 meV/atom in energy and 30 meV/A in every force component.
 frame["NUMBER_OF_ATOMS"] = frame["ase_atoms"].map(len)
 frame["energy_pred"] = frame["energy_corrected"] + 0.002 * frame["NUMBER_OF_ATOMS"]
@@ -77,14 +80,12 @@ print("fake pacemaker done", flush=True)
 '''
 
 FAKE_YAML2YACE = '''
-"""Fake pace_yaml2yace: writes a .yace with the elements of the potential and zero E0."""
-import sys, yaml
+"""Fake pace_yaml2yace: checks its input is a potential, writes the reference .yace."""
+import os, shutil, sys, yaml
 source, output = sys.argv[1], sys.argv[sys.argv.index("-o") + 1]
-elements = yaml.safe_load(open(source))["species"][0]["speciesblock"].split()
-with open(output, "w") as handle:
-    handle.write(f"elements: [{', '.join(elements)}]\\n")
-    handle.write(f"E0: [{', '.join('0' for _ in elements)}]\\n")
-    handle.write("deltaSplineBins: 0.001\\n")
+assert "species" in yaml.safe_load(open(source)), f"{source} is not a B-basis potential"
+shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt.yace", output)
+print(f"Saving Ctilde-basis to '{output}'")
 '''
 
 
@@ -103,4 +104,5 @@ def fake_pacemaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write_executable(bin_dir / "pacemaker", FAKE_PACEMAKER)
     write_executable(bin_dir / "pace_yaml2yace", FAKE_YAML2YACE)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PACEMAKER_DATA", str(TEST_DATA))
     return bin_dir

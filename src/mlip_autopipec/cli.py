@@ -58,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--out", type=Path, default=Path("demo_run"), help="run directory")
+
+    dimers = commands.add_parser(
+        "dimers",
+        help="short-range check: E(r) of every element pair as an isolated dimer",
+        description=(
+            "Compute E(r) of every element pair of a trained potential (ACE plus its baseline) "
+            "as an isolated dimer from 0.5 Å to the cutoff, plot it, and check that it rises "
+            "steadily as r falls below the shortest distance in the training data."
+        ),
+    )
+    dimers.add_argument("run_dir", type=Path, help="run directory of a trained potential")
+    dimers.add_argument(
+        "--png", type=Path, default=None, help="plot file (default: RUN_DIR/dimers.png)"
+    )
     return parser
 
 
@@ -72,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(config, dataset, args.out)
         if args.command == "demo":
             return _demo(args.out)
-    except (ConfigurationError, DatasetValidationError) as error:
+        if args.command == "dimers":
+            return _dimers(args.run_dir, args.png)
+    except (ConfigurationError, DatasetValidationError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainerError as error:
@@ -96,6 +112,45 @@ def _demo(out: Path) -> int:
 
     log.info("labelling the demo structures with EMT")
     return _train(demo_config(), demo_dataset(), out)
+
+
+def _dimers(run_dir: Path, png: Path | None) -> int:
+    from mlip_autopipec.analysis.dimers import check_dimer_curves, dimer_curves, plot_dimer_curves
+    from mlip_autopipec.domain_models.dataset import shortest_distances
+    from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
+    from mlip_autopipec.infrastructure.trainer.data_file import (
+        dataframe_to_dataset,
+        read_data_file,
+    )
+
+    potential = _load_potential(run_dir)
+    data_path = potential.run_dir / DATA_FILE
+    distances = shortest_distances(
+        dataframe_to_dataset(read_data_file(data_path), source=data_path), potential.cutoff
+    )
+    curves = dimer_curves(potential.ase_calculator(), potential.elements, potential.cutoff)
+    checks = check_dimer_curves(curves, distances)
+    plot = plot_dimer_curves(curves, distances, png or potential.run_dir / "dimers.png")
+    print(f"{'pair':>7} {'d_min data':>10} {'E(0.6)':>10} {'E(1.0)':>10} {'E(1.5)':>10}  repulsive")
+    for check in checks:
+        shortest = check.shortest_distance_in_data
+        print(
+            f"{'-'.join(check.pair):>7} "
+            f"{'-' if shortest is None else f'{shortest:.3f} Å':>10} "
+            + " ".join(f"{check.energies_ev[r]:10.3g}" for r in ("0.6", "1", "1.5"))
+            + f"  {'yes' if check.repulsive_below_data else 'NO'}"
+        )
+    print(f"energies in eV relative to the cutoff; plot: {plot}")
+    return EXIT_OK
+
+
+def _load_potential(run_dir: Path) -> Potential:
+    try:
+        return Potential.load(run_dir)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{run_dir} holds no potential.json: it is not the directory of a finished run"
+        ) from error
 
 
 def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:

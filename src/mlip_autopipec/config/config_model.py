@@ -323,9 +323,22 @@ def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
             node = node[item]
         elif isinstance(node, dict) and node.get("type") == item:
             continue  # a discriminated union's tag: not a key of the user's file
-        elif isinstance(item, str) and item.startswith(("function-", "float", "int")):
+        elif isinstance(item, str) and _is_union_tag(item):
             continue
         else:
             node = None
         parts.append(f"[{item}]" if isinstance(item, int) else str(item))
     return ".".join(parts).replace(".[", "[")
+
+
+#: pydantic's tags of plain types in a union (``float | Literal['auto']`` tags ``float``).
+_SCALAR_TAGS = frozenset({"float", "int", "str", "bool", "none"})
+
+
+def _is_union_tag(item: str) -> bool:
+    """Whether a location item that is no key of the user's file names a union member.
+
+    Field names are identifiers; pydantic's tags are not (``constrained-float``,
+    ``literal['auto']``, ``dict[str,float]``, ``function-after[...]``) or are plain type names.
+    """
+    return not item.isidentifier() or item in _SCALAR_TAGS

@@ -1,13 +1,38 @@
-"""Physical baselines that the ACE potential corrects: choice of their cutoffs from the data."""
+"""Physical baselines that the ACE potential corrects: ZBL and Lennard-Jones, as in LAMMPS.
+
+Both are pair potentials evaluated from one neighbour list, vectorised over all pairs, with
+energies (eV), forces (eV/Å) and virial stress (eV/Å^3, ASE's sign convention). ZBL follows
+LAMMPS ``pair_style zbl inner outer`` term by term (screening function and switching
+polynomial), Lennard-Jones follows ``pair_style lj/cut`` with geometric mixing, LAMMPS' default.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from mlip_autopipec.config.config_model import Baseline, ZBLBaseline
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.data import atomic_numbers
+
+from mlip_autopipec.config.config_model import Baseline, LJBaseline, NoBaseline, ZBLBaseline
 
 #: Default width (Å) of the ZBL switching region, at most half the outer cutoff.
 DEFAULT_ZBL_SWITCH_WIDTH = 1.0
+
+#: e^2 / (4 pi epsilon_0) in eV Å, LAMMPS' ``qqr2e`` in metal units.
+COULOMB_CONSTANT = 14.399645
+#: Universal ZBL screening length: a = ZBL_SCREENING_LENGTH / (Z_i^0.23 + Z_j^0.23), Å.
+ZBL_SCREENING_LENGTH = 0.46850
+ZBL_EXPONENT = 0.23
+#: Universal screening function phi(x) = sum_k c_k exp(-d_k x).
+ZBL_COEFFICIENTS = np.array([0.18175, 0.50986, 0.28022, 0.02817])
+ZBL_DECAYS = np.array([3.19980, 0.94229, 0.40290, 0.20162])
+
+
+# -- cutoffs from the data -------------------------------------------------------------------------
 
 
 def resolve_baseline(
@@ -39,3 +64,199 @@ def resolve_baseline(
             "dominate the fit"
         )
     return ZBLBaseline(inner_cutoff=inner, outer_cutoff=outer)
+
+
+# -- pair potentials -------------------------------------------------------------------------------
+
+
+class PairPotential:
+    """A pair potential phi(r) per element pair, zero beyond ``cutoff`` (Å)."""
+
+    cutoff: float
+
+    def pair_energy(
+        self, distances: np.ndarray, z_first: np.ndarray, z_second: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """phi(r) in eV and dphi/dr in eV/Å for each pair (distances below the cutoff)."""
+        raise NotImplementedError
+
+    def energy_and_forces(self, atoms: Atoms) -> tuple[float, np.ndarray]:
+        """Total energy (eV) and forces (eV/Å)."""
+        energy, _, forces, _ = self.evaluate(atoms)
+        return energy, forces
+
+    def evaluate(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """Total energy (eV), per-atom energies (eV), forces (eV/Å) and virial stress (eV/Å^3,
+        Voigt order xx yy zz yz xz xy; zero for a non-periodic structure)."""
+        from ase.neighborlist import neighbor_list
+
+        n_atoms = len(atoms)
+        first, second, distances, vectors = neighbor_list("ijdD", atoms, self.cutoff)
+        numbers = atoms.numbers
+        energy, derivative = self.pair_energy(distances, numbers[first], numbers[second])
+        # Each pair appears twice (i->j and j->i): half of phi goes to each atom.
+        energies = 0.5 * np.bincount(first, weights=energy, minlength=n_atoms)
+        pair_forces = (derivative / distances)[:, None] * vectors
+        forces = np.zeros((n_atoms, 3))
+        for axis in range(3):
+            forces[:, axis] = np.bincount(first, weights=pair_forces[:, axis], minlength=n_atoms)
+        stress = np.zeros(6)
+        if atoms.pbc.all():
+            virial = 0.5 * np.einsum("p,pa,pb->ab", derivative / distances, vectors, vectors)
+            virial /= atoms.get_volume()
+            stress = virial[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        return float(energies.sum()), energies, forces, stress
+
+
+@dataclass(frozen=True)
+class ZBLPotential(PairPotential):
+    """LAMMPS ``pair_style zbl inner outer``: ZBL plus a polynomial switch to zero at ``outer``."""
+
+    inner_cutoff: float
+    outer_cutoff: float
+
+    @property
+    def cutoff(self) -> float:  # type: ignore[override]
+        return self.outer_cutoff
+
+    def pair_energy(
+        self, distances: np.ndarray, z_first: np.ndarray, z_second: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        inverse_screening = (z_first**ZBL_EXPONENT + z_second**ZBL_EXPONENT) / ZBL_SCREENING_LENGTH
+        charge = COULOMB_CONSTANT * z_first * z_second
+        energy, first, _ = _zbl_terms(distances, charge, inverse_screening)
+        # Switching as LAMMPS' pair_zbl: a constant shift everywhere below outer, and a cubic +
+        # quartic term between inner and outer, making E, E' and E'' vanish at outer.
+        width = self.outer_cutoff - self.inner_cutoff
+        at_outer = np.full_like(distances, self.outer_cutoff)
+        e_c, de_c, d2e_c = _zbl_terms(at_outer, charge, inverse_screening)
+        a = (-3.0 * de_c + width * d2e_c) / width**2
+        b = (2.0 * de_c - width * d2e_c) / width**3
+        shift = -e_c + 0.5 * width * de_c - width**2 / 12.0 * d2e_c
+        t = np.clip(distances - self.inner_cutoff, 0.0, None)
+        energy = energy + shift + t**3 * (a / 3.0 + b / 4.0 * t)
+        derivative = first + t**2 * (a + b * t)
+        return energy, derivative
+
+
+def _zbl_terms(
+    distances: np.ndarray, charge: np.ndarray, inverse_screening: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unswitched ZBL energy and its first and second derivatives with respect to r."""
+    r = distances[:, None]
+    decay = ZBL_DECAYS[None, :] * inverse_screening[:, None]
+    terms = ZBL_COEFFICIENTS[None, :] * np.exp(-decay * r)
+    phi = terms.sum(axis=1)
+    dphi = -(decay * terms).sum(axis=1)
+    d2phi = (decay**2 * terms).sum(axis=1)
+    inverse_r = 1.0 / distances
+    energy = charge * phi * inverse_r
+    first = charge * (dphi - phi * inverse_r) * inverse_r
+    second = charge * (d2phi - 2.0 * dphi * inverse_r + 2.0 * phi * inverse_r**2) * inverse_r
+    return energy, first, second
+
+
+@dataclass(frozen=True)
+class LennardJonesPotential(PairPotential):
+    """LAMMPS ``pair_style lj/cut``: 4 eps ((sigma/r)^12 - (sigma/r)^6), optionally shifted."""
+
+    epsilon: Mapping[tuple[int, int], float]
+    sigma: Mapping[tuple[int, int], float]
+    lj_cutoff: float
+    shift: bool
+
+    @property
+    def cutoff(self) -> float:  # type: ignore[override]
+        return self.lj_cutoff
+
+    def pair_energy(
+        self, distances: np.ndarray, z_first: np.ndarray, z_second: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        keys = list(zip(z_first.tolist(), z_second.tolist(), strict=True))
+        epsilon = np.array([self.epsilon[key] for key in keys])
+        sigma = np.array([self.sigma[key] for key in keys])
+        s6 = (sigma / distances) ** 6
+        energy = 4.0 * epsilon * (s6 * s6 - s6)
+        derivative = -24.0 * epsilon * (2.0 * s6 * s6 - s6) / distances
+        if self.shift:
+            c6 = (sigma / self.lj_cutoff) ** 6
+            energy -= 4.0 * epsilon * (c6 * c6 - c6)
+        return energy, derivative
+
+    @classmethod
+    def from_config(cls, baseline: LJBaseline, elements: Sequence[str]) -> LennardJonesPotential:
+        """Per-pair parameters: a pair given as 'A-B' wins, else the geometric mean of A and B."""
+        epsilon = _pair_table(baseline.epsilon, elements, "epsilon")
+        sigma = _pair_table(baseline.sigma, elements, "sigma")
+        return cls(epsilon, sigma, baseline.cutoff, baseline.shift)
+
+
+def lj_pair_parameters(
+    baseline: LJBaseline, elements: Sequence[str]
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """(epsilon eV, sigma Å) for each unordered element pair, after mixing."""
+    epsilon = _pair_table(baseline.epsilon, elements, "epsilon")
+    sigma = _pair_table(baseline.sigma, elements, "sigma")
+    pairs = {}
+    for i, first in enumerate(elements):
+        for second in elements[i:]:
+            key = (atomic_numbers[first], atomic_numbers[second])
+            pairs[(first, second)] = (epsilon[key], sigma[key])
+    return pairs
+
+
+def _pair_table(
+    values: Mapping[str, float], elements: Sequence[str], name: str
+) -> dict[tuple[int, int], float]:
+    table = {}
+    for first in elements:
+        for second in elements:
+            pair = values.get(f"{first}-{second}", values.get(f"{second}-{first}"))
+            if pair is None:
+                missing = [e for e in (first, second) if e not in values]
+                if missing:
+                    raise ValueError(
+                        f"b_ref.{name} has no value for {missing[0]} (nor for the pair "
+                        f"{first}-{second}); give it per element or per pair"
+                    )
+                pair = float(np.sqrt(values[first] * values[second]))
+            table[(atomic_numbers[first], atomic_numbers[second])] = pair
+    return table
+
+
+def pair_potential(baseline: Baseline, elements: Sequence[str]) -> PairPotential | None:
+    """The pair potential of a resolved baseline (None for no baseline)."""
+    if isinstance(baseline, NoBaseline):
+        return None
+    if isinstance(baseline, ZBLBaseline):
+        if baseline.inner_cutoff is None or baseline.outer_cutoff is None:
+            raise ValueError("the ZBL cutoffs must be resolved (resolve_baseline) before use")
+        return ZBLPotential(baseline.inner_cutoff, baseline.outer_cutoff)
+    return LennardJonesPotential.from_config(baseline, elements)
+
+
+class BaselineCalculator(Calculator):
+    """ASE calculator of a baseline pair potential: energy, energies, forces, stress."""
+
+    implemented_properties = ["energy", "energies", "forces", "stress"]  # noqa: RUF012
+
+    def __init__(self, potential: PairPotential, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        self.potential = potential
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = tuple(all_changes),
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)  # type: ignore[no-untyped-call]
+        assert self.atoms is not None  # set by Calculator.calculate
+        energy, energies, forces, stress = self.potential.evaluate(self.atoms)
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": energies,
+            "forces": forces,
+            "stress": stress,
+        }

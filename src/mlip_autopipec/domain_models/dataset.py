@@ -82,10 +82,10 @@ class Dataset(Sequence[LabelledStructure]):
     ) -> Dataset:
         """Build a dataset from ASE ``Atoms`` labelled in ``atoms.calc`` or ``info``/``arrays``.
 
-        The energy is read from the calculator's stored results (nothing is computed) or from
-        ``atoms.info[energy_key]``; forces likewise from ``atoms.arrays[forces_key]``. The name is
-        ``atoms.info['name']``, else ``<config_type or file stem>/<index>``. Optional weights come
-        from ``atoms.info['energy_weight']`` and ``atoms.info['force_weight']``.
+        The energy is read from ``atoms.info[energy_key]``, else from the calculator's stored
+        results (nothing is computed); forces likewise from ``atoms.arrays[forces_key]``. The
+        name is ``atoms.info['name']``, else ``<config_type or file stem>/<index>``. Optional
+        weights come from ``atoms.info['energy_weight']`` and ``atoms.info['force_weight']``.
         """
         stem = Path(source).stem if source is not None else "structure"
         structures = [
@@ -274,9 +274,11 @@ def _labelled_from_atoms(
     def fail(reason: str) -> DatasetValidationError:
         return DatasetValidationError(reason, index=index, name=name, source=source)
 
+    # The named keys win over the calculator: an extxyz file with ``REF_energy`` (asked for) and
+    # ``energy`` (ASE puts it in a calculator) must give the REF labels.
     results = atoms.calc.results if atoms.calc is not None else {}
-    energy = results.get("energy", info.get(energy_key))
-    forces = results.get("forces", atoms.arrays.get(forces_key))
+    energy = info.get(energy_key, results.get("energy"))
+    forces = atoms.arrays.get(forces_key, results.get("forces"))
     if energy is None:
         raise fail(
             f"no energy label: neither atoms.calc results nor atoms.info['{energy_key}'] hold one"

@@ -7,13 +7,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ase.calculators.mixing import SumCalculator
+from ase.data import atomic_numbers
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlip_autopipec.config.config_model import Baseline, NoBaseline
+from mlip_autopipec.analysis.dimers import DimerCheck
+from mlip_autopipec.config.config_model import Baseline, NoBaseline, ZBLBaseline
+from mlip_autopipec.domain_models.baseline import (
+    BaselineCalculator,
+    lj_pair_parameters,
+    pair_potential,
+)
 from mlip_autopipec.files import write_text_atomic
 
 if TYPE_CHECKING:
-    from ase.calculators.calculator import Calculator
+    from ase.calculators.calculator import BaseCalculator
 
 #: Name of the record that sits beside a potential's files.
 POTENTIAL_JSON = "potential.json"
@@ -38,10 +46,10 @@ class Provenance(_Record):
 
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     tool_versions: dict[str, str] = Field(default_factory=dict)
-    data_sha256: str
-    config_sha256: str
-    n_structures: int
-    n_atoms: int
+    data_sha256: str | None = Field(description="hash of the training data; None: unknown")
+    config_sha256: str | None = Field(description="hash of the trainer config; None: unknown")
+    n_structures: int | None = None
+    n_atoms: int | None = None
 
 
 class Potential(_Record):
@@ -63,6 +71,9 @@ class Potential(_Record):
     reference_energies: dict[str, float] = Field(default_factory=dict)
     train_metrics: FitMetrics | None = None
     test_metrics: FitMetrics | None = None
+    dimer_checks: tuple[DimerCheck, ...] = Field(
+        (), description="short-range behaviour of every element pair, checked after the fit"
+    )
     provenance: Provenance
 
     # -- files --------------------------------------------------------------------------------
@@ -97,29 +108,57 @@ class Potential(_Record):
 
     # -- deployment ---------------------------------------------------------------------------
 
-    def ase_calculator(self) -> Calculator:
-        """An ASE calculator (pyace's PyACECalculator) for this potential; energies in eV."""
+    def ase_calculator(self) -> BaseCalculator:
+        """An ASE calculator of the deployed potential: ACE (pyace), plus the baseline if any.
+
+        Energies are total energies in eV on the scale of the training labels, forces in eV/Å.
+        """
         if self.trainer == "mock":
             raise ValueError(
                 f"{self.yace_path} is a mock placeholder (trainer: mock), not a real potential"
             )
-        if not isinstance(self.baseline, NoBaseline):
-            raise NotImplementedError(
-                f"deploying a potential with a {self.baseline.type} baseline (ACE + baseline) "
-                "is not implemented yet"
-            )
         from pyace import PyACECalculator
 
-        calculator: Calculator = PyACECalculator(str(self.yace_path))
-        return calculator
+        ace: BaseCalculator = PyACECalculator(str(self.yace_path))
+        baseline = pair_potential(self.baseline, self.elements)
+        if baseline is None:
+            return ace
+        return SumCalculator([ace, BaselineCalculator(baseline)])
 
     def lammps_commands(self) -> list[str]:
-        """LAMMPS ``pair_style``/``pair_coeff`` lines (ML-PACE); atom types in potential order."""
-        if not isinstance(self.baseline, NoBaseline):
-            raise NotImplementedError(
-                f"LAMMPS commands for a {self.baseline.type} baseline are not implemented yet"
-            )
-        return [
-            "pair_style pace",
-            f"pair_coeff * * {self.yace_path} {' '.join(self.elements)}",
+        """LAMMPS input lines for the deployed potential; atom type k is ``elements[k-1]``.
+
+        With a baseline, ACE (ML-PACE) and the baseline are overlaid
+        (``pair_style hybrid/overlay pace zbl ...`` or ``... lj/cut ...``); the ``.yace`` holds
+        no ZBL of its own, so nothing is counted twice.
+        """
+        elements = " ".join(self.elements)
+        baseline = self.baseline
+        if isinstance(baseline, NoBaseline):
+            return ["pair_style pace", f"pair_coeff * * {self.yace_path} {elements}"]
+        pace = f"pair_coeff * * pace {self.yace_path} {elements}"
+        pairs = [
+            (i + 1, j + 1, first, second)
+            for i, first in enumerate(self.elements)
+            for j, second in enumerate(self.elements)
+            if j >= i
         ]
+        if isinstance(baseline, ZBLBaseline):
+            lines = [
+                f"pair_style hybrid/overlay pace zbl {baseline.inner_cutoff} "
+                f"{baseline.outer_cutoff}",
+                pace,
+            ]
+            lines += [
+                f"pair_coeff {i} {j} zbl {atomic_numbers[a]} {atomic_numbers[b]}"
+                for i, j, a, b in pairs
+            ]
+            return lines
+        parameters = lj_pair_parameters(baseline, self.elements)
+        lines = [f"pair_style hybrid/overlay pace lj/cut {baseline.cutoff}", pace]
+        for i, j, a, b in pairs:
+            epsilon, sigma = parameters[(a, b)]
+            lines.append(f"pair_coeff {i} {j} lj/cut {epsilon!r} {sigma!r}")
+        if baseline.shift:
+            lines.append("pair_modify pair lj/cut shift yes")
+        return lines

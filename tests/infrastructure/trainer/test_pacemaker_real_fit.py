@@ -10,6 +10,7 @@ from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.trainer import create_trainer
 from mlip_autopipec.infrastructure.trainer.outputs import TRAIN_PREDICTIONS, metrics_from_errors
+from mlip_autopipec.infrastructure.trainer.potential_file import potential_from_file
 from mlip_autopipec.oracle.emt import label_with_emt
 
 from ...conftest import cu_pt_structures
@@ -17,13 +18,27 @@ from ...conftest import cu_pt_structures
 pytestmark = [pytest.mark.slow, pytest.mark.requires_pacemaker]
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory: pytest.TempPathFactory) -> Potential:
+BASELINES = {
+    "none": {"type": "none"},
+    # An outer cutoff beyond the shortest distance (2.3 Å) makes ZBL reach into the data.
+    "zbl": {"type": "zbl", "inner_cutoff": 1.0, "outer_cutoff": 3.0},
+    "lj": {
+        "type": "lj",
+        "epsilon": {"Cu": 0.1, "Pt": 0.2},
+        "sigma": {"Cu": 2.2, "Pt": 2.4},
+        "cutoff": 4.0,
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(BASELINES))
+def fitted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Potential:
     dataset = label_with_emt(cu_pt_structures(count=30, seed=1), source="tiny EMT Cu-Pt")
     config = parse_trainer_config(
         {
             "type": "pacemaker",
             "cutoff": 4.5,
+            "b_ref": BASELINES[request.param],
             "ace_params": {"number_of_functions_per_element": 12},
             "fit": {"maxiter": 30, "test_size": 0.2, "display_step": 10},
             "threads": 2,
@@ -39,6 +54,7 @@ def test_the_yace_loads_in_pyace_and_the_record_is_complete(fitted: Potential) -
     assert list(basis.elements_name) == ["Cu", "Pt"]
     assert fitted.train_metrics is not None and fitted.test_metrics is not None
     assert fitted.test_metrics.n_structures == 6
+    assert fitted.provenance.n_structures == 31
     assert fitted.provenance.tool_versions["python-ace"]
     assert Potential.load(fitted.run_dir) == fitted
 
@@ -70,8 +86,40 @@ def test_ase_calculator_reproduces_pacemakers_train_rmse_on_the_label_scale(
     )
 
 
+def test_the_residual_was_fitted_and_the_labels_kept(fitted: Potential) -> None:
+    frame = pd.read_pickle(fitted.run_dir / "training_data.pckl.gzip", compression="gzip")
+    if fitted.baseline.type == "none":
+        assert "forces_label" not in frame.columns
+        return
+    assert np.abs(frame["energy_baseline"]).max() > 1e-3, "the baseline must reach the data"
+    for row in frame.itertuples():
+        np.testing.assert_allclose(row.forces + row.forces_baseline, row.forces_label)
+        assert row.energy_corrected == pytest.approx(
+            row.energy
+            - row.energy_baseline
+            - sum(fitted.reference_energies[s] for s in row.ase_atoms.get_chemical_symbols())
+        )
+
+
+def test_the_potential_file_alone_rebuilds_the_potential(fitted: Potential) -> None:
+    assert fitted.yaml_path is not None
+    rebuilt = potential_from_file(fitted.yaml_path, fitted.yace_path)
+    assert rebuilt.baseline == fitted.baseline
+    assert rebuilt.elements == fitted.elements
+    assert rebuilt.cutoff == fitted.cutoff
+    assert rebuilt.reference_energies == pytest.approx(fitted.reference_energies)
+
+
+def test_short_range_is_repulsive_below_the_data(fitted: Potential) -> None:
+    assert len(fitted.dimer_checks) == 3
+    assert (fitted.run_dir / "dimers.png").exists()
+    for check in fitted.dimer_checks:
+        energies = check.energies_ev
+        assert energies["0.6"] > energies["1"] > energies["1.5"], check
+        if fitted.baseline.type != "lj":
+            assert check.repulsive_below_data, check
+
+
 def test_lammps_commands_name_the_yace_and_the_elements(fitted: Potential) -> None:
-    assert fitted.lammps_commands() == [
-        "pair_style pace",
-        f"pair_coeff * * {fitted.yace_path} Cu Pt",
-    ]
+    commands = fitted.lammps_commands()
+    assert f"{fitted.yace_path} Cu Pt" in "\n".join(commands)

@@ -69,7 +69,15 @@ def test_whole_flow_returns_a_potential_whose_files_exist(
     assert json.loads(metadata["mlip_autopipec_reference_energies"]) == pytest.approx(
         potential.reference_energies
     )
-    assert metadata["user"] == "fake"  # pacemaker's own entries stay
+    assert metadata["pacemaker_version"] == "0.4.0rc1"  # pacemaker's own entries stay
+
+    # The short-range check ran on the deployed potential, with a plot.
+    assert {check.pair for check in potential.dimer_checks} == {
+        ("Cu", "Cu"),
+        ("Cu", "Pt"),
+        ("Pt", "Pt"),
+    }
+    assert (workdir / "dimers.png").read_bytes().startswith(b"\x89PNG")
 
     reloaded = Potential.load(workdir)
     assert reloaded == potential

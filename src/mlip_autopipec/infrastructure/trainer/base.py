@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from mlip_autopipec.config.config_model import Baseline, TrainerConfig
-from mlip_autopipec.domain_models.baseline import resolve_baseline
+from mlip_autopipec.domain_models.baseline import pair_potential, resolve_baseline
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, Provenance
 from mlip_autopipec.domain_models.reference_energies import resolve_reference_energies
@@ -76,7 +76,18 @@ class BaseTrainer(ABC):
         )
         data_path = workdir / DATA_FILE
         input_path = workdir / INPUT_YAML
-        write_data_file(dataset_to_dataframe(dataset, reference_energies), data_path)
+        try:
+            baseline_potential = pair_potential(baseline, dataset.elements)
+        except ValueError as error:
+            raise ConfigurationError([("trainer.b_ref", str(error))]) from error
+        # Delta learning: ACE is fitted to what the baseline leaves of the labels.
+        baseline_labels = (
+            None
+            if baseline_potential is None
+            else [baseline_potential.energy_and_forces(s.atoms) for s in dataset]
+        )
+        frame = dataset_to_dataframe(dataset, reference_energies, baseline_labels)
+        write_data_file(frame, data_path)
         pacemaker_input.write(input_path)
         return RunInputs(
             data_path, input_path, pacemaker_input, baseline, reference_energies, distances

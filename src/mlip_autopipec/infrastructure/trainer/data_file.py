@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +18,18 @@ GZIP_LEVEL = 1
 
 
 def dataset_to_dataframe(
-    dataset: Dataset, reference_energies: Mapping[str, float] | None = None
+    dataset: Dataset,
+    reference_energies: Mapping[str, float] | None = None,
+    baseline_labels: Sequence[tuple[float, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """pacemaker's DataFrame: ``ase_atoms``, ``energy``, ``forces``, ``energy_corrected``, ``name``.
 
-    ``energy_corrected`` is the total energy (eV) minus the per-element ``reference_energies``
-    (eV/atom); pacemaker fits it. Per-structure weights become pacemaker's ``w_energy`` and
-    per-atom ``w_forces`` columns, normalised as pacemaker's own weighting policies do.
+    pacemaker fits ``energy_corrected`` and ``forces``. ``energy_corrected`` is the total energy
+    (eV) minus the per-element ``reference_energies`` (eV/atom). With ``baseline_labels`` (the
+    baseline's energy in eV and forces in eV/Å for each structure) both fitted columns hold the
+    residual, label minus baseline; the labels stay in ``energy`` and ``forces_label``, the
+    baseline in ``energy_baseline`` and ``forces_baseline``. Per-structure weights become
+    pacemaker's ``w_energy`` and per-atom ``w_forces``, normalised as its weighting policies do.
     """
     reference_energies = dict(reference_energies or {})
     missing = sorted(set(dataset.elements) - set(reference_energies)) if reference_energies else []
@@ -63,6 +68,20 @@ def dataset_to_dataframe(
             "energy_corrected": energies - offsets,
         }
     )
+    if baseline_labels is not None:
+        if len(baseline_labels) != len(dataset):
+            raise ValueError(
+                f"{len(baseline_labels)} baseline labels for {len(dataset)} structures"
+            )
+        baseline_energies = np.array([energy for energy, _ in baseline_labels], dtype=float)
+        frame["energy_baseline"] = baseline_energies
+        frame["energy_corrected"] -= baseline_energies
+        frame["forces_label"] = frame["forces"]
+        frame["forces_baseline"] = _per_structure([forces for _, forces in baseline_labels], frame)
+        frame["forces"] = _per_structure(
+            [s.forces - forces for s, (_, forces) in zip(dataset, baseline_labels, strict=True)],
+            frame,
+        )
     if dataset.has_weights:
         energy_weights = np.array(
             [1.0 if s.energy_weight is None else s.energy_weight for s in dataset]
@@ -76,10 +95,13 @@ def dataset_to_dataframe(
         if total_force_weight <= 0:
             raise DatasetValidationError("all force weights are zero", source=dataset.source)
         frame["w_energy"] = energy_weights / energy_weights.sum()
-        frame["w_forces"] = pd.Series(
-            [w / total_force_weight for w in force_weights], index=frame.index, dtype=object
-        )
+        frame["w_forces"] = _per_structure([w / total_force_weight for w in force_weights], frame)
     return frame
+
+
+def _per_structure(arrays: Sequence[np.ndarray], frame: pd.DataFrame) -> pd.Series:
+    """A column holding one array per structure (row)."""
+    return pd.Series(list(arrays), index=frame.index, dtype=object)
 
 
 def dataframe_to_dataset(frame: pd.DataFrame, *, source: str | Path | None = None) -> Dataset:
@@ -91,8 +113,10 @@ def dataframe_to_dataset(frame: pd.DataFrame, *, source: str | Path | None = Non
         frame["name"] if "name" in frame.columns else [f"structure/{i}" for i in range(len(frame))]
     )
     structures = []
+    # With a baseline, "forces" holds the residual and the labels are in "forces_label".
+    labels = frame["forces_label"] if "forces_label" in frame.columns else frame["forces"]
     for atoms, energy, forces, name in zip(
-        frame["ase_atoms"], frame["energy"], frame["forces"], names, strict=True
+        frame["ase_atoms"], frame["energy"], labels, names, strict=True
     ):
         bare = Atoms(
             numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from mlip_autopipec.analysis.dimers import check_dimer_curves, dimer_curves, plot_dimer_curves
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 POTENTIAL_YACE = "potential.yace"
 PACEMAKER_LOG = "pacemaker.log"
 YAML2YACE_LOG = "pace_yaml2yace.log"
+DIMERS_PNG = "dimers.png"
 
 
 class PacemakerTrainer(BaseTrainer):
@@ -89,7 +91,7 @@ class PacemakerTrainer(BaseTrainer):
         test_path = workdir / TEST_PREDICTIONS
         test_metrics = read_prediction_metrics(test_path) if test_path.exists() else None
 
-        # 6. Record the result; potential.json is written last and marks a finished run.
+        # 6. Record the result.
         potential = Potential(
             run_dir=workdir,
             trainer="pacemaker",
@@ -103,6 +105,14 @@ class PacemakerTrainer(BaseTrainer):
             test_metrics=test_metrics,
             provenance=self.provenance(dataset),
         )
+
+        # 7. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
+        curves = dimer_curves(potential.ase_calculator(), potential.elements, potential.cutoff)
+        plot_dimer_curves(curves, inputs.shortest_distances, workdir / DIMERS_PNG)
+        checks = check_dimer_curves(curves, inputs.shortest_distances)
+        potential = potential.model_copy(update={"dimer_checks": tuple(checks)})
+
+        # 8. potential.json is written last: it marks a finished run.
         potential.save()
         return potential
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
 from mlip_autopipec.config.config_model import Baseline
+from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.files import atomic_path, write_text_atomic
 
 METADATA_BASELINE = "mlip_autopipec_baseline"
@@ -41,13 +44,54 @@ def add_metadata(yaml_path: Path, metadata: Mapping[str, str]) -> None:
     writes it here.
     """
     document = _load(yaml_path)
-    document.setdefault("metadata", {}).update({str(k): str(v) for k, v in metadata.items()})
+    # pacemaker's metadata are strings, some of which YAML would read as dates: keep them text.
+    existing = {str(k): str(v) for k, v in (document.get("metadata") or {}).items()}
+    document["metadata"] = existing | {str(k): str(v) for k, v in metadata.items()}
     _dump(document, yaml_path)
 
 
 def read_metadata(yaml_path: Path) -> dict[str, str]:
     """The ``metadata`` of a B-basis potential file."""
     return {str(k): str(v) for k, v in (_load(yaml_path).get("metadata") or {}).items()}
+
+
+def potential_from_file(yaml_path: Path, yace_path: Path) -> Potential:
+    """Rebuild a Potential from pacemaker's files alone, e.g. one copied without potential.json.
+
+    The baseline and the reference energies come from the metadata the trainer wrote into the
+    ``.yaml``; elements and cutoff from the potential itself. Metrics and the data's provenance
+    are unknown.
+    """
+    document = _load(yaml_path)
+    metadata = document.get("metadata") or {}
+    if METADATA_BASELINE not in metadata:
+        raise ValueError(
+            f"{yaml_path} has no '{METADATA_BASELINE}' metadata: it was not written by "
+            "mlip-autopipec, so its baseline is unknown"
+        )
+    blocks = document.get("species") or []
+    elements = sorted({e for block in blocks for e in str(block["speciesblock"]).split()})
+    cutoff = max(float(block.get("rcutij", 0.0)) for block in blocks)
+    run_dir = yace_path.parent.resolve()
+    return Potential(
+        run_dir=run_dir,
+        trainer="pacemaker",
+        yace_file=yace_path.name,
+        yaml_file=os.path.relpath(yaml_path.resolve(), run_dir),
+        elements=tuple(elements),
+        cutoff=cutoff,
+        baseline=TypeAdapter(Baseline).validate_json(metadata[METADATA_BASELINE]),
+        reference_energies=json.loads(metadata.get(METADATA_REFERENCE_ENERGIES, "{}")),
+        provenance=Provenance(
+            tool_versions={
+                key: str(metadata[key])
+                for key in ("pacemaker_version", "ace_evaluator_version", "tensorpot_version")
+                if key in metadata
+            },
+            data_sha256=None,
+            config_sha256=None,
+        ),
+    )
 
 
 def set_reference_energies(yace_path: Path, reference_energies: Mapping[str, float]) -> None:

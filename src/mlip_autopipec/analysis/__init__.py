@@ -1,0 +1,1 @@
+"""Checks and plots of trained potentials."""
