@@ -246,8 +246,21 @@ def _check_cell(atoms: Atoms, fail: Any) -> None:
 
 
 def _check_close_atoms(atoms: Atoms, fail: Any) -> None:
-    if len(atoms) < 2 and not atoms.pbc.any():
+    periodic = np.asarray(atoms.pbc, dtype=bool)
+    if len(atoms) < 2 and not periodic.any():
         return
+    if periodic.any():
+        # Checked first, and cheaply: ASE's neighbor_list visits every cell image within 3 Å,
+        # which takes minutes on a cell of a few hundredths of an Å.
+        from ase.geometry import minkowski_reduce
+
+        reduced, _ = minkowski_reduce(np.asarray(atoms.cell), pbc=periodic)
+        image = float(np.linalg.norm(reduced[periodic], axis=1).min())
+        if image < MIN_INTERATOMIC_DISTANCE:
+            raise fail(
+                f"every atom is {image:.4f} Å from its own periodic image "
+                f"(closer than {MIN_INTERATOMIC_DISTANCE} Å)"
+            )
     from ase.neighborlist import neighbor_list
 
     first, second, distances = neighbor_list("ijd", atoms, MIN_INTERATOMIC_DISTANCE)
@@ -317,24 +330,48 @@ def shortest_distances(
 ) -> dict[tuple[str, str], float]:
     """Shortest distance (Å) between atoms of each element pair (sorted symbols) in the data.
 
-    Periodic images count. Pairs never closer than ``search_radius`` are absent.
+    Periodic images count. Pairs never closer than ``search_radius`` are absent. Neighbours are
+    first searched within a short radius, which finds most pairs quickly; the full radius is
+    searched only for pairs not found, in the structures that hold both elements.
     """
+    quick_radius = min(search_radius, QUICK_SEARCH_RADIUS)
+    shortest = _shortest_within(dataset, quick_radius, pairs=None)
+    if quick_radius < search_radius:
+        elements = dataset.elements
+        missing = {
+            (a, b) for i, a in enumerate(elements) for b in elements[i:] if (a, b) not in shortest
+        }
+        if missing:
+            shortest |= _shortest_within(dataset, search_radius, pairs=missing)
+    return shortest
+
+
+#: Radius (Å) of the first, fast neighbour search of shortest_distances.
+QUICK_SEARCH_RADIUS = 3.0
+
+
+def _shortest_within(
+    dataset: Dataset, radius: float, pairs: set[tuple[str, str]] | None
+) -> dict[tuple[str, str], float]:
     from ase.neighborlist import neighbor_list
 
     shortest: dict[tuple[str, str], float] = {}
     for structure in dataset:
         atoms = structure.atoms
-        first, second, distances = neighbor_list("ijd", atoms, search_radius)
+        symbols = np.array(atoms.get_chemical_symbols())
+        if pairs is not None:
+            present = set(symbols.tolist())
+            if not any(a in present and b in present for a, b in pairs):
+                continue
+        first, second, distances = neighbor_list("ijd", atoms, radius)
         if not len(distances):
             continue
-        symbols = np.array(atoms.get_chemical_symbols())
         pair_first = symbols[first]
         pair_second = symbols[second]
-        for a, b in {(x, y) for x, y in zip(pair_first, pair_second, strict=True)}:
-            if a > b:
+        for a, b in set(zip(pair_first.tolist(), pair_second.tolist(), strict=True)):
+            key = (a, b)
+            if a > b or (pairs is not None and key not in pairs):
                 continue
-            mask = (pair_first == a) & (pair_second == b)
-            value = float(distances[mask].min())
-            key = (str(a), str(b))
+            value = float(distances[(pair_first == a) & (pair_second == b)].min())
             shortest[key] = min(value, shortest.get(key, np.inf))
     return shortest
