@@ -74,6 +74,7 @@ frame["NUMBER_OF_ATOMS"] = frame["ase_atoms"].map(len)
 frame["energy_pred"] = frame["energy_corrected"] + 0.002 * frame["NUMBER_OF_ATOMS"]
 frame["forces_pred"] = [forces + 0.03 for forces in frame["forces"]]
 n_test = max(1, int(len(frame) * float(config["data"].get("test_size", 0.1))))
+frame.iloc[n_test:].to_pickle("fitting_data_info.pckl.gzip", compression="gzip")
 frame.iloc[n_test:].to_pickle("train_pred.pckl.gzip", compression="gzip")
 frame.iloc[:n_test].to_pickle("test_pred.pckl.gzip", compression="gzip")
 print("fake pacemaker done", flush=True)
@@ -86,6 +87,18 @@ source, output = sys.argv[1], sys.argv[sys.argv.index("-o") + 1]
 assert "species" in yaml.safe_load(open(source)), f"{source} is not a B-basis potential"
 shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt.yace", output)
 print(f"Saving Ctilde-basis to '{output}'")
+'''
+
+
+FAKE_ACTIVESET = '''
+"""Fake pace_activeset: checks its inputs, writes the reference active set."""
+import os, shutil, sys
+assert sys.argv[1:3] == ["-d", "fitting_data_info.pckl.gzip"], sys.argv
+assert os.path.exists(sys.argv[-1]), f"no potential {sys.argv[-1]}"
+if os.environ.get("FAKE_PACEMAKER_MODE") == "activeset_fail":
+    sys.exit("ValueError: Insufficient atomic environments to determine active set")
+shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt_output_potential.asi",
+            sys.argv[-1].replace(".yaml", ".asi"))
 '''
 
 
@@ -103,6 +116,7 @@ def fake_pacemaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bin_dir.mkdir()
     write_executable(bin_dir / "pacemaker", FAKE_PACEMAKER)
     write_executable(bin_dir / "pace_yaml2yace", FAKE_YAML2YACE)
+    write_executable(bin_dir / "pace_activeset", FAKE_ACTIVESET)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_PACEMAKER_DATA", str(TEST_DATA))
     return bin_dir

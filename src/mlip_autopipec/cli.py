@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mlip_autopipec.config.config_model import TrainerConfig, load_config
+from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import FitMetrics, Potential
 from mlip_autopipec.errors import ConfigurationError, DatasetValidationError, TrainerError
@@ -72,6 +72,59 @@ def build_parser() -> argparse.ArgumentParser:
     dimers.add_argument(
         "--png", type=Path, default=None, help="plot file (default: RUN_DIR/dimers.png)"
     )
+
+    report = commands.add_parser(
+        "report",
+        help="(re)build the training report of a run: plots, metrics.json, report.html",
+        description=(
+            "Draw parity plots, error histograms and the learning curve of a pacemaker run and "
+            "write them with the metrics, config and provenance into "
+            "RUN_DIR/report/mlip_autopipec/report.html."
+        ),
+    )
+    report.add_argument("run_dir", type=Path, help="run directory of a training run")
+    report.add_argument(
+        "--dimers",
+        action="store_true",
+        help="compute the dimer curves from the potential instead of reusing RUN_DIR/dimers.png",
+    )
+
+    select = commands.add_parser(
+        "select",
+        help="D-optimal selection of structures, without training",
+        description=(
+            "Select the most informative structures of DATA by D-optimality (pace_select) over "
+            "the ACE basis of CONFIG, e.g. before sending them to DFT. The size comes from "
+            "CONFIG's trainer.active_set or from --max-structures/--fraction."
+        ),
+    )
+    select.add_argument("--config", required=True, type=Path, help="YAML file with 'trainer'")
+    select.add_argument("--data", required=True, type=Path, help="structures, any ASE format")
+    select.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="selected structures: .extxyz/.xyz (ASE) or .pckl.gzip (pacemaker's format)",
+    )
+    size = select.add_mutually_exclusive_group()
+    size.add_argument("--max-structures", type=int, help="number of structures to keep")
+    size.add_argument("--fraction", type=float, help="fraction of the structures to keep")
+    select.add_argument(
+        "--previous",
+        type=Path,
+        help="run directory of a trained potential: select what its active set does not cover",
+    )
+
+    gamma = commands.add_parser(
+        "gamma",
+        help="extrapolation grade of structures under a trained potential",
+        description=(
+            "Per-structure maximum extrapolation grade gamma of DATA under the potential of "
+            "RUN_DIR (from its active set): gamma > 1 means outside the training set's span."
+        ),
+    )
+    gamma.add_argument("run_dir", type=Path, help="run directory of a trained potential")
+    gamma.add_argument("data", type=Path, help="structures, any ASE format")
     return parser
 
 
@@ -83,11 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             config = load_config(args.config).trainer
             dataset = Dataset.read(args.data)
-            return _train(config, dataset, args.out)
+            return _train(config, dataset, args.out, _progress_reporter(config, args))
         if args.command == "demo":
-            return _demo(args.out)
+            return _demo(args)
         if args.command == "dimers":
             return _dimers(args.run_dir, args.png)
+        if args.command == "report":
+            return _report(args.run_dir, args.dimers)
+        if args.command == "select":
+            return _select(args)
+        if args.command == "gamma":
+            return _gamma(args.run_dir, args.data)
     except (ConfigurationError, DatasetValidationError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -97,21 +156,85 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unknown command {args.command}")  # argparse rejects these
 
 
-def _train(config: TrainerConfig, dataset: Dataset, out: Path) -> int:
+def _progress_reporter(
+    config: TrainerConfig, args: argparse.Namespace
+) -> Callable[[str], None] | None:
+    """Live progress on stderr: a bar on a terminal, else a plain line every 30 s. None with
+    --quiet, or with --verbose, where the programs' own output is shown line by line."""
+    from mlip_autopipec.infrastructure.trainer.progress import ProgressReporter
+
+    if args.quiet or args.verbose or config.type != "pacemaker":
+        return None
+    return ProgressReporter(config.fit.maxiter)
+
+
+def _train(
+    config: TrainerConfig,
+    dataset: Dataset,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+) -> int:
     from mlip_autopipec.infrastructure.trainer import create_trainer
 
     log.info("%s", dataset)
     started = time.perf_counter()
-    potential = create_trainer(config).train(dataset, out)
+    potential = create_trainer(config, on_output_line=progress).train(dataset, out)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK
 
 
-def _demo(out: Path) -> int:
+def _demo(args: argparse.Namespace) -> int:
     from mlip_autopipec.demo import demo_config, demo_dataset
 
     log.info("labelling the demo structures with EMT")
-    return _train(demo_config(), demo_dataset(), out)
+    config = demo_config()
+    return _train(config, demo_dataset(), args.out, _progress_reporter(config, args))
+
+
+def _report(run_dir: Path, compute_dimers: bool) -> int:
+    from mlip_autopipec.infrastructure.trainer.report import build_report
+
+    print(f"report: {build_report(run_dir, compute_dimers=compute_dimers)}")
+    return EXIT_OK
+
+
+def _select(args: argparse.Namespace) -> int:
+    from ase.io import write
+
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer.data_file import (
+        dataset_to_dataframe,
+        write_data_file,
+    )
+
+    config = load_config(args.config).trainer
+    overrides: dict[str, object] = {"enabled": True}
+    if args.max_structures is not None or args.fraction is not None:
+        overrides |= {"max_structures": args.max_structures, "fraction": args.fraction}
+    if args.previous is not None:
+        overrides["previous_potential"] = args.previous
+    active_set = {**config.active_set.model_dump(), **overrides}
+    config = parse_config(
+        {"trainer": {**config.model_dump(), "active_set": active_set}}, source=args.config
+    ).trainer
+    dataset = Dataset.read(args.data)
+    out: Path = args.out
+    selection = PacemakerTrainer(config).select(dataset, out.with_name(out.name + ".selection"))
+    selected = dataset.subset(selection.indices)
+    if out.name.endswith((".pckl.gzip", ".pkl.gz")):
+        write_data_file(dataset_to_dataframe(selected), out)
+    else:
+        write(out, selected.to_atoms())
+    print(f"selected {selection.n_selected} of {selection.n_total} structures: {out}")
+    return EXIT_OK
+
+
+def _gamma(run_dir: Path, data: Path) -> int:
+    from mlip_autopipec.analysis.extrapolation import extrapolation_grades, format_grades
+
+    potential = _load_potential(run_dir)
+    print(format_grades(extrapolation_grades(potential, Dataset.read(data))))
+    return EXIT_OK
 
 
 def _dimers(run_dir: Path, png: Path | None) -> int:
@@ -163,6 +286,22 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     for label, metrics in (("train", potential.train_metrics), ("test", potential.test_metrics)):
         if metrics is not None:
             lines.append(_metrics_line(label, metrics))
+    if potential.selection is not None:
+        lines.append(
+            f"trained on {potential.selection.n_selected} of {potential.selection.n_total} "
+            f"structures (D-optimal selection: {potential.selection.file})"
+        )
+    lines += [
+        f"short range: {'-'.join(check.pair)} does NOT rise steadily below "
+        f"{check.first_violation_distance} Å (see dimers.png)"
+        for check in potential.dimer_checks
+        if not check.repulsive_below_data
+    ]
+    from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, REPORT_HTML
+
+    report = potential.run_dir / REPORT_DIR / REPORT_HTML
+    if report.exists():
+        lines.append(f"report: {report}")
     if potential.trainer == "mock":
         lines.append("(mock trainer: nothing was fitted)")
     return "\n".join(lines)

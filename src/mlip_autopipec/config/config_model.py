@@ -192,6 +192,51 @@ class FitSettings(StrictModel):
     )
 
 
+class ActiveSetSettings(StrictModel):
+    """Active sets: D-optimal selection of the training structures before the fit (pace_select,
+    off by default), and the active set of the fitted potential (pace_activeset, always).
+
+    The structures whose atomic environments add most to the volume spanned by the ACE basis
+    projections (MaxVol) are kept; the fit then runs on them alone. Selection repeats on the
+    structures left until the requested number is reached.
+    """
+
+    enabled: bool = False
+    max_structures: PositiveInt | None = Field(None, description="number of structures to keep")
+    fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+        None, description="fraction of the structures to keep, in (0, 1]"
+    )
+    batch_size: PositiveInt | None = Field(
+        None, description="structures per batch of pace_select (bounds its memory); None: all"
+    )
+    gamma_tolerance: Annotated[float, Field(ge=1.0)] = Field(
+        1.01, description="MaxVol tolerance of pace_select and pace_activeset"
+    )
+    all_atoms: bool = Field(
+        True,
+        description=(
+            "build the fitted potential's active set from every training atom, so training "
+            "structures grade gamma <= gamma_tolerance; false: pacemaker's default, which leaves "
+            "out atoms with outlying force errors (they then grade as extrapolative)"
+        ),
+    )
+    previous_potential: Path | None = Field(
+        None,
+        description=(
+            "run directory of the previous generation's potential: the selection then adds to "
+            "what its active set already covers"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_size(self) -> ActiveSetSettings:
+        if self.max_structures is not None and self.fraction is not None:
+            raise ValueError("give max_structures or fraction, not both")
+        if self.enabled and self.max_structures is None and self.fraction is None:
+            raise ValueError("an enabled selection needs max_structures or fraction")
+        return self
+
+
 class Executables(StrictModel):
     """Names (looked up on PATH) or paths of pacemaker's programs."""
 
@@ -211,6 +256,7 @@ class TrainerConfig(StrictModel):
     )
     ace_params: AceParams = Field(default_factory=AceParams)
     fit: FitSettings = Field(default_factory=FitSettings)
+    active_set: ActiveSetSettings = Field(default_factory=ActiveSetSettings)
     reference_energies: Literal["auto"] | dict[str, float] = Field(
         "auto",
         description=(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.mixing import SumCalculator
 from ase.data import atomic_numbers
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +19,7 @@ from mlip_autopipec.analysis.dimers import DimerCheck
 from mlip_autopipec.config.config_model import Baseline, NoBaseline, ZBLBaseline
 from mlip_autopipec.domain_models.baseline import (
     BaselineCalculator,
+    PairPotential,
     lj_pair_parameters,
     pair_potential,
 )
@@ -39,6 +44,17 @@ class FitMetrics(_Record):
     force_rmse_mev_per_angstrom: float
     force_mae_mev_per_angstrom: float
     n_structures: int | None = None
+
+
+class Selection(_Record):
+    """Which structures of the dataset a potential was trained on, after D-optimal selection."""
+
+    method: str
+    n_selected: int
+    n_total: int
+    indices: tuple[int, ...] = Field(description="positions in the dataset, in selection order")
+    names: tuple[str, ...]
+    file: str = Field(description="the selection's record in the run directory")
 
 
 class Provenance(_Record):
@@ -71,6 +87,9 @@ class Potential(_Record):
     reference_energies: dict[str, float] = Field(default_factory=dict)
     train_metrics: FitMetrics | None = None
     test_metrics: FitMetrics | None = None
+    selection: Selection | None = Field(
+        None, description="D-optimal selection of the training structures, if any"
+    )
     dimer_checks: tuple[DimerCheck, ...] = Field(
         (), description="short-range behaviour of every element pair, checked after the fit"
     )
@@ -108,35 +127,61 @@ class Potential(_Record):
 
     # -- deployment ---------------------------------------------------------------------------
 
-    def ase_calculator(self) -> BaseCalculator:
+    def ase_calculator(self, extrapolation: bool = False) -> BaseCalculator:
         """An ASE calculator of the deployed potential: ACE (pyace), plus the baseline if any.
 
         Energies are total energies in eV on the scale of the training labels, forces in eV/Å.
+        With ``extrapolation`` the results also hold ``gamma``, the per-atom extrapolation
+        grade from the active set (above 1: the environment lies outside the training set).
         """
         if self.trainer == "mock":
             raise ValueError(
                 f"{self.yace_path} is a mock placeholder (trainer: mock), not a real potential"
             )
+        baseline = pair_potential(self.baseline, self.elements)
+        if extrapolation:
+            if self.active_set_path is None or self.yaml_path is None:
+                raise ValueError(f"the potential in {self.run_dir} has no active set (.asi)")
+            return ExtrapolationCalculator(
+                self.yaml_path, self.active_set_path, self.reference_energies, baseline
+            )
         from pyace import PyACECalculator
 
         ace: BaseCalculator = PyACECalculator(str(self.yace_path))
-        baseline = pair_potential(self.baseline, self.elements)
         if baseline is None:
             return ace
         return SumCalculator([ace, BaselineCalculator(baseline)])
 
-    def lammps_commands(self) -> list[str]:
+    def lammps_commands(self, extrapolation: bool = False) -> list[str]:
         """LAMMPS input lines for the deployed potential; atom type k is ``elements[k-1]``.
 
         With a baseline, ACE (ML-PACE) and the baseline are overlaid
         (``pair_style hybrid/overlay pace zbl ...`` or ``... lj/cut ...``); the ``.yace`` holds
-        no ZBL of its own, so nothing is counted twice.
+        no ZBL of its own, so nothing is counted twice. With ``extrapolation``, ACE is
+        ``pace/extrapolation`` on the B-basis ``.yaml`` and its active set, and the per-atom
+        grade is kept in ``f_pace_gamma`` every 10 steps (its maximum in
+        ``c_max_pace_gamma``); that ``.yaml`` holds no reference energies, so total energies
+        are then shifted by the sum of ``reference_energies`` over the atoms (forces are not).
         """
+        if extrapolation:
+            if self.active_set_path is None or self.yaml_path is None:
+                raise ValueError(f"the potential in {self.run_dir} has no active set (.asi)")
+            ace_style = "pace/extrapolation"
+            ace_files = f"{self.yaml_path} {self.active_set_path}"
+            gamma = [
+                "fix pace_gamma all pair 10 pace/extrapolation gamma 1",
+                "compute max_pace_gamma all reduce max f_pace_gamma",
+            ]
+        else:
+            ace_style, ace_files, gamma = "pace", str(self.yace_path), []
+        return self._pair_commands(ace_style, ace_files) + gamma
+
+    def _pair_commands(self, ace_style: str, ace_files: str) -> list[str]:
         elements = " ".join(self.elements)
         baseline = self.baseline
         if isinstance(baseline, NoBaseline):
-            return ["pair_style pace", f"pair_coeff * * {self.yace_path} {elements}"]
-        pace = f"pair_coeff * * pace {self.yace_path} {elements}"
+            return [f"pair_style {ace_style}", f"pair_coeff * * {ace_files} {elements}"]
+        pace = f"pair_coeff * * {ace_style} {ace_files} {elements}"
         pairs = [
             (i + 1, j + 1, first, second)
             for i, first in enumerate(self.elements)
@@ -145,7 +190,7 @@ class Potential(_Record):
         ]
         if isinstance(baseline, ZBLBaseline):
             lines = [
-                f"pair_style hybrid/overlay pace zbl {baseline.inner_cutoff} "
+                f"pair_style hybrid/overlay {ace_style} zbl {baseline.inner_cutoff} "
                 f"{baseline.outer_cutoff}",
                 pace,
             ]
@@ -155,10 +200,69 @@ class Potential(_Record):
             ]
             return lines
         parameters = lj_pair_parameters(baseline, self.elements)
-        lines = [f"pair_style hybrid/overlay pace lj/cut {baseline.cutoff}", pace]
+        lines = [f"pair_style hybrid/overlay {ace_style} lj/cut {baseline.cutoff}", pace]
         for i, j, a, b in pairs:
             epsilon, sigma = parameters[(a, b)]
             lines.append(f"pair_coeff {i} {j} lj/cut {epsilon!r} {sigma!r}")
         if baseline.shift:
             lines.append("pair_modify pair lj/cut shift yes")
         return lines
+
+
+class ExtrapolationCalculator(Calculator):
+    """ACE from the B-basis ``.yaml`` with its active set, plus reference energies and baseline.
+
+    pyace computes the extrapolation grade only from the B-basis form of a potential, which
+    holds no reference energies; they are added here, so energies match ``ase_calculator()``.
+    """
+
+    implemented_properties = ["energy", "energies", "forces", "stress", "gamma"]  # noqa: RUF012
+
+    def __init__(
+        self,
+        yaml_path: Path,
+        active_set_path: Path,
+        reference_energies: dict[str, float],
+        baseline: PairPotential | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        from pyace import PyACECalculator
+
+        self.ace = PyACECalculator(str(yaml_path))
+        self.ace.set_active_set(str(active_set_path))
+        self.reference_energies = reference_energies
+        self.baseline = baseline
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = tuple(all_changes),
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)  # type: ignore[no-untyped-call]
+        assert self.atoms is not None  # set by Calculator.calculate
+        structure = self.atoms.copy()
+        self.ace.calculate(structure, properties, system_changes)
+        ace = self.ace.results
+        offsets = np.array([self.reference_energies[s] for s in structure.get_chemical_symbols()])
+        energies = np.asarray(ace["energies"]) + offsets
+        forces = np.array(ace["forces"])
+        stress = np.array(ace["stress"]) if "stress" in ace else np.zeros(6)
+        if self.baseline is not None:
+            _, baseline_energies, baseline_forces, baseline_stress = self.baseline.evaluate(
+                structure
+            )
+            energies = energies + baseline_energies
+            forces = forces + baseline_forces
+            stress = stress + baseline_stress
+        energy = float(energies.sum())
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": energies,
+            "forces": forces,
+            "gamma": np.array(ace["gamma"]),
+        }
+        if structure.pbc.all():
+            self.results["stress"] = stress

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from ase.build import bulk
 
+from mlip_autopipec.analysis.extrapolation import extrapolation_grades
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.trainer import create_trainer
@@ -123,3 +127,75 @@ def test_short_range_is_repulsive_below_the_data(fitted: Potential) -> None:
 def test_lammps_commands_name_the_yace_and_the_elements(fitted: Potential) -> None:
     commands = fitted.lammps_commands()
     assert f"{fitted.yace_path} Cu Pt" in "\n".join(commands)
+
+
+def test_active_set_grades_training_structures_inside_and_new_ones_outside(
+    fitted: Potential,
+) -> None:
+    assert fitted.active_set_path is not None and fitted.active_set_path.exists()
+    training = label_with_emt(cu_pt_structures(count=30, seed=1))
+    train_names = set(
+        pd.read_pickle(fitted.run_dir / TRAIN_PREDICTIONS, compression="gzip")["name"]
+    )
+    inside = training.subset([i for i, s in enumerate(training) if s.name in train_names])
+    grades = extrapolation_grades(fitted, inside)
+    assert max(grade.max_gamma for grade in grades) <= 1.0 + 0.05
+
+    outside = label_with_emt([bulk("Cu", "bcc", a=2.7, cubic=True), bulk("Pt", "sc", a=2.5)])
+    assert min(grade.max_gamma for grade in extrapolation_grades(fitted, outside)) > 1.0
+
+
+def test_extrapolation_calculator_predicts_what_the_deployed_one_does(
+    fitted: Potential,
+) -> None:
+    atoms = cu_pt_structures(count=3, seed=7)[2]
+    plain = atoms.copy()
+    plain.calc = fitted.ase_calculator()
+    graded = atoms.copy()
+    graded.calc = fitted.ase_calculator(extrapolation=True)
+    assert graded.get_potential_energy() == pytest.approx(plain.get_potential_energy(), abs=1e-6)
+    np.testing.assert_allclose(graded.get_forces(), plain.get_forces(), atol=1e-6)
+    assert graded.calc.results["gamma"].shape == (len(atoms),)
+
+    commands = "\n".join(fitted.lammps_commands(extrapolation=True))
+    assert f"{fitted.yaml_path} {fitted.active_set_path} Cu Pt" in commands
+    assert "fix pace_gamma all pair 10 pace/extrapolation gamma 1" in commands
+
+
+@pytest.mark.parametrize("fitted", ["none"], indirect=True)
+def test_next_generation_selects_what_the_previous_potential_does_not_know(
+    fitted: Potential, tmp_path: Path
+) -> None:    # Structures the previous potential was trained on are in its active set: nothing new.
+    train_names = set(
+        pd.read_pickle(fitted.run_dir / TRAIN_PREDICTIONS, compression="gzip")["name"]
+    )
+    known = [a for a in cu_pt_structures(count=30, seed=1) if a.info["name"] in train_names][:10]
+    new = [bulk("Cu", "bcc", a=2.9, cubic=True) * (2, 2, 2), bulk("Pt", "sc", a=2.6) * (3, 3, 2)]
+    for k, atoms in enumerate(new):
+        atoms.rattle(0.02, seed=k)
+        atoms.info["name"] = f"new_{k}"
+    dataset = label_with_emt([*known, *new])
+    config = parse_trainer_config(
+        {
+            "type": "pacemaker",
+            "cutoff": 4.5,
+            "ace_params": {"number_of_functions_per_element": 12},
+            "fit": {"maxiter": 5, "test_size": 0.0},
+            "active_set": {
+                "enabled": True,
+                "max_structures": 2,
+                "previous_potential": str(fitted.run_dir),
+            },
+        }
+    )
+    potential = create_trainer(config).train(dataset, tmp_path / "next")
+    assert potential.selection is not None
+    # pace_select ranks the D-optimal structures by how many selected environments each holds,
+    # so a known structure can rank high; what is new must be among the chosen ones.
+    assert {"new_0", "new_1"} & set(potential.selection.names)
+    assert potential.selection.n_selected == 2
+    select_log = (tmp_path / "next" / "selection" / "pace_select.log").read_text()
+    assert f"-a {fitted.active_set_path}" in select_log
+    assert f"-p {fitted.yaml_path}" in select_log
+    assert potential.provenance.n_structures == len(dataset)
+    assert potential.train_metrics is not None and potential.train_metrics.n_structures == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,30 @@ def test_environment_defaults_to_all_cores(monkeypatch: pytest.MonkeyPatch) -> N
     environment = program_environment(config)
     assert environment["OMP_NUM_THREADS"] == "6"
     assert environment["CUDA_VISIBLE_DEVICES"] == "-1"
+
+
+def test_a_failed_active_set_leaves_a_valid_potential_without_one(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "activeset_fail")
+    with caplog.at_level(logging.WARNING):
+        potential = _trainer().train(cu_pt_dataset, tmp_path / "run")
+    assert potential.active_set_file is None
+    assert not (tmp_path / "run" / "output_potential.asi").exists()
+    assert "Insufficient atomic environments" in caplog.text
+    assert (tmp_path / "run" / POTENTIAL_JSON).exists()
+    with pytest.raises(ValueError, match="no active set"):
+        potential.ase_calculator(extrapolation=True)
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_the_active_set_is_part_of_the_potential(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
+    potential = _trainer().train(cu_pt_dataset, tmp_path / "run")
+    assert potential.active_set_path == tmp_path.resolve() / "run" / "output_potential.asi"
+    assert potential.active_set_path.exists()
+    log = (tmp_path / "run" / "pace_activeset.log").read_text()
+    assert "-d fitting_data_info.pckl.gzip -g 1.01 -a output_potential.yaml" in log

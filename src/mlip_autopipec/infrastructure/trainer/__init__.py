@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
 from mlip_autopipec.infrastructure.trainer.mock_trainer import MockTrainer
@@ -10,7 +12,10 @@ from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTra
 __all__ = ["BaseTrainer", "MockTrainer", "PacemakerTrainer", "create_trainer"]
 
 
-def create_trainer(config: TrainerConfig) -> BaseTrainer:
-    """The trainer that ``config.type`` names."""
-    trainers: dict[str, type[BaseTrainer]] = {"mock": MockTrainer, "pacemaker": PacemakerTrainer}
-    return trainers[config.type](config)
+def create_trainer(
+    config: TrainerConfig, on_output_line: Callable[[str], None] | None = None
+) -> BaseTrainer:
+    """The trainer that ``config.type`` names; ``on_output_line`` sees the programs' output."""
+    if config.type == "pacemaker":
+        return PacemakerTrainer(config, on_output_line=on_output_line)
+    return MockTrainer(config)

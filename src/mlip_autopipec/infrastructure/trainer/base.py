@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from mlip_autopipec.config.config_model import Baseline, TrainerConfig
-from mlip_autopipec.domain_models.baseline import pair_potential, resolve_baseline
+from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential, resolve_baseline
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, Provenance
 from mlip_autopipec.domain_models.reference_energies import resolve_reference_energies
@@ -28,15 +28,23 @@ RECORDED_PACKAGES = ("mlip-autopipec", "python-ace", "tensorpotential", "ase", "
 
 
 @dataclass(frozen=True)
+class RunPlan:
+    """What is decided from the data before any file is written."""
+
+    pacemaker_input: PacemakerInput
+    baseline: Baseline
+    baseline_potential: PairPotential | None
+    reference_energies: dict[str, float]
+    shortest_distances: dict[tuple[str, str], float]
+
+
+@dataclass(frozen=True)
 class RunInputs:
-    """What was written into a run directory before any program runs."""
+    """The files written into a run directory before any program runs."""
 
     data_path: Path
     input_path: Path
-    pacemaker_input: PacemakerInput
-    baseline: Baseline
-    reference_energies: dict[str, float]
-    shortest_distances: dict[tuple[str, str], float]
+    plan: RunPlan
 
 
 class BaseTrainer(ABC):
@@ -49,21 +57,30 @@ class BaseTrainer(ABC):
     def train(self, dataset: Dataset, workdir: Path) -> Potential:
         """Fit a potential to ``dataset``; files go into ``workdir``, which is created if needed."""
 
-    def write_inputs(self, dataset: Dataset, workdir: Path) -> RunInputs:
-        """Write pacemaker's data file and input.yaml into ``workdir``."""
+    def plan_run(self, dataset: Dataset, *, n_training: int | None = None) -> RunPlan:
+        """Reference energies, shortest distances, baseline cutoffs and pacemaker's input.
+
+        ``n_training`` is the number of structures that will be fitted (fewer than the dataset
+        after a selection); it sizes the basis when the config leaves that open.
+        """
         try:
             reference_energies = resolve_reference_energies(self.config.reference_energies, dataset)
         except ValueError as error:
             raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
         distances = shortest_distances(dataset, search_radius=self.config.cutoff)
         if not distances:
-            raise TrainerError(
-                f"no two atoms of the dataset are within the cutoff ({self.config.cutoff} Å): "
-                "nothing to fit",
-                workdir=workdir,
+            raise ConfigurationError(
+                [
+                    (
+                        "trainer.cutoff",
+                        f"no two atoms of the dataset are within {self.config.cutoff} Å: "
+                        "nothing to fit",
+                    )
+                ]
             )
         try:
             baseline = resolve_baseline(self.config.b_ref, distances)
+            baseline_potential = pair_potential(baseline, dataset.elements)
         except ValueError as error:
             raise ConfigurationError([("trainer.b_ref", str(error))]) from error
         pacemaker_input = build_pacemaker_input(
@@ -72,26 +89,29 @@ class BaseTrainer(ABC):
             elements=dataset.elements,
             min_distances=distances,
             data_filename=DATA_FILE,
-            n_structures=len(dataset),
+            n_structures=n_training or len(dataset),
         )
-        data_path = workdir / DATA_FILE
-        input_path = workdir / INPUT_YAML
-        try:
-            baseline_potential = pair_potential(baseline, dataset.elements)
-        except ValueError as error:
-            raise ConfigurationError([("trainer.b_ref", str(error))]) from error
+        return RunPlan(pacemaker_input, baseline, baseline_potential, reference_energies, distances)
+
+    @staticmethod
+    def write_data(dataset: Dataset, plan: RunPlan, path: Path) -> Path:
+        """pacemaker's data file of ``dataset``, with the labels the fit sees (residuals)."""
         # Delta learning: ACE is fitted to what the baseline leaves of the labels.
         baseline_labels = (
             None
-            if baseline_potential is None
-            else [baseline_potential.energy_and_forces(s.atoms) for s in dataset]
+            if plan.baseline_potential is None
+            else [plan.baseline_potential.energy_and_forces(s.atoms) for s in dataset]
         )
-        frame = dataset_to_dataframe(dataset, reference_energies, baseline_labels)
-        write_data_file(frame, data_path)
-        pacemaker_input.write(input_path)
-        return RunInputs(
-            data_path, input_path, pacemaker_input, baseline, reference_energies, distances
-        )
+        frame = dataset_to_dataframe(dataset, plan.reference_energies, baseline_labels)
+        write_data_file(frame, path)
+        return path
+
+    def write_inputs(self, dataset: Dataset, workdir: Path, plan: RunPlan) -> RunInputs:
+        """Write pacemaker's data file and input.yaml into ``workdir``."""
+        data_path = self.write_data(dataset, plan, workdir / DATA_FILE)
+        input_path = workdir / INPUT_YAML
+        plan.pacemaker_input.write(input_path)
+        return RunInputs(data_path, input_path, plan)
 
     def provenance(self, dataset: Dataset) -> Provenance:
         """Tool versions and hashes of the data and the config, for the potential's record."""

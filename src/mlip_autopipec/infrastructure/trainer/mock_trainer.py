@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, prepare_workdir
+
+log = logging.getLogger(__name__)
 
 MOCK_POTENTIAL = "mock_potential.yace"
 
@@ -24,7 +27,10 @@ class MockTrainer(BaseTrainer):
 
     def train(self, dataset: Dataset, workdir: Path) -> Potential:
         workdir = prepare_workdir(workdir)
-        inputs = self.write_inputs(dataset, workdir)
+        if self.config.active_set.enabled:
+            log.warning("the mock trainer selects no structures: trainer.active_set is ignored")
+        plan = self.plan_run(dataset)
+        self.write_inputs(dataset, workdir, plan)
         write_text_atomic(workdir / MOCK_POTENTIAL, PLACEHOLDER_TEXT)
         potential = Potential(
             run_dir=workdir,
@@ -32,8 +38,8 @@ class MockTrainer(BaseTrainer):
             yace_file=MOCK_POTENTIAL,
             elements=dataset.elements,
             cutoff=self.config.cutoff,
-            baseline=inputs.baseline,
-            reference_energies=inputs.reference_energies,
+            baseline=plan.baseline,
+            reference_energies=plan.reference_energies,
             provenance=self.provenance(dataset),
         )
         potential.save()

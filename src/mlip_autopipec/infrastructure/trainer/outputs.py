@@ -10,6 +10,8 @@ import pandas as pd
 from mlip_autopipec.domain_models.potential import FitMetrics
 
 OUTPUT_POTENTIAL_YAML = "output_potential.yaml"
+#: The training set as pacemaker split and processed it (its active set is built from it).
+FITTING_DATA = "fitting_data_info.pckl.gzip"
 TRAIN_PREDICTIONS = "train_pred.pckl.gzip"
 TEST_PREDICTIONS = "test_pred.pckl.gzip"
 #: Files a finished pacemaker run leaves; removed before a new run so none is stale.
@@ -21,6 +23,7 @@ RESULT_FILES = (
     "test_metrics.txt",
     "cycle_metrics.txt",
     "test_cycle_metrics.txt",
+    FITTING_DATA,
 )
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from mlip_autopipec.analysis.dimers import check_dimer_curves, dimer_curves, plot_dimer_curves
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.errors import TrainerError
-from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, prepare_workdir
+from mlip_autopipec.domain_models.potential import Potential, Selection
+from mlip_autopipec.errors import ConfigurationError, TrainerError
+from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, prepare_workdir
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
+    FITTING_DATA,
     OUTPUT_POTENTIAL_YAML,
     RESULT_FILES,
     TEST_PREDICTIONS,
@@ -26,13 +28,25 @@ from mlip_autopipec.infrastructure.trainer.potential_file import (
     potential_metadata,
     set_reference_energies,
 )
+from mlip_autopipec.infrastructure.trainer.progress import reporting_step
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
+from mlip_autopipec.infrastructure.trainer.selection import (
+    SELECTION_DIR,
+    TARGET_BASIS_YAML,
+    check_previous_potential,
+    requested_count,
+    select_structures,
+    write_target_basis,
+)
 
 log = logging.getLogger(__name__)
 
 POTENTIAL_YACE = "potential.yace"
 PACEMAKER_LOG = "pacemaker.log"
 YAML2YACE_LOG = "pace_yaml2yace.log"
+ACTIVESET_LOG = "pace_activeset.log"
+ACTIVE_SET = "output_potential.asi"
+CANDIDATES = "candidates.pckl.gzip"
 DIMERS_PNG = "dimers.png"
 
 
@@ -47,74 +61,212 @@ class PacemakerTrainer(BaseTrainer):
 
     def train(self, dataset: Dataset, workdir: Path) -> Potential:
         executables = self.config.executables
-        # 1. Find the programs before anything is written.
+        selecting = self.config.active_set.enabled
+        # 1. Find the programs (and a previous potential) before anything is written.
         pacemaker = resolve_executable(executables.pacemaker)
         yaml2yace = resolve_executable(executables.pace_yaml2yace)
+        activeset = resolve_executable(executables.pace_activeset)
+        pace_select = resolve_executable(executables.pace_select) if selecting else None
+        previous = self._previous_potential() if selecting else None
         workdir = prepare_workdir(workdir)
-        for name in (*RESULT_FILES, POTENTIAL_YACE):
+        for name in (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET):
             (workdir / name).unlink(missing_ok=True)
-
-        # 2. Write the data file and input.yaml.
-        inputs = self.write_inputs(dataset, workdir)
-
-        # 3. Fit.
         environment = program_environment(self.config)
-        log.info("fitting %d structures with pacemaker in %s", len(dataset), workdir)
-        run_program(
-            [pacemaker, INPUT_YAML],
-            workdir=workdir,
-            log_path=workdir / PACEMAKER_LOG,
-            env=environment,
-            time_limit_s=self.config.time_limit_seconds,
-            on_line=self.on_output_line,
-        )
-        output_yaml = workdir / OUTPUT_POTENTIAL_YAML
-        self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
-        add_metadata(output_yaml, potential_metadata(inputs.baseline, inputs.reference_energies))
 
-        # 4. Convert to .yace (under a temporary name: a .yace exists only when complete).
-        partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
-        run_program(
-            [yaml2yace, OUTPUT_POTENTIAL_YAML, "-o", partial_yace.name],
-            workdir=workdir,
-            log_path=workdir / YAML2YACE_LOG,
-            env=environment,
-            time_limit_s=self.config.time_limit_seconds,
+        # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
+        n_training = (
+            requested_count(self.config.active_set, len(dataset)) if selecting else len(dataset)
         )
-        self._require(partial_yace, "pace_yaml2yace wrote no .yace file", YAML2YACE_LOG)
-        set_reference_energies(partial_yace, inputs.reference_energies)
-        partial_yace.replace(workdir / POTENTIAL_YACE)
+        plan = self.plan_run(dataset, n_training=n_training)
 
-        # 5. Read pacemaker's own predictions of the final potential.
+        # 3. Select the training structures by D-optimality (optional).
+        selection = None
+        training_set = dataset
+        if pace_select is not None:
+            with self._step("selecting structures (pace_select)"):
+                selection = self._select(dataset, plan, pace_select, previous, workdir, environment)
+            training_set = dataset.subset(selection.indices)
+
+        # 4. Write the data file and input.yaml.
+        with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
+            self.write_inputs(training_set, workdir, plan)
+
+        # 5. Fit; the baseline and reference energies go into the potential's metadata.
+        with self._step("fitting (pacemaker)"):
+            self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, environment)
+            output_yaml = workdir / OUTPUT_POTENTIAL_YAML
+            self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
+            add_metadata(output_yaml, potential_metadata(plan.baseline, plan.reference_energies))
+
+        # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
+        with self._step("converting to .yace (pace_yaml2yace)"):
+            partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
+            self._run(
+                yaml2yace,
+                [OUTPUT_POTENTIAL_YAML, "-o", partial_yace.name],
+                workdir,
+                YAML2YACE_LOG,
+                environment,
+            )
+            self._require(partial_yace, "pace_yaml2yace wrote no .yace file", YAML2YACE_LOG)
+            set_reference_energies(partial_yace, plan.reference_energies)
+            partial_yace.replace(workdir / POTENTIAL_YACE)
+
+        # 7. Active set of the fitted potential: the extrapolation grade of new structures.
+        with self._step("active set (pace_activeset)"):
+            active_set = self._active_set(activeset, workdir, environment)
+
+        # 8. Read pacemaker's own predictions of the final potential.
         self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
-        train_metrics = read_prediction_metrics(workdir / TRAIN_PREDICTIONS)
         test_path = workdir / TEST_PREDICTIONS
-        test_metrics = read_prediction_metrics(test_path) if test_path.exists() else None
-
-        # 6. Record the result.
         potential = Potential(
             run_dir=workdir,
             trainer="pacemaker",
             yace_file=POTENTIAL_YACE,
             yaml_file=OUTPUT_POTENTIAL_YAML,
+            active_set_file=active_set,
             elements=dataset.elements,
             cutoff=self.config.cutoff,
-            baseline=inputs.baseline,
-            reference_energies=inputs.reference_energies,
-            train_metrics=train_metrics,
-            test_metrics=test_metrics,
+            baseline=plan.baseline,
+            reference_energies=plan.reference_energies,
+            train_metrics=read_prediction_metrics(workdir / TRAIN_PREDICTIONS),
+            test_metrics=read_prediction_metrics(test_path) if test_path.exists() else None,
+            selection=selection,
             provenance=self.provenance(dataset),
         )
 
-        # 7. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
-        curves = dimer_curves(potential.ase_calculator(), potential.elements, potential.cutoff)
-        plot_dimer_curves(curves, inputs.shortest_distances, workdir / DIMERS_PNG)
-        checks = check_dimer_curves(curves, inputs.shortest_distances)
-        potential = potential.model_copy(update={"dimer_checks": tuple(checks)})
+        # 9. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
+        with self._step("short-range check (dimers)"):
+            calculator = potential.ase_calculator()
+            curves = dimer_curves(calculator, potential.elements, potential.cutoff)
+            plot_dimer_curves(curves, plan.shortest_distances, workdir / DIMERS_PNG)
+            checks = check_dimer_curves(curves, plan.shortest_distances)
+            potential = potential.model_copy(update={"dimer_checks": tuple(checks)})
 
-        # 8. potential.json is written last: it marks a finished run.
+        # 10. potential.json is written last: it marks a finished run.
         potential.save()
+
+        # 11. The training report; a finished potential stands without it.
+        with self._step("training report"):
+            self._report(workdir)
         return potential
+
+    def _step(self, name: str) -> AbstractContextManager[None]:
+        return reporting_step(self.on_output_line, name)
+
+    def _run(
+        self,
+        program: str,
+        arguments: list[str],
+        workdir: Path,
+        log_name: str,
+        environment: dict[str, str],
+    ) -> None:
+        run_program(
+            [program, *arguments],
+            workdir=workdir,
+            log_path=workdir / log_name,
+            env=environment,
+            time_limit_s=self.config.time_limit_seconds,
+            on_line=self.on_output_line,
+        )
+
+    def select(self, dataset: Dataset, workdir: Path) -> Selection:
+        """D-optimal selection alone (``trainer.active_set``), e.g. before sending structures
+        to DFT; its files go into ``workdir/selection``."""
+        if not self.config.active_set.enabled:
+            raise ConfigurationError(
+                [("trainer.active_set.enabled", "must be true (with max_structures or fraction)")]
+            )
+        pace_select = resolve_executable(self.config.executables.pace_select)
+        previous = self._previous_potential()
+        workdir = Path(workdir).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        plan = self.plan_run(
+            dataset, n_training=requested_count(self.config.active_set, len(dataset))
+        )
+        environment = program_environment(self.config)
+        return self._select(dataset, plan, pace_select, previous, workdir, environment)
+
+    def _select(
+        self,
+        dataset: Dataset,
+        plan: RunPlan,
+        pace_select: str,
+        previous: Potential | None,
+        workdir: Path,
+        environment: dict[str, str],
+    ) -> Selection:
+        candidates = self.write_data(dataset, plan, workdir / SELECTION_DIR / CANDIDATES)
+        if previous is None:
+            basis = workdir / SELECTION_DIR / TARGET_BASIS_YAML
+            write_target_basis(plan.pacemaker_input.to_yaml_dict()["potential"], basis)
+            known = None
+        else:
+            basis, known = check_previous_potential(previous, dataset)
+        return select_structures(
+            dataset,
+            candidates,
+            settings=self.config.active_set,
+            pace_select=pace_select,
+            basis_yaml=basis,
+            active_set=known,
+            workdir=workdir,
+            environment=environment,
+            time_limit_s=self.config.time_limit_seconds,
+            on_line=self.on_output_line,
+        )
+
+    @staticmethod
+    def _report(workdir: Path) -> None:
+        # Imported here: the report module imports this package.
+        from mlip_autopipec.infrastructure.trainer.report import build_report
+
+        try:
+            log.info("training report: %s", build_report(workdir))
+        except Exception as error:  # a plotting failure must not lose a finished potential
+            log.warning("no training report for %s: %s", workdir, error)
+
+    def _active_set(self, activeset: str, workdir: Path, environment: dict[str, str]) -> str | None:
+        """Run pace_activeset; its file name, or None (with a warning) when it cannot be built.
+
+        A potential without an active set is still a valid potential: only its extrapolation
+        grade is unavailable. pace_activeset fails when the training set holds fewer atomic
+        environments of an element than the basis has functions for it.
+        """
+        settings = self.config.active_set
+        options = ["-g", str(settings.gamma_tolerance)] + (["-a"] if settings.all_atoms else [])
+        try:
+            self._run(
+                activeset,
+                ["-d", FITTING_DATA, *options, OUTPUT_POTENTIAL_YAML],
+                workdir,
+                ACTIVESET_LOG,
+                environment,
+            )
+            self._require(workdir / ACTIVE_SET, "pace_activeset wrote no active set", ACTIVESET_LOG)
+        except TrainerError as error:
+            (workdir / ACTIVE_SET).unlink(missing_ok=True)
+            reason = error.log_tail[-1] if error.log_tail else error.message
+            log.warning(
+                "the potential has no active set, so no extrapolation grade: pace_activeset "
+                "failed (%s; see %s)",
+                reason.strip(),
+                workdir / ACTIVESET_LOG,
+            )
+            return None
+        return ACTIVE_SET
+
+    def _previous_potential(self) -> Potential | None:
+        path = self.config.active_set.previous_potential
+        if path is None:
+            return None
+        try:
+            return Potential.load(path)
+        except (FileNotFoundError, ValueError) as error:
+            raise ConfigurationError(
+                [("trainer.active_set.previous_potential", f"cannot load {path}: {error}")]
+            ) from error
 
     @staticmethod
     def _require(path: Path, message: str, log_name: str) -> None:

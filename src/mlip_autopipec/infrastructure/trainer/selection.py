@@ -1,0 +1,184 @@
+"""D-optimal selection of training structures with pacemaker's ``pace_select``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlip_autopipec.config.config_model import ActiveSetSettings
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential, Selection
+from mlip_autopipec.errors import ConfigurationError, TrainerError
+from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.infrastructure.trainer.data_file import read_data_file, write_data_file
+from mlip_autopipec.infrastructure.trainer.runner import run_program
+
+log = logging.getLogger(__name__)
+
+SELECTION_DIR = "selection"
+SELECTION_JSON = "selection.json"
+TARGET_BASIS_YAML = "target_basis.yaml"
+METHOD = "D-optimal (MaxVol over ACE B-projections, pace_select)"
+
+
+def requested_count(settings: ActiveSetSettings, n_total: int) -> int:
+    """How many structures the settings ask for, at most ``n_total`` (with a warning)."""
+    if settings.fraction is not None:
+        wanted = max(1, math.ceil(settings.fraction * n_total))
+    elif settings.max_structures is not None:
+        wanted = settings.max_structures
+    else:
+        raise ConfigurationError([("trainer.active_set", "needs max_structures or fraction")])
+    if wanted > n_total:
+        log.warning(
+            "trainer.active_set.max_structures = %d exceeds the %d structures of the dataset: "
+            "all are used",
+            wanted,
+            n_total,
+        )
+        return n_total
+    return wanted
+
+
+def write_target_basis(potential_section: Mapping[str, Any], path: Path) -> Path:
+    """The (untrained) ACE basis that input.yaml's ``potential`` section describes, as .yaml.
+
+    Its B-projections of the atomic environments are what D-optimality is measured on.
+    """
+    from pyace.multispecies_basisextension import create_multispecies_basis_config
+
+    create_multispecies_basis_config(dict(potential_section)).save(str(path))
+    return path
+
+
+def _dataset_indices(chosen: pd.DataFrame, candidates: pd.DataFrame) -> list[int]:
+    """Dataset positions of the structures pace_select chose from ``candidates``.
+
+    pace_select numbers its output rows by their position in its input file; the candidates
+    frame is indexed by dataset position. The names must agree, or the mapping is wrong.
+    """
+    indices = [int(candidates.index[position]) for position in chosen.index]
+    expected = candidates.loc[indices, "name"].tolist()
+    if expected != chosen["name"].tolist():
+        raise TrainerError(
+            "pace_select's output does not match its input (structure names differ); "
+            "cannot tell which structures it selected"
+        )
+    return indices
+
+
+def check_previous_potential(previous: Potential, dataset: Dataset) -> tuple[Path, Path]:
+    """The B-basis and active set files of the previous generation, checked against the data."""
+    field = "trainer.active_set.previous_potential"
+    unknown = sorted(set(dataset.elements) - set(previous.elements))
+    if unknown:
+        raise ConfigurationError(
+            [
+                (
+                    field,
+                    f"the previous potential knows {list(previous.elements)}, but the dataset "
+                    f"also holds {unknown}: its active set cannot judge those environments",
+                )
+            ]
+        )
+    files = (previous.yaml_path, previous.active_set_path)
+    if files[0] is None or files[1] is None or not (files[0].exists() and files[1].exists()):
+        raise ConfigurationError(
+            [(field, f"{previous.run_dir} has no .yaml potential with its .asi active set")]
+        )
+    return files[0], files[1]
+
+
+def select_structures(
+    dataset: Dataset,
+    candidates_file: Path,
+    *,
+    settings: ActiveSetSettings,
+    pace_select: str,
+    basis_yaml: Path,
+    active_set: Path | None,
+    workdir: Path,
+    environment: Mapping[str, str],
+    time_limit_s: float | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> Selection:
+    """Select structures of ``candidates_file`` (the dataset in pacemaker's format) by D-optimality.
+
+    One pace_select round keeps the structures holding the environments that span the
+    largest volume of B-projections; with ``active_set`` (a previous potential's .asi) those
+    already known count too, so the new structures are those that add to it. Rounds repeat on
+    the structures left until the requested number is reached or a round finds nothing new.
+    The result is written to ``selection/selection.json``.
+    """
+    wanted = requested_count(settings, len(dataset))
+    selection_dir = workdir / SELECTION_DIR
+    selection_dir.mkdir(exist_ok=True)
+    remaining = read_data_file(candidates_file)
+    selected: list[int] = []
+    round_number = 0
+    while len(selected) < wanted and len(remaining):
+        round_number += 1
+        round_input = selection_dir / f"candidates_{round_number}.pckl.gzip"
+        round_output = selection_dir / f"selected_{round_number}.pkl.gz"
+        write_data_file(remaining, round_input)
+        command = [
+            pace_select,
+            "-p",
+            str(basis_yaml),
+            "-m",
+            str(wanted - len(selected)),
+            "-g",
+            str(settings.gamma_tolerance),
+            "-o",
+            round_output.name,
+        ]
+        if active_set is not None:
+            command += ["-a", str(active_set)]
+        if settings.batch_size is not None:
+            command += ["-b", str(settings.batch_size)]
+        run_program(
+            [*command, round_input.name],
+            workdir=selection_dir,
+            log_path=selection_dir / "pace_select.log",
+            env=environment,
+            time_limit_s=time_limit_s,
+            on_line=on_line,
+        )
+        if not round_output.exists():
+            raise TrainerError(
+                f"pace_select wrote no {round_output.name}",
+                workdir=selection_dir,
+                log_path=selection_dir / "pace_select.log",
+            )
+        chosen = _dataset_indices(pd.read_pickle(round_output, compression="gzip"), remaining)
+        log.info("selection round %d: %d structures", round_number, len(chosen))
+        if not chosen:
+            break
+        selected += chosen
+        remaining = remaining.drop(index=chosen)
+
+    selection = Selection(
+        method=METHOD,
+        n_selected=len(selected),
+        n_total=len(dataset),
+        indices=tuple(selected),
+        names=tuple(dataset[index].name for index in selected),
+        file=f"{SELECTION_DIR}/{SELECTION_JSON}",
+    )
+    write_text_atomic(
+        selection_dir / SELECTION_JSON,
+        json.dumps(selection.model_dump(mode="json") | {"rounds": round_number}, indent=1) + "\n",
+    )
+    if len(selected) < wanted:
+        log.warning(
+            "D-optimal selection found %d informative structures of the %d requested",
+            len(selected),
+            wanted,
+        )
+    return selection
