@@ -165,7 +165,7 @@ def test_extrapolation_calculator_predicts_what_the_deployed_one_does(
 @pytest.mark.parametrize("fitted", ["none"], indirect=True)
 def test_next_generation_selects_what_the_previous_potential_does_not_know(
     fitted: Potential, tmp_path: Path
-) -> None:    # Structures the previous potential was trained on are in its active set: nothing new.
+) -> None:  # Structures the previous potential was trained on are in its active set: nothing new.
     train_names = set(
         pd.read_pickle(fitted.run_dir / TRAIN_PREDICTIONS, compression="gzip")["name"]
     )
