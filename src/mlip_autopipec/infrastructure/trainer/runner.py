@@ -92,6 +92,11 @@ def run_program(
         log.write(f"=== {started_at} running in {workdir}: {shlex.join(argv)}\n")
         log.flush()
         logger.info("running %s in %s (log: %s)", name, workdir, log_path)
+        output = _Output(name, log, on_line)
+        lines: queue.Queue[str | None] = queue.Queue()
+        started = time.monotonic()
+        deadline = None if time_limit_s is None else started + time_limit_s
+        finished = False
         try:
             proc = subprocess.Popen(
                 argv,
@@ -111,22 +116,20 @@ def run_program(
                 f"could not start {name}: {exc}", command=argv, workdir=workdir, log_path=log_path
             ) from exc
 
-        output = _Output(name, log, on_line)
-        started = time.monotonic()
-        deadline = None if time_limit_s is None else started + time_limit_s
-        lines: queue.Queue[str | None] = queue.Queue()
-        assert proc.stdout is not None
-        reader = threading.Thread(
-            target=_read_lines, args=(proc.stdout, lines), name=f"{name}-output", daemon=True
-        )
-        reader.start()
-        finished = False
+        reader: threading.Thread | None = None
+        # From here on an interruption must stop the process group: the try starts at once.
         try:
+            assert proc.stdout is not None
+            reader = threading.Thread(
+                target=_read_lines, args=(proc.stdout, lines), name=f"{name}-output", daemon=True
+            )
+            reader.start()
             timed_out = _follow(proc, lines, deadline, output)
             finished = True
         finally:
             _stop_group(proc)
-            _drain(reader, proc.stdout, lines, output)
+            if reader is not None and proc.stdout is not None:
+                _drain(reader, proc.stdout, lines, output)
             if not finished:
                 log.write(f"=== interrupted after {time.monotonic() - started:.1f} s\n")
                 logger.info("%s stopped because run_program was interrupted", name)
