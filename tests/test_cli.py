@@ -115,3 +115,79 @@ def test_installed_entry_point_has_useful_help() -> None:
     )
     for option in ("--config", "--data", "--out"):
         assert option in result.stdout
+
+
+def _fake_run(dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    data = _write_data(dataset, tmp_path / "data.extxyz")
+    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--data", str(data), "--out", str(out)]) == 0
+    capsys.readouterr()
+    return out
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_dimers_and_report_commands_on_a_finished_run(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _fake_run(cu_pt_dataset, tmp_path, capsys)
+    (run / "dimers.png").unlink()
+
+    assert main(["dimers", str(run)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    for pair in ("Cu-Cu", "Cu-Pt", "Pt-Pt"):
+        assert pair in printed
+    assert (run / "dimers.png").exists()
+
+    assert main(["report", str(run)]) == EXIT_OK
+    report = Path(capsys.readouterr().out.split("report: ")[1].strip())
+    assert report.name == "report.html" and report.exists()
+
+
+def test_commands_on_a_directory_without_a_run_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dimers", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert "holds no potential.json" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_gamma_grades_every_structure(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _fake_run(cu_pt_dataset, tmp_path, capsys)
+    data = _write_data(cu_pt_dataset, tmp_path / "new.extxyz")
+    assert main(["gamma", str(run), str(data)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "alloy_0" in printed and "dimer" in printed
+    assert f"of {len(cu_pt_dataset)} structures have gamma > 1" in printed
+
+
+@pytest.mark.requires_pacemaker
+@pytest.mark.parametrize("suffix", [".extxyz", ".pckl.gzip"])
+def test_select_writes_the_selected_structures(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    from mlip_autopipec.infrastructure.trainer.data_file import (
+        dataframe_to_dataset,
+        read_data_file,
+    )
+
+    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
+    config = _write_config(
+        tmp_path / "config.yaml",
+        "trainer:\n  type: pacemaker\n  cutoff: 4.5\n"
+        "  ace_params: {number_of_functions_per_element: 6}\n",
+    )
+    out = tmp_path / f"selected{suffix}"
+    argv = ["select", "--config", str(config), "--data", str(data), "--out", str(out)]
+    assert main([*argv, "--max-structures", "4"]) == EXIT_OK
+    assert "selected 4 of 13 structures" in capsys.readouterr().out
+    if suffix == ".extxyz":
+        selected = Dataset.read(out)
+    else:
+        selected = dataframe_to_dataset(read_data_file(out))
+    assert len(selected) == 4
+    original = {s.name: s for s in cu_pt_dataset}
+    for structure in selected:
+        assert structure.energy == pytest.approx(original[structure.name].energy)

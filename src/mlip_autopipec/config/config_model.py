@@ -38,10 +38,10 @@ class ZBLBaseline(StrictModel):
 
     The baseline is full strength below ``inner_cutoff`` and switched smoothly to zero at
     ``outer_cutoff``. Left unset, both are chosen from the shortest interatomic distance in the
-    training data (see the documentation of the Trainer).
+    training data (README, "Delta learning").
     """
 
-    type: Literal["zbl"] = "zbl"
+    type: Literal["zbl"] = Field("zbl", description="ZBL (Ziegler-Biersack-Littmark) baseline")
     inner_cutoff: PositiveFloat | None = Field(
         None, description="Å; ZBL is unswitched below this distance. None: from the data."
     )
@@ -70,7 +70,7 @@ class LJBaseline(StrictModel):
     a pair that is not given is mixed from its elements (geometric mean, LAMMPS' default).
     """
 
-    type: Literal["lj"] = "lj"
+    type: Literal["lj"] = Field("lj", description="Lennard-Jones 12-6 baseline")
     epsilon: dict[str, PositiveFloat] = Field(description="eV, per element or element pair")
     sigma: dict[str, PositiveFloat] = Field(description="Å, per element or element pair")
     cutoff: PositiveFloat = Field(description="Å; LJ is zero beyond this distance")
@@ -93,7 +93,7 @@ class LJBaseline(StrictModel):
 class NoBaseline(StrictModel):
     """No baseline: ACE alone, with pacemaker's ZBL core below the shortest distance in the data."""
 
-    type: Literal["none"] = "none"
+    type: Literal["none"] = Field("none", description="no baseline")
 
 
 Baseline = Annotated[ZBLBaseline | LJBaseline | NoBaseline, Field(discriminator="type")]
@@ -105,7 +105,9 @@ Baseline = Annotated[ZBLBaseline | LJBaseline | NoBaseline, Field(discriminator=
 class EmbeddingSettings(StrictModel):
     """Embedding function of each element: F(rho) = sum_k c_k * rho_k ** p_k."""
 
-    npot: Literal["FinnisSinclairShiftedScaled", "FinnisSinclair"] = "FinnisSinclairShiftedScaled"
+    npot: Literal["FinnisSinclairShiftedScaled", "FinnisSinclair"] = Field(
+        "FinnisSinclairShiftedScaled", description="form of the embedding function (pacemaker)"
+    )
     fs_parameters: list[float] = Field(
         default_factory=lambda: [1.0, 1.0, 1.0, 0.5],
         description="pairs (c_k, p_k), one pair per density",
@@ -125,8 +127,12 @@ class EmbeddingSettings(StrictModel):
 class RadialBasisSettings(StrictModel):
     """Radial basis of the bonds."""
 
-    radbase: Literal["SBessel", "ChebExpCos", "ChebPow"] = "SBessel"
-    radparameters: list[float] = Field(default_factory=lambda: [5.25])
+    radbase: Literal["SBessel", "ChebExpCos", "ChebPow"] = Field(
+        "SBessel", description="radial basis functions (pacemaker)"
+    )
+    radparameters: list[float] = Field(
+        default_factory=lambda: [5.25], description="parameters of the radial basis"
+    )
     dcut: PositiveFloat = Field(0.01, description="Å, width of the smooth outer cutoff")
 
 
@@ -139,11 +145,25 @@ class AceParams(StrictModel):
     pool to the most important functions; left unset, it grows with the dataset size.
     """
 
-    number_of_functions_per_element: PositiveInt | None = None
-    nradmax_by_orders: list[PositiveInt] | None = None
-    lmax_by_orders: list[Annotated[int, Field(ge=0)]] | None = None
-    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
-    radial: RadialBasisSettings = Field(default_factory=RadialBasisSettings)
+    number_of_functions_per_element: PositiveInt | None = Field(
+        None,
+        description=(
+            "basis size per element; None: 10 * sqrt(number of training structures), 20 to 700"
+        ),
+    )
+    nradmax_by_orders: list[PositiveInt] | None = Field(
+        None,
+        description="largest radial index per body order; None: pacemaker's recommended pools",
+    )
+    lmax_by_orders: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="largest angular momentum per body order (with nradmax_by_orders)"
+    )
+    embedding: EmbeddingSettings = Field(
+        default_factory=EmbeddingSettings, description="embedding function of every element"
+    )
+    radial: RadialBasisSettings = Field(
+        default_factory=RadialBasisSettings, description="radial basis of every bond"
+    )
 
     @model_validator(mode="after")
     def _orders_match(self) -> AceParams:
@@ -173,7 +193,9 @@ class FitSettings(StrictModel):
     )
     L1_coeffs: Annotated[float, Field(ge=0.0)] = Field(1e-8, description="L1 regularisation")
     L2_coeffs: Annotated[float, Field(ge=0.0)] = Field(1e-8, description="L2 regularisation")
-    optimizer: Literal["BFGS", "L-BFGS-B"] = "BFGS"
+    optimizer: Literal["BFGS", "L-BFGS-B"] = Field(
+        "BFGS", description="scipy optimiser (L-BFGS-B needs less memory for large bases)"
+    )
     weighting: Literal["uniform", "energy_based"] = Field(
         "uniform",
         description=(
@@ -201,7 +223,7 @@ class ActiveSetSettings(StrictModel):
     structures left until the requested number is reached.
     """
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="select the training structures before the fit")
     max_structures: PositiveInt | None = Field(None, description="number of structures to keep")
     fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
         None, description="fraction of the structures to keep, in (0, 1]"
@@ -240,10 +262,10 @@ class ActiveSetSettings(StrictModel):
 class Executables(StrictModel):
     """Names (looked up on PATH) or paths of pacemaker's programs."""
 
-    pacemaker: str = "pacemaker"
-    pace_yaml2yace: str = "pace_yaml2yace"
-    pace_select: str = "pace_select"
-    pace_activeset: str = "pace_activeset"
+    pacemaker: str = Field("pacemaker", description="the fitting program")
+    pace_yaml2yace: str = Field("pace_yaml2yace", description="converts .yaml to .yace")
+    pace_select: str = Field("pace_select", description="D-optimal structure selection")
+    pace_activeset: str = Field("pace_activeset", description="active set of a fitted potential")
 
 
 class TrainerConfig(StrictModel):
@@ -254,9 +276,11 @@ class TrainerConfig(StrictModel):
     b_ref: Baseline = Field(
         default_factory=NoBaseline, description="physical baseline the ACE potential corrects"
     )
-    ace_params: AceParams = Field(default_factory=AceParams)
-    fit: FitSettings = Field(default_factory=FitSettings)
-    active_set: ActiveSetSettings = Field(default_factory=ActiveSetSettings)
+    ace_params: AceParams = Field(default_factory=AceParams, description="the ACE basis")
+    fit: FitSettings = Field(default_factory=FitSettings, description="the fit")
+    active_set: ActiveSetSettings = Field(
+        default_factory=ActiveSetSettings, description="D-optimal selection and active set"
+    )
     reference_energies: Literal["auto"] | dict[str, float] = Field(
         "auto",
         description=(
@@ -264,7 +288,9 @@ class TrainerConfig(StrictModel):
             "added back by the potential; 'auto': least-squares fit to the data"
         ),
     )
-    executables: Executables = Field(default_factory=Executables)
+    executables: Executables = Field(
+        default_factory=Executables, description="where pacemaker's programs are"
+    )
     time_limit_seconds: PositiveFloat | None = Field(
         None, description="s; a pacemaker run that takes longer is stopped (None: no limit)"
     )

@@ -245,7 +245,8 @@ class ExtrapolationCalculator(Calculator):
         structure = self.atoms.copy()
         self.ace.calculate(structure, properties, system_changes)
         ace = self.ace.results
-        offsets = np.array([self.reference_energies[s] for s in structure.get_chemical_symbols()])
+        symbols = structure.get_chemical_symbols()
+        offsets = np.array([self.reference_energies.get(s, 0.0) for s in symbols])
         energies = np.asarray(ace["energies"]) + offsets
         forces = np.array(ace["forces"])
         stress = np.array(ace["stress"]) if "stress" in ace else np.zeros(6)

@@ -80,6 +80,12 @@ def test_whole_flow_returns_a_potential_whose_files_exist(
     }
     assert (workdir / "dimers.png").read_bytes().startswith(b"\x89PNG")
 
+    # Every fit ends with its report.
+    report = workdir / "report" / "mlip_autopipec"
+    assert (report / "report.html").exists()
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["train"]["energy_rmse_mev_per_atom"] == pytest.approx(2.0)
+
     reloaded = Potential.load(workdir)
     assert reloaded == potential
     assert reloaded.provenance.data_sha256 == cu_pt_dataset.fingerprint()

@@ -415,7 +415,11 @@ def _plot_error_histograms(predictions: Sequence[Predictions]) -> Figure:
     )
     for axes, quantity, what, unit, counted, n_bins in panels:
         errors = {p.label: p.errors_mev(quantity) for p in predictions}
-        bins = np.histogram_bin_edges(np.concatenate(list(errors.values())), bins=n_bins).tolist()
+        everything = np.concatenate(list(errors.values()))
+        low, high = float(everything.min()), float(everything.max())
+        if high - low < 1e-9:  # all errors equal: give the single bar a width
+            low, high = low - 0.5, high + 0.5
+        bins = np.linspace(low, high, n_bins + 1).tolist()
         for label, error in errors.items():
             colour, _ = SET_STYLE[label]
             rmse = float(np.sqrt(np.mean(error**2)))

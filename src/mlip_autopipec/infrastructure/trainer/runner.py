@@ -91,7 +91,7 @@ def run_program(
         started_at = datetime.now().isoformat(timespec="seconds")
         log.write(f"=== {started_at} running in {workdir}: {shlex.join(argv)}\n")
         log.flush()
-        logger.info("running %s in %s (log: %s)", name, workdir, log_path)
+        logger.debug("running %s in %s (log: %s)", name, workdir, log_path)
         output = _Output(name, log, on_line)
         lines: queue.Queue[str | None] = queue.Queue()
         started = time.monotonic()
@@ -163,7 +163,7 @@ def run_program(
             log_path=log_path,
             log_tail=output.tail,
         )
-    logger.info("%s finished in %.1f s", name, elapsed)
+    logger.debug("%s finished in %.1f s", name, elapsed)
 
 
 class _Output:
