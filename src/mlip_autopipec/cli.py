@@ -130,8 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    level = logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
+    if args.verbose:  # our own DEBUG messages carry the programs' output, line by line
+        logging.getLogger("mlip_autopipec").setLevel(logging.DEBUG)
     try:
         if args.command == "train":
             config = load_config(args.config).trainer
