@@ -27,6 +27,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: $(STAMP)
+	rm -rf demo_run  # the demo is a throwaway: a rerun starts afresh
 	$(BIN)/mlip-autopipec demo --out demo_run
 
 clean:
