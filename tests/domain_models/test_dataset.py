@@ -468,3 +468,29 @@ def test_shortest_distance_per_pair_over_all_structures() -> None:
     assert shortest_distances(Dataset.from_atoms([far]), search_radius=8.0) == {
         ("Pt", "Pt"): pytest.approx(7.0)
     }
+
+
+def test_the_fast_close_pair_screen_never_misses_a_close_pair() -> None:
+    from ase.neighborlist import neighbor_list
+
+    from mlip_autopipec.domain_models.dataset import (
+        MIN_INTERATOMIC_DISTANCE,
+        _no_pair_can_be_close,
+    )
+
+    rng = np.random.default_rng(3)
+    cleared = 0
+    for trial in range(300):
+        periodic = trial % 3 != 0
+        cell = np.diag(rng.uniform(2.0, 5.0, 3)) + np.triu(rng.uniform(-1.5, 1.5, (3, 3)), 1)
+        n_atoms = int(rng.integers(2, 12))
+        fractional = rng.uniform(0, 1, (n_atoms, 3))
+        if trial % 2:  # plant a pair just across a cell face, or just inside the limit
+            fractional[1] = fractional[0] + [rng.uniform(-0.03, 0.03), 0.0, 0.0]
+            fractional[1, 0] += rng.choice([0.0, 1.0, -1.0])
+        atoms = Atoms("Cu" * n_atoms, scaled_positions=fractional, cell=cell, pbc=periodic)
+        close = len(neighbor_list("d", atoms, MIN_INTERATOMIC_DISTANCE)) > 0
+        screened_clean = _no_pair_can_be_close(atoms)
+        assert not (close and screened_clean), f"trial {trial}: a close pair was missed"
+        cleared += screened_clean
+    assert cleared > 100, "the screen should clear most structures without close pairs"
