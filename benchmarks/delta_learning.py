@@ -39,6 +39,13 @@ def baselines(elements: tuple[str, ...]) -> dict[str, dict[str, Any]]:
             "sigma": {e: LJ_SIGMA[e] for e in elements},
             "cutoff": 5.0,
         },
+        # A weak LJ whose wall lies below the data (the README's example).
+        "lj_soft": {
+            "type": "lj",
+            "epsilon": dict.fromkeys(elements, 0.05),
+            "sigma": dict.fromkeys(elements, 1.4),
+            "cutoff": 5.0,
+        },
     }
 
 
@@ -62,6 +69,7 @@ def main() -> None:
     parser.add_argument("--maxiter", type=int, default=40)
     parser.add_argument("--cutoff", type=float, default=5.0)
     parser.add_argument("--only", choices=["dft", "emt"], default=None)
+    parser.add_argument("--baselines", nargs="*", default=None, help="default: all")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="delta_learning_"))
@@ -78,7 +86,10 @@ def main() -> None:
     for label, dataset in datasets.items():
         print(f"\n== {label}: {len(dataset)} structures, {dataset.n_atoms} atoms")
         results: dict[str, Potential] = {}
-        for name, b_ref in baselines(dataset.elements).items():
+        chosen = baselines(dataset.elements)
+        if args.baselines:
+            chosen = {name: chosen[name] for name in ["none", *args.baselines] if name in chosen}
+        for name, b_ref in chosen.items():
             started = time.perf_counter()
             out = workdir / f"{label.split()[0]}_{name}"
             potential = fit(dataset, b_ref, args, out)
@@ -90,7 +101,7 @@ def main() -> None:
                 / results["none"].test_metrics.force_rmse_mev_per_angstrom  # type: ignore[union-attr]
             )
             print(
-                f"b_ref {name:>4}: test energy RMSE "
+                f"b_ref {name:>7}: test energy RMSE "
                 f"{metrics.energy_rmse_mev_per_atom:7.2f} meV/atom, force RMSE "
                 f"{metrics.force_rmse_mev_per_angstrom:7.2f} meV/Å "
                 f"({cost:.2f} x none), {time.perf_counter() - started:5.0f} s  {out}"
