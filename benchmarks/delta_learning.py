@@ -39,7 +39,7 @@ def baselines(elements: tuple[str, ...]) -> dict[str, dict[str, Any]]:
             "sigma": {e: LJ_SIGMA[e] for e in elements},
             "cutoff": 5.0,
         },
-        # A weak LJ whose wall lies below the data (the README's example).
+        # A weak LJ whose wall lies below the data.
         "lj_soft": {
             "type": "lj",
             "epsilon": dict.fromkeys(elements, 0.05),
