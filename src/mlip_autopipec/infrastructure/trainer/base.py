@@ -38,15 +38,6 @@ class RunPlan:
     shortest_distances: dict[tuple[str, str], float]
 
 
-@dataclass(frozen=True)
-class RunInputs:
-    """The files written into a run directory before any program runs."""
-
-    data_path: Path
-    input_path: Path
-    plan: RunPlan
-
-
 class BaseTrainer(ABC):
     """Fits a potential to a dataset; every artifact goes into the given work directory."""
 
@@ -106,12 +97,10 @@ class BaseTrainer(ABC):
         write_data_file(frame, path)
         return path
 
-    def write_inputs(self, dataset: Dataset, workdir: Path, plan: RunPlan) -> RunInputs:
+    def write_inputs(self, dataset: Dataset, workdir: Path, plan: RunPlan) -> None:
         """Write pacemaker's data file and input.yaml into ``workdir``."""
-        data_path = self.write_data(dataset, plan, workdir / DATA_FILE)
-        input_path = workdir / INPUT_YAML
-        plan.pacemaker_input.write(input_path)
-        return RunInputs(data_path, input_path, plan)
+        self.write_data(dataset, plan, workdir / DATA_FILE)
+        plan.pacemaker_input.write(workdir / INPUT_YAML)
 
     def provenance(self, dataset: Dataset) -> Provenance:
         """Tool versions and hashes of the data and the config, for the potential's record."""

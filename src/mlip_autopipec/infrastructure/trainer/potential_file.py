@@ -50,11 +50,6 @@ def add_metadata(yaml_path: Path, metadata: Mapping[str, str]) -> None:
     _dump(document, yaml_path)
 
 
-def read_metadata(yaml_path: Path) -> dict[str, str]:
-    """The ``metadata`` of a B-basis potential file."""
-    return {str(k): str(v) for k, v in (_load(yaml_path).get("metadata") or {}).items()}
-
-
 def potential_from_file(yaml_path: Path, yace_path: Path) -> Potential:
     """Rebuild a Potential from pacemaker's files alone, e.g. one copied without potential.json.
 
