@@ -102,6 +102,7 @@ def test_pace_select_keeps_the_requested_number_and_the_odd_one_out(tmp_path: Pa
     selection = select_structures(
         dataset,
         candidates,
+        wanted=8,
         settings=config.active_set,
         pace_select=resolve_executable("pace_select"),
         basis_yaml=basis,

@@ -84,7 +84,9 @@ class PacemakerTrainer(BaseTrainer):
         training_set = dataset
         if pace_select is not None:
             with self._step("selecting structures (pace_select)"):
-                selection = self._select(dataset, plan, pace_select, previous, workdir, environment)
+                selection = self._select(
+                    dataset, plan, n_training, pace_select, previous, workdir, environment
+                )
             training_set = dataset.subset(selection.indices)
 
         # 4. Write the data file and input.yaml.
@@ -182,16 +184,16 @@ class PacemakerTrainer(BaseTrainer):
         previous = self._previous_potential()
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        plan = self.plan_run(
-            dataset, n_training=requested_count(self.config.active_set, len(dataset))
-        )
+        wanted = requested_count(self.config.active_set, len(dataset))
+        plan = self.plan_run(dataset, n_training=wanted)
         environment = program_environment(self.config)
-        return self._select(dataset, plan, pace_select, previous, workdir, environment)
+        return self._select(dataset, plan, wanted, pace_select, previous, workdir, environment)
 
     def _select(
         self,
         dataset: Dataset,
         plan: RunPlan,
+        wanted: int,
         pace_select: str,
         previous: Potential | None,
         workdir: Path,
@@ -207,6 +209,7 @@ class PacemakerTrainer(BaseTrainer):
         return select_structures(
             dataset,
             candidates,
+            wanted=wanted,
             settings=self.config.active_set,
             pace_select=pace_select,
             basis_yaml=basis,

@@ -99,6 +99,7 @@ def select_structures(
     dataset: Dataset,
     candidates_file: Path,
     *,
+    wanted: int,
     settings: ActiveSetSettings,
     pace_select: str,
     basis_yaml: Path,
@@ -108,7 +109,7 @@ def select_structures(
     time_limit_s: float | None = None,
     on_line: Callable[[str], None] | None = None,
 ) -> Selection:
-    """Select structures of ``candidates_file`` (the dataset in pacemaker's format) by D-optimality.
+    """Select ``wanted`` structures of ``candidates_file`` (the dataset in pacemaker's format).
 
     One pace_select round keeps the structures holding the environments that span the
     largest volume of B-projections; with ``active_set`` (a previous potential's .asi) those
@@ -116,7 +117,6 @@ def select_structures(
     the structures left until the requested number is reached or a round finds nothing new.
     The result is written to ``selection/selection.json``.
     """
-    wanted = requested_count(settings, len(dataset))
     selection_dir = workdir / SELECTION_DIR
     selection_dir.mkdir(exist_ok=True)
     remaining = read_data_file(candidates_file)
