@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import FitMetrics, Potential
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
 from mlip_autopipec.errors import ConfigurationError, DatasetValidationError, TrainerError
 
 EXIT_OK = 0
@@ -240,22 +240,18 @@ def _gamma(run_dir: Path, data: Path) -> int:
 
 
 def _dimers(run_dir: Path, png: Path | None) -> int:
-    from mlip_autopipec.analysis.dimers import check_dimer_curves, dimer_curves, plot_dimer_curves
+    from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
     from mlip_autopipec.domain_models.dataset import shortest_distances
     from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
-    from mlip_autopipec.infrastructure.trainer.data_file import (
-        dataframe_to_dataset,
-        read_data_file,
-    )
+    from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
 
     potential = _load_potential(run_dir)
-    data_path = potential.run_dir / DATA_FILE
-    distances = shortest_distances(
-        dataframe_to_dataset(read_data_file(data_path), source=data_path), potential.cutoff
+    training_data = read_dataset(potential.run_dir / DATA_FILE)
+    distances = shortest_distances(training_data, potential.cutoff)
+    plot = png or potential.run_dir / DIMERS_PNG
+    checks = check_short_range(
+        potential.ase_calculator(), potential.elements, potential.cutoff, distances, plot
     )
-    curves = dimer_curves(potential.ase_calculator(), potential.elements, potential.cutoff)
-    checks = check_dimer_curves(curves, distances)
-    plot = plot_dimer_curves(curves, distances, png or potential.run_dir / "dimers.png")
     print(f"{'pair':>7} {'d_min data':>10} {'E(0.6)':>10} {'E(1.0)':>10} {'E(1.5)':>10}  repulsive")
     for check in checks:
         shortest = check.shortest_distance_in_data
@@ -281,7 +277,7 @@ def _load_potential(run_dir: Path) -> Potential:
 def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     """What a user wants to know after a fit: where the potential is and how good it is."""
     lines = [f"potential ({potential.trainer}): {potential.yace_path}"]
-    lines.append(f"record: {potential.run_dir / 'potential.json'}")
+    lines.append(f"record: {potential.run_dir / POTENTIAL_JSON}")
     lines.append(f"elements: {' '.join(potential.elements)}   cutoff: {potential.cutoff} Å")
     if wall_time_s is not None:
         lines.append(f"wall time: {wall_time_s:.1f} s")

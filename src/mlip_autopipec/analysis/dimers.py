@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict
 
 log = logging.getLogger(__name__)
 
+#: The plot of the dimer curves in a run directory.
+DIMERS_PNG = "dimers.png"
 #: Closest distance (Å) of the dimer curves.
 SHORTEST_DIMER_DISTANCE = 0.5
 #: Grid step (Å) of the dimer curves.
@@ -148,3 +150,16 @@ def plot_dimer_curves(
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def check_short_range(
+    calculator: BaseCalculator,
+    elements: Sequence[str],
+    cutoff: float,
+    shortest_distances: Mapping[tuple[str, str], float],
+    png: Path,
+) -> list[DimerCheck]:
+    """Dimer curves of every element pair (0.5 Å to ``cutoff``), plotted to ``png`` and checked."""
+    curves = dimer_curves(calculator, elements, cutoff)
+    plot_dimer_curves(curves, shortest_distances, png)
+    return check_dimer_curves(curves, shortest_distances)

@@ -145,3 +145,8 @@ def read_data_file(path: Path) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise DatasetValidationError("is not a pandas DataFrame", source=path)
     return frame
+
+
+def read_dataset(path: Path) -> Dataset:
+    """The labelled structures of a pacemaker data file."""
+    return dataframe_to_dataset(read_data_file(path), source=path)

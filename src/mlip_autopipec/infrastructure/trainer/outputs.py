@@ -12,6 +12,11 @@ from mlip_autopipec.domain_models.potential import FitMetrics
 OUTPUT_POTENTIAL_YAML = "output_potential.yaml"
 #: The training set as pacemaker split and processed it (its active set is built from it).
 FITTING_DATA = "fitting_data_info.pckl.gzip"
+#: pacemaker's test split, with ``ase_atoms``.
+TEST_DATA_INFO = "test_data_info.pckl.gzip"
+#: pacemaker's loss and errors per iteration (train; test every ``display_step``).
+TRAIN_METRICS_TXT = "metrics.txt"
+TEST_METRICS_TXT = "test_metrics.txt"
 TRAIN_PREDICTIONS = "train_pred.pckl.gzip"
 TEST_PREDICTIONS = "test_pred.pckl.gzip"
 #: Files a finished pacemaker run leaves; removed before a new run so none is stale.
@@ -19,8 +24,8 @@ RESULT_FILES = (
     OUTPUT_POTENTIAL_YAML,
     TRAIN_PREDICTIONS,
     TEST_PREDICTIONS,
-    "metrics.txt",
-    "test_metrics.txt",
+    TRAIN_METRICS_TXT,
+    TEST_METRICS_TXT,
     "cycle_metrics.txt",
     "test_cycle_metrics.txt",
     FITTING_DATA,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from mlip_autopipec.analysis.dimers import check_dimer_curves, dimer_curves, plot_dimer_curves
+from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
@@ -47,7 +47,6 @@ YAML2YACE_LOG = "pace_yaml2yace.log"
 ACTIVESET_LOG = "pace_activeset.log"
 ACTIVE_SET = "output_potential.asi"
 CANDIDATES = "candidates.pckl.gzip"
-DIMERS_PNG = "dimers.png"
 
 
 class PacemakerTrainer(BaseTrainer):
@@ -139,10 +138,13 @@ class PacemakerTrainer(BaseTrainer):
 
         # 9. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
         with self._step("short-range check (dimers)"):
-            calculator = potential.ase_calculator()
-            curves = dimer_curves(calculator, potential.elements, potential.cutoff)
-            plot_dimer_curves(curves, plan.shortest_distances, workdir / DIMERS_PNG)
-            checks = check_dimer_curves(curves, plan.shortest_distances)
+            checks = check_short_range(
+                potential.ase_calculator(),
+                potential.elements,
+                potential.cutoff,
+                plan.shortest_distances,
+                workdir / DIMERS_PNG,
+            )
             potential = potential.model_copy(update={"dimer_checks": tuple(checks)})
 
         # 10. potential.json is written last: it marks a finished run.

@@ -20,13 +20,17 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from mlip_autopipec.analysis.dimers import DIMERS_PNG as RUN_DIMERS_PNG
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
 from mlip_autopipec.files import atomic_path
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     FITTING_DATA,
+    TEST_DATA_INFO,
+    TEST_METRICS_TXT,
     TEST_PREDICTIONS,
+    TRAIN_METRICS_TXT,
     TRAIN_PREDICTIONS,
     read_prediction_metrics,
 )
@@ -52,13 +56,6 @@ REPORT_FILES = (
     LEARNING_CURVE_PNG,
     DIMERS_PNG,
 )
-#: pacemaker's loss and errors per iteration (train; test every ``display_step``).
-TRAIN_METRICS_TXT = "metrics.txt"
-TEST_METRICS_TXT = "test_metrics.txt"
-#: pacemaker's test split, with ``ase_atoms`` (the elements of the test structures).
-TEST_DATA_INFO = "test_data_info.pckl.gzip"
-#: The trainer's plot of the dimer curves (see ``PacemakerTrainer``).
-TRAINER_DIMERS_PNG = "dimers.png"
 LEARNING_CURVE_COLUMNS = ("iter_num", "loss", "rmse_epa", "rmse_f_comp")
 DPI = 110
 SET_STYLE = {"train": ("tab:blue", "o"), "test": ("tab:orange", "^")}
@@ -498,25 +495,24 @@ def _add_dimers(report: _Report, potential: Potential | None, compute: bool) -> 
         except (ValueError, ImportError, RuntimeError) as error:
             plot.note = f"not computed: {error}"
         return
-    trainer_plot = report.run_dir / TRAINER_DIMERS_PNG
+    trainer_plot = report.run_dir / RUN_DIMERS_PNG
     if trainer_plot.exists():
         shutil.copyfile(trainer_plot, path)
         plot.path = path
-        plot.caption += f" (the trainer's {TRAINER_DIMERS_PNG})"
+        plot.caption += f" (the trainer's {RUN_DIMERS_PNG})"
     else:
         plot.note = (
-            f"not available: the run has no {TRAINER_DIMERS_PNG}; "
+            f"not available: the run has no {RUN_DIMERS_PNG}; "
             "build the report with compute_dimers (mlip-autopipec report --dimers) to compute it"
         )
 
 
 def _compute_dimers(potential: Potential, path: Path, report: _Report) -> Path:
-    from mlip_autopipec.analysis.dimers import dimer_curves, plot_dimer_curves
+    from mlip_autopipec.analysis.dimers import check_short_range
     from mlip_autopipec.domain_models.dataset import shortest_distances
     from mlip_autopipec.errors import DatasetValidationError
     from mlip_autopipec.infrastructure.trainer.data_file import dataframe_to_dataset
 
-    curves = dimer_curves(potential.ase_calculator(), potential.elements, potential.cutoff)
     distances: dict[tuple[str, str], float] = {}
     frame = _read_pickle(report.run_dir / DATA_FILE, report)
     if frame is not None:
@@ -525,7 +521,9 @@ def _compute_dimers(potential: Potential, path: Path, report: _Report) -> Path:
             distances = shortest_distances(data, search_radius=potential.cutoff)
         except DatasetValidationError as error:
             report.notes.append(f"dimers: no shortest distances from the data ({error})")
-    return plot_dimer_curves(curves, distances, path)
+    calculator = potential.ase_calculator()
+    check_short_range(calculator, potential.elements, potential.cutoff, distances, path)
+    return path
 
 
 _PLOT_TEXT = {
