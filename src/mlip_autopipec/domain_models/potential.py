@@ -127,6 +127,12 @@ class Potential(_Record):
 
     # -- deployment ---------------------------------------------------------------------------
 
+    def _active_set_files(self) -> tuple[Path, Path]:
+        """The B-basis ``.yaml`` and its active set, which the extrapolation grade needs."""
+        if self.active_set_path is None or self.yaml_path is None:
+            raise ValueError(f"the potential in {self.run_dir} has no active set (.asi)")
+        return self.yaml_path, self.active_set_path
+
     def ase_calculator(self, extrapolation: bool = False) -> BaseCalculator:
         """An ASE calculator of the deployed potential: ACE (pyace), plus the baseline if any.
 
@@ -140,10 +146,9 @@ class Potential(_Record):
             )
         baseline = pair_potential(self.baseline, self.elements)
         if extrapolation:
-            if self.active_set_path is None or self.yaml_path is None:
-                raise ValueError(f"the potential in {self.run_dir} has no active set (.asi)")
+            yaml_path, active_set_path = self._active_set_files()
             return ExtrapolationCalculator(
-                self.yaml_path, self.active_set_path, self.reference_energies, baseline
+                yaml_path, active_set_path, self.reference_energies, baseline
             )
         from pyace import PyACECalculator
 
@@ -164,10 +169,9 @@ class Potential(_Record):
         are then shifted by the sum of ``reference_energies`` over the atoms (forces are not).
         """
         if extrapolation:
-            if self.active_set_path is None or self.yaml_path is None:
-                raise ValueError(f"the potential in {self.run_dir} has no active set (.asi)")
+            yaml_path, active_set_path = self._active_set_files()
             ace_style = "pace/extrapolation"
-            ace_files = f"{self.yaml_path} {self.active_set_path}"
+            ace_files = f"{yaml_path} {active_set_path}"
             gamma = [
                 "fix pace_gamma all pair 10 pace/extrapolation gamma 1",
                 "compute max_pace_gamma all reduce max f_pace_gamma",
