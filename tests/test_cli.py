@@ -117,6 +117,18 @@ def test_installed_entry_point_has_useful_help() -> None:
         assert option in result.stdout
 
 
+def test_python_dash_m_runs_the_cli_and_reports_the_installed_version() -> None:
+    from importlib import metadata
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mlip_autopipec", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == f"mlip-autopipec {metadata.version('mlip-autopipec')}"
+
+
 def _fake_run(dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     data = _write_data(dataset, tmp_path / "data.extxyz")
     config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mlip_autopipec import __version__
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Exit codes: 0 success, 1 training failed, 2 bad input or configuration."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the programs' output")
     parser.add_argument("-q", "--quiet", action="store_true", help="show warnings and errors only")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
