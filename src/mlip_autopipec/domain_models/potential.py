@@ -81,6 +81,13 @@ class Potential(_Record):
     yace_file: str = Field(description="C-tilde potential for ASE (pyace) and LAMMPS (ML-PACE)")
     yaml_file: str | None = Field(None, description="B-basis potential (pacemaker's own format)")
     active_set_file: str | None = Field(None, description="active set (.asi) for extrapolation")
+    gamma_tolerance: float = Field(
+        1.01,
+        description=(
+            "MaxVol tolerance the active set was built with: a structure whose extrapolation "
+            "grade gamma exceeds it lies outside the training set (pace_activeset's default)"
+        ),
+    )
     elements: tuple[str, ...]
     cutoff: float = Field(description="Å")
     baseline: Baseline = Field(default_factory=NoBaseline)

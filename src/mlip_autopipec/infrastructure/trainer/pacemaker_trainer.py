@@ -8,12 +8,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import yaml
+
 from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, TrainerError
-from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, prepare_workdir
+from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     FITTING_DATA,
@@ -29,11 +31,13 @@ from mlip_autopipec.infrastructure.trainer.potential_file import (
     set_reference_energies,
 )
 from mlip_autopipec.infrastructure.trainer.progress import reporting_step
+from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
 from mlip_autopipec.infrastructure.trainer.selection import (
     SELECTION_DIR,
     TARGET_BASIS_YAML,
     check_previous_potential,
+    keep_all,
     requested_count,
     select_structures,
     write_target_basis,
@@ -67,15 +71,31 @@ class PacemakerTrainer(BaseTrainer):
         activeset = resolve_executable(executables.pace_activeset)
         pace_select = resolve_executable(executables.pace_select) if selecting else None
         previous = self._previous_potential() if selecting else None
-        workdir = prepare_workdir(workdir)
-        for name in (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET):
-            (workdir / name).unlink(missing_ok=True)
+        replaced = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
+        with claim_run_directory(workdir, replaces=replaced) as run:
+            return self._train(
+                dataset, run.path, pacemaker, yaml2yace, activeset, pace_select, previous
+            )
+
+    def _train(
+        self,
+        dataset: Dataset,
+        workdir: Path,
+        pacemaker: str,
+        yaml2yace: str,
+        activeset: str,
+        pace_select: str | None,
+        previous: Potential | None,
+    ) -> Potential:
+        """The run itself, in a claimed and locked ``workdir``."""
         environment = program_environment(self.config)
 
         # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
-        n_training = (
-            requested_count(self.config.active_set, len(dataset)) if selecting else len(dataset)
-        )
+        n_training = len(dataset)
+        if pace_select is not None:
+            n_training = requested_count(self.config.active_set, len(dataset))
+            if n_training == len(dataset):  # "use all": nothing to select
+                pace_select = None
         plan = self.plan_run(dataset, n_training=n_training)
 
         # 3. Select the training structures by D-optimality (optional).
@@ -97,7 +117,17 @@ class PacemakerTrainer(BaseTrainer):
             self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, environment)
             output_yaml = workdir / OUTPUT_POTENTIAL_YAML
             self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
-            add_metadata(output_yaml, potential_metadata(plan.baseline, plan.reference_energies))
+            try:
+                add_metadata(
+                    output_yaml, potential_metadata(plan.baseline, plan.reference_energies)
+                )
+            except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as error:
+                raise TrainerError(
+                    f"pacemaker wrote an unreadable {OUTPUT_POTENTIAL_YAML} "
+                    f"({type(error).__name__}: {str(error).splitlines()[0]})",
+                    workdir=workdir,
+                    log_path=workdir / PACEMAKER_LOG,
+                ) from error
 
         # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
         with self._step("converting to .yace (pace_yaml2yace)"):
@@ -126,6 +156,7 @@ class PacemakerTrainer(BaseTrainer):
             yace_file=POTENTIAL_YACE,
             yaml_file=OUTPUT_POTENTIAL_YAML,
             active_set_file=active_set,
+            gamma_tolerance=self.config.active_set.gamma_tolerance,
             elements=dataset.elements,
             cutoff=self.config.cutoff,
             baseline=plan.baseline,
@@ -184,12 +215,13 @@ class PacemakerTrainer(BaseTrainer):
             )
         pace_select = resolve_executable(self.config.executables.pace_select)
         previous = self._previous_potential()
-        workdir = Path(workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
         wanted = requested_count(self.config.active_set, len(dataset))
         plan = self.plan_run(dataset, n_training=wanted)
         environment = program_environment(self.config)
-        return self._select(dataset, plan, wanted, pace_select, previous, workdir, environment)
+        with claim_run_directory(workdir) as run:
+            if wanted == len(dataset):
+                return keep_all(dataset, run.path)
+            return self._select(dataset, plan, wanted, pace_select, previous, run.path, environment)
 
     def _select(
         self,
