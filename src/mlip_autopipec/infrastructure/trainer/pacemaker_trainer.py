@@ -15,15 +15,18 @@ from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, TrainerError
-from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan
+from mlip_autopipec.infrastructure.trainer.base import DATA_FILE, BaseTrainer, RunPlan
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     FITTING_DATA,
     OUTPUT_POTENTIAL_YAML,
     RESULT_FILES,
     TEST_PREDICTIONS,
+    TEST_PREDICTIONS_NPZ,
     TRAIN_PREDICTIONS,
-    read_prediction_metrics,
+    TRAIN_PREDICTIONS_NPZ,
+    PredictionArrays,
+    convert_predictions,
 )
 from mlip_autopipec.infrastructure.trainer.potential_file import (
     add_metadata,
@@ -129,6 +132,10 @@ class PacemakerTrainer(BaseTrainer):
                     log_path=workdir / PACEMAKER_LOG,
                 ) from error
 
+            # Its predictions, copied at once to a format that cannot run code; every
+            # structure and atom we wrote must be in them.
+            predictions = self._convert_predictions(workdir, training_set)
+
         # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
         with self._step("converting to .yace (pace_yaml2yace)"):
             partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
@@ -147,9 +154,7 @@ class PacemakerTrainer(BaseTrainer):
         with self._step("active set (pace_activeset)"):
             active_set = self._active_set(activeset, workdir, environment)
 
-        # 8. Read pacemaker's own predictions of the final potential.
-        self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
-        test_path = workdir / TEST_PREDICTIONS
+        # 8. The record, with pacemaker's own errors of the final potential.
         potential = Potential(
             run_dir=workdir,
             trainer="pacemaker",
@@ -161,8 +166,10 @@ class PacemakerTrainer(BaseTrainer):
             cutoff=self.config.cutoff,
             baseline=plan.baseline,
             reference_energies=plan.reference_energies,
-            train_metrics=read_prediction_metrics(workdir / TRAIN_PREDICTIONS),
-            test_metrics=read_prediction_metrics(test_path) if test_path.exists() else None,
+            train_metrics=predictions[TRAIN_PREDICTIONS].metrics,
+            test_metrics=(
+                predictions[TEST_PREDICTIONS].metrics if TEST_PREDICTIONS in predictions else None
+            ),
             selection=selection,
             provenance=self.provenance(dataset),
         )
@@ -185,6 +192,40 @@ class PacemakerTrainer(BaseTrainer):
         with self._step("training report"):
             self._report(workdir)
         return potential
+
+    def _convert_predictions(
+        self, workdir: Path, training_set: Dataset
+    ) -> dict[str, PredictionArrays]:
+        """pacemaker's ``*_pred.pckl.gzip``, just written, copied to ``.npz``; raises
+        TrainerError when pacemaker used other numbers of structures or atoms than we wrote."""
+        self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
+        symbols = {s.name: s.atoms.get_chemical_symbols() for s in training_set}
+        predictions = {
+            name: convert_predictions(workdir / name, workdir / npz, symbols)
+            for name, npz in (
+                (TRAIN_PREDICTIONS, TRAIN_PREDICTIONS_NPZ),
+                (TEST_PREDICTIONS, TEST_PREDICTIONS_NPZ),
+            )
+            if (workdir / name).exists()
+        }
+        used = (
+            sum(len(p.n_atoms) for p in predictions.values()),
+            sum(int(p.n_atoms.sum()) for p in predictions.values()),
+        )
+        written = (len(training_set), training_set.n_atoms)
+        if used != written:
+            message = (
+                f"pacemaker fitted {used[0]} structures ({used[1]} atoms) of the {written[0]} "
+                f"({written[1]} atoms) in {DATA_FILE}"
+            )
+            if self.config.fit.weighting != "energy_based":
+                raise TrainerError(
+                    f"{message}: it dropped some; see {PACEMAKER_LOG}",
+                    workdir=workdir,
+                    log_path=workdir / PACEMAKER_LOG,
+                )
+            log.warning("%s: fit.weighting energy_based leaves out high-energy structures", message)
+        return predictions
 
     def _step(self, name: str) -> AbstractContextManager[None]:
         return reporting_step(self.on_output_line, name)
