@@ -309,11 +309,21 @@ class TrainerConfig(StrictModel):
         "auto",
         description=(
             "eV per atom of each element, subtracted from total energies before the fit and "
-            "added back by the potential; 'auto': least-squares fit to the data"
+            "added back by the potential; 'auto': a free atom of the data gives its element's "
+            "value, the other elements are fitted by least squares to the data"
         ),
     )
     executables: Executables = Field(
         default_factory=Executables, description="where pacemaker's programs are"
+    )
+    structures_without_neighbours: Literal["error", "drop"] = Field(
+        "error",
+        description=(
+            "a structure of several atoms in which an atom has no neighbour within the cutoff, "
+            "which pacemaker cannot use: 'error' names it and stops, 'drop' leaves it out with "
+            "a warning. A single free atom is never fitted: with reference_energies 'auto' "
+            "its energy is its element's reference energy"
+        ),
     )
     time_limit_seconds: Annotated[PositiveFloat, NotBool] | None = Field(
         None, description="s; a pacemaker run that takes longer is stopped (None: no limit)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -12,6 +13,11 @@ from pathlib import Path
 from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential, resolve_baseline
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
+from mlip_autopipec.domain_models.isolated_atoms import (
+    AccountedDataset,
+    account_for_structures,
+    fit_other_reference_energies,
+)
 from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.domain_models.reference_energies import resolve_reference_energies
 from mlip_autopipec.errors import ConfigurationError
@@ -49,14 +55,38 @@ class BaseTrainer(ABC):
     def train(self, dataset: Dataset, workdir: Path) -> Potential:
         """Fit a potential to ``dataset``; files go into ``workdir``, which is created if needed."""
 
-    def plan_run(self, dataset: Dataset, *, n_training: int | None = None) -> RunPlan:
+    def account_for_structures(self, dataset: Dataset) -> AccountedDataset:
+        """The structures to fit, and the free atoms and unusable structures kept out of it
+        (domain_models.isolated_atoms); raises DatasetValidationError naming an unusable one."""
+        return account_for_structures(
+            dataset,
+            self.config.cutoff,
+            drop=self.config.structures_without_neighbours == "drop",
+        )
+
+    def plan_run(
+        self,
+        dataset: Dataset,
+        *,
+        n_training: int | None = None,
+        free_atom_energies: Mapping[str, float] | None = None,
+        fitting: bool = True,
+    ) -> RunPlan:
         """Reference energies, shortest distances, baseline cutoffs and pacemaker's input.
 
         ``n_training`` is the number of structures that will be fitted (fewer than the dataset
         after a selection); it sizes the basis when the config leaves that open.
+        ``free_atom_energies`` (eV, per element) are the reference energies of those elements
+        when ``reference_energies`` is 'auto'. With ``fitting`` (not for a selection alone),
+        the test split must leave pacemaker a test structure.
         """
+        setting = self.config.reference_energies
+        known = {e: v for e, v in (free_atom_energies or {}).items() if e in dataset.elements}
         try:
-            reference_energies = resolve_reference_energies(self.config.reference_energies, dataset)
+            if setting == "auto" and known:
+                reference_energies = fit_other_reference_energies(dataset, known)
+            else:
+                reference_energies = resolve_reference_energies(setting, dataset)
         except ValueError as error:
             raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
         distances = shortest_distances(dataset, search_radius=self.config.cutoff)
@@ -76,7 +106,8 @@ class BaseTrainer(ABC):
         except ValueError as error:
             raise ConfigurationError([("trainer.b_ref", str(error))]) from error
         n_fit = n_training or len(dataset)
-        check_test_split(self.config.fit.test_size, n_fit)
+        if fitting:
+            check_test_split(self.config.fit.test_size, n_fit)
         pacemaker_input = build_pacemaker_input(
             self.config,
             baseline=baseline,

@@ -27,13 +27,16 @@ class MockTrainer(BaseTrainer):
     """Writes pacemaker's inputs and a marked placeholder potential; runs no program."""
 
     def train(self, dataset: Dataset, workdir: Path) -> Potential:
+        accounted = self.account_for_structures(dataset)
         with claim_run_directory(workdir, replaces=(MOCK_POTENTIAL,)) as run:
-            return self._train(dataset, run.path)
+            return self._train(accounted.fit, run.path, accounted.free_atom_energies)
 
-    def _train(self, dataset: Dataset, workdir: Path) -> Potential:
+    def _train(
+        self, dataset: Dataset, workdir: Path, free_atom_energies: dict[str, float]
+    ) -> Potential:
         if self.config.active_set.enabled:
             log.warning("the mock trainer selects no structures: trainer.active_set is ignored")
-        plan = self.plan_run(dataset)
+        plan = self.plan_run(dataset, free_atom_energies=free_atom_energies)
         self.write_inputs(dataset, workdir, plan)
         write_text_atomic(workdir / MOCK_POTENTIAL, PLACEHOLDER_TEXT)
         potential = Potential(

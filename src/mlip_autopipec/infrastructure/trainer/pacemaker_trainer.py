@@ -13,9 +13,15 @@ import yaml
 from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, TrainerError
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE, BaseTrainer, RunPlan
+from mlip_autopipec.infrastructure.trainer.base import (
+    DATA_FILE,
+    BaseTrainer,
+    RunPlan,
+    check_test_split,
+)
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     FITTING_DATA,
@@ -74,15 +80,17 @@ class PacemakerTrainer(BaseTrainer):
         activeset = resolve_executable(executables.pace_activeset)
         pace_select = resolve_executable(executables.pace_select) if selecting else None
         previous = self._previous_potential() if selecting else None
+        # Structures pacemaker would drop silently (free atoms, lone atoms) are decided on.
+        accounted = self.account_for_structures(dataset)
         replaced = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
         with claim_run_directory(workdir, replaces=replaced) as run:
             return self._train(
-                dataset, run.path, pacemaker, yaml2yace, activeset, pace_select, previous
+                accounted, run.path, pacemaker, yaml2yace, activeset, pace_select, previous
             )
 
     def _train(
         self,
-        dataset: Dataset,
+        accounted: AccountedDataset,
         workdir: Path,
         pacemaker: str,
         yaml2yace: str,
@@ -91,6 +99,7 @@ class PacemakerTrainer(BaseTrainer):
         previous: Potential | None,
     ) -> Potential:
         """The run itself, in a claimed and locked ``workdir``."""
+        dataset = accounted.fit
         environment = program_environment(self.config)
 
         # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
@@ -99,7 +108,9 @@ class PacemakerTrainer(BaseTrainer):
             n_training = requested_count(self.config.active_set, len(dataset))
             if n_training == len(dataset):  # "use all": nothing to select
                 pace_select = None
-        plan = self.plan_run(dataset, n_training=n_training)
+        plan = self.plan_run(
+            dataset, n_training=n_training, free_atom_energies=accounted.free_atom_energies
+        )
 
         # 3. Select the training structures by D-optimality (optional).
         selection = None
@@ -111,7 +122,8 @@ class PacemakerTrainer(BaseTrainer):
                 )
             training_set = dataset.subset(selection.indices)
 
-        # 4. Write the data file and input.yaml.
+        # 4. Write the data file and input.yaml (a selection may have found fewer structures).
+        check_test_split(self.config.fit.test_size, len(training_set))
         with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
             self.write_inputs(training_set, workdir, plan)
 
@@ -257,7 +269,7 @@ class PacemakerTrainer(BaseTrainer):
         pace_select = resolve_executable(self.config.executables.pace_select)
         previous = self._previous_potential()
         wanted = requested_count(self.config.active_set, len(dataset))
-        plan = self.plan_run(dataset, n_training=wanted)
+        plan = self.plan_run(dataset, n_training=wanted, fitting=False)
         environment = program_environment(self.config)
         with claim_run_directory(workdir) as run:
             if wanted == len(dataset):
