@@ -145,7 +145,8 @@ class Potential(_Record):
 
         Energies are total energies in eV on the scale of the training labels, forces in eV/Å.
         With ``extrapolation`` the results also hold ``gamma``, the per-atom extrapolation
-        grade from the active set (above 1: the environment lies outside the training set).
+        grade from the active set (above ``gamma_tolerance``: the environment lies outside the
+        training set).
         """
         if self.trainer == "mock":
             raise ValueError(
