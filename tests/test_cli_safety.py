@@ -563,3 +563,13 @@ def test_the_gamma_command_uses_the_potentials_tolerance(
     printed = capsys.readouterr().out
     assert f"0 of {len(cu_pt_dataset)} structures have gamma > 1000" in printed
     assert np.isfinite(Potential.load(tmp_path / "run").gamma_tolerance)
+
+
+def test_report_writes_nothing_into_a_directory_that_is_no_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n")
+    before = _checksums(tmp_path)
+    assert main(["report", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert "not a run directory of mlip-autopipec" in _no_traceback(capsys)
+    assert _checksums(tmp_path) == before and not (tmp_path / "report").exists()

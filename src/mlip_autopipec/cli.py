@@ -172,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigurationError, DatasetValidationError, OutputError, UsageError) as error:
         return _fail(args, f"error: {error}", EXIT_BAD_INPUT)
     except FileNotFoundError as error:
-        return _fail(args, f"error: {error.filename or error}: no such file", EXIT_BAD_INPUT)
+        what = str(error) if error.filename is None else f"{error.filename}: no such file"
+        return _fail(args, f"error: {what}", EXIT_BAD_INPUT)
     except TrainerError as error:
         return _fail(args, f"error: training failed: {error}", EXIT_TRAINING_FAILED)
     except KeyboardInterrupt:
@@ -267,6 +268,11 @@ def _report(run_dir: Path, compute_dimers: bool, overwrite: bool) -> int:
     from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, build_report
     from mlip_autopipec.infrastructure.trainer.run_directory import is_ours
 
+    if not (is_ours(run_dir) or (run_dir / POTENTIAL_JSON).is_file()):
+        raise UsageError(
+            f"{run_dir} is not a run directory of mlip-autopipec (no potential.json, no "
+            "manifest): no report is written into it"
+        )
     report_dir = run_dir / REPORT_DIR
     if report_dir.exists() and any(report_dir.iterdir()) and not (is_ours(run_dir) or overwrite):
         raise OutputError(
