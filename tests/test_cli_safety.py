@@ -371,6 +371,10 @@ def test_no_command_loads_a_planted_pickle(
     assert main(train_evil) == EXIT_BAD_INPUT
 
     assert not marker.exists()
+    # dimers --png never writes over a file it did not make.
+    before = _checksums(tmp_path)
+    assert main(["dimers", str(run), "--png", str(data)]) == EXIT_BAD_INPUT
+    assert _checksums(tmp_path) == before
     # The report's numbers come from the safe copies the trainer made.
     metrics = json.loads((run / "report" / "mlip_autopipec" / "metrics.json").read_text())
     assert metrics["train"]["energy_rmse_mev_per_atom"] == pytest.approx(2.0)
