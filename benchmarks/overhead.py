@@ -22,7 +22,12 @@ import yaml
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.trainer.outputs import TEST_PREDICTIONS, read_prediction_metrics
+from mlip_autopipec.infrastructure.trainer.outputs import (
+    TEST_PREDICTIONS,
+    TEST_PREDICTIONS_NPZ,
+    convert_predictions,
+    read_prediction_metrics,
+)
 from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import program_environment
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable
 
@@ -87,7 +92,9 @@ def main() -> None:
     wall_b = time.perf_counter() - started
 
     ours = Potential.load(run_a).test_metrics
-    theirs = read_prediction_metrics(run_b / TEST_PREDICTIONS)
+    # pacemaker's pickle, just written by this benchmark's own run, copied as the trainer does.
+    convert_predictions(run_b / TEST_PREDICTIONS, run_b / TEST_PREDICTIONS_NPZ, {})
+    theirs = read_prediction_metrics(run_b / TEST_PREDICTIONS_NPZ)
     assert ours is not None
     print(f"data: {args.data}  functions/element: {args.functions}  maxiter: {args.maxiter}")
     print(f"wall time  mlip-autopipec train: {wall_a:8.1f} s")

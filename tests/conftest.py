@@ -47,7 +47,7 @@ import os, shutil, sys, time
 import numpy as np, pandas as pd, yaml
 
 mode = os.environ.get("FAKE_PACEMAKER_MODE", "ok")
-print("fake pacemaker starting", flush=True)
+print(f"fake pacemaker starting, pid {os.getpid()}", flush=True)
 config = yaml.safe_load(open(sys.argv[1]))
 for section in ("potential", "data", "fit", "backend"):
     assert section in config, f"input.yaml lacks {section}"
@@ -69,6 +69,10 @@ if mode == "no_output":
 assert config["potential"]["elements"] == ["Cu", "Pt"], "the fake knows only Cu-Pt"
 shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt_output_potential.yaml",
             "output_potential.yaml")
+if mode == "bad_yaml":
+    open("output_potential.yaml", "wb").write(b"species: [\\x00\\xff unclosed\\n")
+if mode == "drop_one":  # as pacemaker does with a structure it cannot use
+    frame = frame.iloc[1:]
 # Predictions off by exactly 2 meV/atom in energy and 30 meV/A in every force component.
 frame["NUMBER_OF_ATOMS"] = frame["ase_atoms"].map(len)
 frame["energy_pred"] = frame["energy_corrected"] + 0.002 * frame["NUMBER_OF_ATOMS"]

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,11 +14,25 @@ from mlip_autopipec import __version__
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
-from mlip_autopipec.errors import ConfigurationError, DatasetValidationError, TrainerError
+from mlip_autopipec.errors import (
+    ConfigurationError,
+    DatasetValidationError,
+    OutputError,
+    TrainerError,
+)
 
 EXIT_OK = 0
 EXIT_TRAINING_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: 128 + SIGINT, as a shell reports a program stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
+
+#: pacemaker's data files are pickles: reading one can run any code it carries.
+PICKLE_SUFFIXES = (".pckl.gzip", ".pkl.gz", ".pckl", ".pkl", ".pickle")
+TRUST_PICKLE_HELP = (
+    "read DATA even if it is a pickle (pacemaker's .pckl.gzip). A pickle can run any code "
+    "when it is read: give this only for files you made yourself or fully trust"
+)
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -49,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="labelled structures: any file ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml, ...)",
     )
-    train.add_argument("--out", required=True, type=Path, help="run directory for every artifact")
+    train.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="run directory for every artifact: new, empty, or an unfinished run of ours",
+    )
+    train.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
 
     demo = commands.add_parser(
         "demo",
@@ -74,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     dimers.add_argument(
         "--png", type=Path, default=None, help="plot file (default: RUN_DIR/dimers.png)"
     )
+    dimers.add_argument("--overwrite", action="store_true", help="replace an existing --png file")
 
     report = commands.add_parser(
         "report",
@@ -89,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--dimers",
         action="store_true",
         help="compute the dimer curves from the potential instead of reusing RUN_DIR/dimers.png",
+    )
+    report.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier report in a run directory that mlip-autopipec did not make",
     )
 
     select = commands.add_parser(
@@ -116,17 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="run directory of a trained potential: select what its active set does not cover",
     )
+    select.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists (never by default)"
+    )
+    select.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
 
     gamma = commands.add_parser(
         "gamma",
         help="extrapolation grade of structures under a trained potential",
         description=(
             "Per-structure maximum extrapolation grade gamma of DATA under the potential of "
-            "RUN_DIR (from its active set): gamma > 1 means outside the training set's span."
+            "RUN_DIR (from its active set): above the active set's gamma tolerance (1.01 by "
+            "default), the structure lies outside the training set's span."
         ),
     )
     gamma.add_argument("run_dir", type=Path, help="run directory of a trained potential")
     gamma.add_argument("data", type=Path, help="structures, any ASE format")
+    gamma.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     return parser
 
 
@@ -137,27 +170,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:  # our own DEBUG messages carry the programs' output, line by line
         logging.getLogger("mlip_autopipec").setLevel(logging.DEBUG)
     try:
-        if args.command == "train":
-            config = load_config(args.config).trainer
-            dataset = Dataset.read(args.data)
-            return _train(config, dataset, args.out, _progress_reporter(config, args))
-        if args.command == "demo":
-            return _demo(args)
-        if args.command == "dimers":
-            return _dimers(args.run_dir, args.png)
-        if args.command == "report":
-            return _report(args.run_dir, args.dimers)
-        if args.command == "select":
-            return _select(args)
-        if args.command == "gamma":
-            return _gamma(args.run_dir, args.data)
-    except (ConfigurationError, DatasetValidationError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _run_command(args)
+    except (ConfigurationError, DatasetValidationError, OutputError, UsageError) as error:
+        return _fail(args, f"error: {error}", EXIT_BAD_INPUT)
+    except FileNotFoundError as error:
+        what = str(error) if error.filename is None else f"{error.filename}: no such file"
+        return _fail(args, f"error: {what}", EXIT_BAD_INPUT)
     except TrainerError as error:
-        print(f"error: training failed: {error}", file=sys.stderr)
-        return EXIT_TRAINING_FAILED
+        return _fail(args, f"error: training failed: {error}", EXIT_TRAINING_FAILED)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted (Ctrl-C): stopped", EXIT_INTERRUPTED)
+    except Exception as error:  # a bug or an unforeseen failure: one line, not a traceback
+        message = f"error: {type(error).__name__}: {error}"
+        if not args.verbose:
+            message += " (run with --verbose for the traceback)"
+        return _fail(args, message, EXIT_TRAINING_FAILED)
+
+
+class UsageError(Exception):
+    """A command cannot do what was asked with the given input (exit code 2)."""
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """Print one line (the traceback too with --verbose) and return the exit code."""
+    if args.verbose:
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    return code
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if args.command == "train":
+        config = load_config(args.config).trainer
+        dataset = _read_data(args.data, args.trust_pickle)
+        return _train(config, dataset, args.out, _progress_reporter(config, args))
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "dimers":
+        return _dimers(args.run_dir, args.png, args.overwrite)
+    if args.command == "report":
+        return _report(args.run_dir, args.dimers, args.overwrite)
+    if args.command == "select":
+        return _select(args)
+    if args.command == "gamma":
+        return _gamma(args.run_dir, _read_data(args.data, args.trust_pickle))
     raise AssertionError(f"unknown command {args.command}")  # argparse rejects these
+
+
+def _read_data(path: Path, trust_pickle: bool) -> Dataset:
+    """The structures of ``path``; a pickle only with ``--trust-pickle``."""
+    if not path.name.endswith(PICKLE_SUFFIXES):
+        return Dataset.read(path)
+    if not trust_pickle:
+        raise UsageError(
+            f"{path} is a pickle (pacemaker's format), which can run code when read: it is "
+            "read only with --trust-pickle; or convert it to extxyz yourself"
+        )
+    from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
+
+    return read_dataset(path)
 
 
 def _progress_reporter(
@@ -195,9 +266,22 @@ def _demo(args: argparse.Namespace) -> int:
     return _train(config, demo_dataset(), args.out, _progress_reporter(config, args))
 
 
-def _report(run_dir: Path, compute_dimers: bool) -> int:
-    from mlip_autopipec.infrastructure.trainer.report import build_report
+def _report(run_dir: Path, compute_dimers: bool, overwrite: bool) -> int:
+    from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, build_report
+    from mlip_autopipec.infrastructure.trainer.run_directory import is_ours
 
+    if not (is_ours(run_dir) or (run_dir / POTENTIAL_JSON).is_file()):
+        raise UsageError(
+            f"{run_dir} is not a run directory of mlip-autopipec (no potential.json, no "
+            "manifest): no report is written into it"
+        )
+    report_dir = run_dir / REPORT_DIR
+    if report_dir.exists() and any(report_dir.iterdir()) and not (is_ours(run_dir) or overwrite):
+        raise OutputError(
+            f"{report_dir} exists and {run_dir} was not made by mlip-autopipec: give "
+            "--overwrite to replace the report there",
+            path=report_dir,
+        )
     print(f"report: {build_report(run_dir, compute_dimers=compute_dimers)}")
     return EXIT_OK
 
@@ -210,7 +294,13 @@ def _select(args: argparse.Namespace) -> int:
         dataset_to_dataframe,
         write_data_file,
     )
+    from mlip_autopipec.infrastructure.trainer.run_directory import refuse_to_overwrite
 
+    out: Path = args.out
+    # Checked first: nothing is computed for a file that could not be written.
+    refuse_to_overwrite(out, overwrite=args.overwrite, what="--out")
+    if out.exists() and out.resolve() == args.data.resolve():
+        log.warning("--overwrite: the selection replaces its own input %s", out)
     config = load_config(args.config).trainer
     overrides: dict[str, object] = {"enabled": True}
     if args.max_structures is not None or args.fraction is not None:
@@ -221,39 +311,49 @@ def _select(args: argparse.Namespace) -> int:
     config = parse_config(
         {"trainer": {**config.model_dump(), "active_set": active_set}}, source=args.config
     ).trainer
-    dataset = Dataset.read(args.data)
-    out: Path = args.out
+    dataset = _read_data(args.data, args.trust_pickle)
     selection = PacemakerTrainer(config).select(dataset, out.with_name(out.name + ".selection"))
     selected = dataset.subset(selection.indices)
-    if out.name.endswith((".pckl.gzip", ".pkl.gz")):
-        write_data_file(dataset_to_dataframe(selected), out)
-    else:
-        write(out, selected.to_atoms())
+    from mlip_autopipec.files import atomic_path
+
+    with atomic_path(out) as temporary:
+        if out.name.endswith((".pckl.gzip", ".pkl.gz")):
+            write_data_file(dataset_to_dataframe(selected), temporary)
+        else:
+            write(temporary, selected.to_atoms(), format="extxyz")
     print(f"selected {selection.n_selected} of {selection.n_total} structures: {out}")
     return EXIT_OK
 
 
-def _gamma(run_dir: Path, data: Path) -> int:
+def _gamma(run_dir: Path, data: Dataset) -> int:
     from mlip_autopipec.analysis.extrapolation import extrapolation_grades, format_grades
 
     potential = _load_potential(run_dir)
-    print(format_grades(extrapolation_grades(potential, Dataset.read(data))))
+    try:
+        grades = extrapolation_grades(potential, data)
+    except ValueError as error:  # no active set, a mock potential
+        raise UsageError(f"no extrapolation grade: {error}") from error
+    print(format_grades(grades, threshold=potential.gamma_tolerance))
     return EXIT_OK
 
 
-def _dimers(run_dir: Path, png: Path | None) -> int:
+def _dimers(run_dir: Path, png: Path | None, overwrite: bool) -> int:
     from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
-    from mlip_autopipec.domain_models.dataset import shortest_distances
-    from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
-    from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
+    from mlip_autopipec.infrastructure.trainer.run_directory import is_ours, refuse_to_overwrite
 
     potential = _load_potential(run_dir)
-    training_data = read_dataset(potential.run_dir / DATA_FILE)
-    distances = shortest_distances(training_data, potential.cutoff)
     plot = png or potential.run_dir / DIMERS_PNG
-    checks = check_short_range(
-        potential.ase_calculator(), potential.elements, potential.cutoff, distances, plot
-    )
+    refuse_to_overwrite(plot, overwrite=overwrite or (png is None and is_ours(run_dir)))
+    distances = {
+        check.pair: check.shortest_distance_in_data
+        for check in potential.dimer_checks
+        if check.shortest_distance_in_data is not None
+    }
+    try:
+        calculator = potential.ase_calculator()
+    except ValueError as error:  # a mock potential
+        raise UsageError(f"no dimer curves: {error}") from error
+    checks = check_short_range(calculator, potential.elements, potential.cutoff, distances, plot)
     print(f"{'pair':>7} {'d_min data':>10} {'E(0.6)':>10} {'E(1.0)':>10} {'E(1.5)':>10}  repulsive")
     for check in checks:
         shortest = check.shortest_distance_in_data
@@ -271,9 +371,11 @@ def _load_potential(run_dir: Path) -> Potential:
     try:
         return Potential.load(run_dir)
     except FileNotFoundError as error:
-        raise FileNotFoundError(
+        raise UsageError(
             f"{run_dir} holds no potential.json: it is not the directory of a finished run"
         ) from error
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{run_dir}: unreadable {POTENTIAL_JSON} ({error})") from error
 
 
 def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:

@@ -80,3 +80,12 @@ class TrainerError(MlipAutopipecError):
             lines.append(f"  last {len(self.log_tail)} log lines:")
             lines += [f"    | {line}" for line in self.log_tail]
         super().__init__("\n".join(lines))
+
+
+class OutputError(MlipAutopipecError):
+    """An output path cannot be written: it holds files mlip-autopipec did not write, another
+    run holds its lock, or the file exists and overwriting was not asked for. ``path`` is it."""
+
+    def __init__(self, message: str, *, path: Path | None = None):
+        self.path = path
+        super().__init__(message)

@@ -9,15 +9,16 @@ import numpy as np
 
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.errors import DatasetValidationError
 
 
 @dataclass(frozen=True)
 class StructureGrade:
     """The largest per-atom extrapolation grade gamma of one structure.
 
-    gamma <= 1: every atomic environment lies within the span of the training set;
-    above 1 the potential extrapolates (pacemaker's rule of thumb: reliable below ~2,
-    unreliable above ~10).
+    gamma <= 1 (up to the active set's tolerance, 1.01 by default): every atomic environment
+    lies within the span of the training set; above it the potential extrapolates
+    (pacemaker's rule of thumb: reliable below ~2, unreliable above ~10).
     """
 
     index: int
@@ -28,7 +29,21 @@ class StructureGrade:
 
 
 def extrapolation_grades(potential: Potential, dataset: Dataset) -> list[StructureGrade]:
-    """Per-structure maximum gamma of every structure of ``dataset`` under ``potential``."""
+    """Per-structure maximum gamma of every structure of ``dataset`` under ``potential``.
+
+    A structure holding an element the potential does not know is an error naming it.
+    """
+    known = set(potential.elements)
+    for index, structure in enumerate(dataset):
+        unknown = sorted(set(structure.atoms.get_chemical_symbols()) - known)
+        if unknown:
+            raise DatasetValidationError(
+                f"holds {unknown}, which the potential (elements {list(potential.elements)}) "
+                "does not know",
+                index=index,
+                name=structure.name,
+                source=dataset.source,
+            )
     calculator = potential.ase_calculator(extrapolation=True)
     grades = []
     for index, structure in enumerate(dataset):
@@ -48,8 +63,9 @@ def extrapolation_grades(potential: Potential, dataset: Dataset) -> list[Structu
     return grades
 
 
-def format_grades(grades: Sequence[StructureGrade], threshold: float = 1.0) -> str:
-    """A table of the grades, the extrapolating structures (above ``threshold``) marked."""
+def format_grades(grades: Sequence[StructureGrade], threshold: float = 1.01) -> str:
+    """A table of the grades, the extrapolating structures marked: those above ``threshold``,
+    the active set's gamma tolerance (a training structure grades 1 up to rounding)."""
     lines = [f"{'index':>6} {'max gamma':>10} {'atom':>5} {'atoms':>6}  name"]
     for grade in grades:
         mark = "  <- extrapolates" if grade.max_gamma > threshold else ""

@@ -9,6 +9,7 @@ import yaml
 from ase.data import chemical_symbols
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PositiveFloat,
@@ -22,6 +23,20 @@ from pydantic import (
 from mlip_autopipec.errors import ConfigurationError
 
 _ELEMENTS = frozenset(chemical_symbols[1:])
+
+#: Å; no ACE potential needs a larger cutoff, and pacemaker's memory grows with its cube.
+MAX_CUTOFF_ANGSTROM = 15.0
+
+
+def _not_bool(value: Any) -> Any:
+    """YAML's ``true``/``false`` are not numbers (pydantic would read ``true`` as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+#: A number field that refuses booleans.
+NotBool = BeforeValidator(_not_bool)
 
 
 class StrictModel(BaseModel):
@@ -42,10 +57,10 @@ class ZBLBaseline(StrictModel):
     """
 
     type: Literal["zbl"] = Field("zbl", description="ZBL (Ziegler-Biersack-Littmark) baseline")
-    inner_cutoff: PositiveFloat | None = Field(
+    inner_cutoff: Annotated[PositiveFloat, NotBool] | None = Field(
         None, description="Å; ZBL is unswitched below this distance. None: from the data."
     )
-    outer_cutoff: PositiveFloat | None = Field(
+    outer_cutoff: Annotated[PositiveFloat, NotBool] | None = Field(
         None, description="Å; ZBL is zero beyond this distance. None: from the data."
     )
 
@@ -73,7 +88,9 @@ class LJBaseline(StrictModel):
     type: Literal["lj"] = Field("lj", description="Lennard-Jones 12-6 baseline")
     epsilon: dict[str, PositiveFloat] = Field(description="eV, per element or element pair")
     sigma: dict[str, PositiveFloat] = Field(description="Å, per element or element pair")
-    cutoff: PositiveFloat = Field(description="Å; LJ is zero beyond this distance")
+    cutoff: Annotated[PositiveFloat, NotBool] = Field(
+        description="Å; LJ is zero beyond this distance"
+    )
     shift: bool = Field(
         True, description="shift the energy to zero at the cutoff (LAMMPS pair_modify shift yes)"
     )
@@ -187,8 +204,10 @@ class AceParams(StrictModel):
 class FitSettings(StrictModel):
     """Loss, optimiser and data split of the fit."""
 
-    maxiter: PositiveInt = Field(1500, description="maximum optimiser iterations")
-    kappa: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
+    maxiter: Annotated[PositiveInt, NotBool] = Field(
+        1500, description="maximum optimiser iterations"
+    )
+    kappa: Annotated[float, NotBool, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
         0.3, description="relative weight of forces in the loss (0: energies only, 1: forces only)"
     )
     L1_coeffs: Annotated[float, Field(ge=0.0)] = Field(1e-8, description="L1 regularisation")
@@ -204,7 +223,7 @@ class FitSettings(StrictModel):
             "E_min + 10 eV/atom). Per-structure weights in the dataset take precedence."
         ),
     )
-    test_size: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+    test_size: Annotated[float, NotBool, Field(ge=0.0, lt=1.0)] = Field(
         0.1, description="fraction of the structures held out as test set (0: none)"
     )
     seed: int = Field(42, description="random seed of the test split and the fit")
@@ -224,14 +243,16 @@ class ActiveSetSettings(StrictModel):
     """
 
     enabled: bool = Field(False, description="select the training structures before the fit")
-    max_structures: PositiveInt | None = Field(None, description="number of structures to keep")
-    fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+    max_structures: Annotated[PositiveInt, NotBool] | None = Field(
+        None, description="number of structures to keep"
+    )
+    fraction: Annotated[float, NotBool, Field(gt=0.0, le=1.0)] | None = Field(
         None, description="fraction of the structures to keep, in (0, 1]"
     )
     batch_size: PositiveInt | None = Field(
         None, description="structures per batch of pace_select (bounds its memory); None: all"
     )
-    gamma_tolerance: Annotated[float, Field(ge=1.0)] = Field(
+    gamma_tolerance: Annotated[float, NotBool, Field(ge=1.0)] = Field(
         1.01, description="MaxVol tolerance of pace_select and pace_activeset"
     )
     all_atoms: bool = Field(
@@ -272,7 +293,10 @@ class TrainerConfig(StrictModel):
     """Configuration of the Trainer stage: the ``trainer:`` section of a config file."""
 
     type: Literal["mock", "pacemaker"] = Field(description="mock: no fit (for tests); pacemaker")
-    cutoff: PositiveFloat = Field(description="Å, radial cutoff of the ACE potential")
+    cutoff: Annotated[PositiveFloat, NotBool] = Field(
+        description=f"Å, radial cutoff of the ACE potential (typically 5 to 7; at most "
+        f"{MAX_CUTOFF_ANGSTROM:g})"
+    )
     b_ref: Baseline = Field(
         default_factory=NoBaseline, description="physical baseline the ACE potential corrects"
     )
@@ -285,16 +309,26 @@ class TrainerConfig(StrictModel):
         "auto",
         description=(
             "eV per atom of each element, subtracted from total energies before the fit and "
-            "added back by the potential; 'auto': least-squares fit to the data"
+            "added back by the potential; 'auto': a free atom of the data gives its element's "
+            "value, the other elements are fitted by least squares to the data"
         ),
     )
     executables: Executables = Field(
         default_factory=Executables, description="where pacemaker's programs are"
     )
-    time_limit_seconds: PositiveFloat | None = Field(
+    structures_without_neighbours: Literal["error", "drop"] = Field(
+        "error",
+        description=(
+            "a structure of several atoms in which an atom has no neighbour within the cutoff, "
+            "which pacemaker cannot use: 'error' names it and stops, 'drop' leaves it out with "
+            "a warning. A single free atom is never fitted: with reference_energies 'auto' "
+            "its energy is its element's reference energy"
+        ),
+    )
+    time_limit_seconds: Annotated[PositiveFloat, NotBool] | None = Field(
         None, description="s; a pacemaker run that takes longer is stopped (None: no limit)"
     )
-    threads: PositiveInt | None = Field(
+    threads: Annotated[PositiveInt, NotBool] | None = Field(
         None, description="CPU threads for pacemaker (None: all cores of the machine)"
     )
     gpu_devices: str | None = Field(
@@ -304,6 +338,17 @@ class TrainerConfig(StrictModel):
             "machine if it has any, else CPU only; '' forces CPU only"
         ),
     )
+
+    @field_validator("cutoff")
+    @classmethod
+    def _cutoff_is_physical(cls, value: float) -> float:
+        if not value <= MAX_CUTOFF_ANGSTROM:  # also inf
+            raise ValueError(
+                f"a cutoff of {value} Å is not physical for an ACE potential: typical values "
+                f"are 5 to 7 Å, at most {MAX_CUTOFF_ANGSTROM:g} Å (pacemaker's memory and time "
+                "grow with the cube of the cutoff)"
+            )
+        return value
 
     @field_validator("reference_energies")
     @classmethod
@@ -348,9 +393,17 @@ def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a YAML config file; every problem is reported with its field path."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise ConfigurationError([(str(path), "file does not exist")]) from error
+    except IsADirectoryError as error:
+        raise ConfigurationError([(str(path), "is a directory, not a config file")]) from error
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(
+            [(str(path), "is not a text file (not UTF-8): is it the config file?")]
+        ) from error
+    except OSError as error:
+        raise ConfigurationError([(str(path), f"cannot be read: {error.strerror}")]) from error
     except yaml.YAMLError as error:
         raise ConfigurationError([(str(path), f"not valid YAML: {error}")]) from error
     if not isinstance(raw, dict):

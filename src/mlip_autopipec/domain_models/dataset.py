@@ -343,14 +343,24 @@ def _labelled_from_atoms(
         pbc=atoms.pbc.copy(),
     )
     info.pop(energy_key, None)
-    weights = {key: info.pop(key, None) for key in ("energy_weight", "force_weight")}
+    weights: dict[str, float | None] = {}
+    for key in ("energy_weight", "force_weight"):
+        value = info.pop(key, None)
+        try:
+            weights[key] = None if value is None else float(np.asarray(value).item())
+        except (TypeError, ValueError) as error:
+            raise fail(f"{key} is not a number: {value!r}") from error
+    try:
+        forces_array = np.array(forces, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise fail(f"forces are not numbers ({error})") from error
     return LabelledStructure(
         atoms=bare,
         energy=energy_value,
-        forces=np.array(forces, dtype=float),
+        forces=forces_array,
         name=name,
-        energy_weight=None if weights["energy_weight"] is None else float(weights["energy_weight"]),
-        force_weight=None if weights["force_weight"] is None else float(weights["force_weight"]),
+        energy_weight=weights["energy_weight"],
+        force_weight=weights["force_weight"],
         info=info,
     )
 

@@ -81,6 +81,13 @@ class Potential(_Record):
     yace_file: str = Field(description="C-tilde potential for ASE (pyace) and LAMMPS (ML-PACE)")
     yaml_file: str | None = Field(None, description="B-basis potential (pacemaker's own format)")
     active_set_file: str | None = Field(None, description="active set (.asi) for extrapolation")
+    gamma_tolerance: float = Field(
+        1.01,
+        description=(
+            "MaxVol tolerance the active set was built with: a structure whose extrapolation "
+            "grade gamma exceeds it lies outside the training set (pace_activeset's default)"
+        ),
+    )
     elements: tuple[str, ...]
     cutoff: float = Field(description="Å")
     baseline: Baseline = Field(default_factory=NoBaseline)
@@ -138,7 +145,8 @@ class Potential(_Record):
 
         Energies are total energies in eV on the scale of the training labels, forces in eV/Å.
         With ``extrapolation`` the results also hold ``gamma``, the per-atom extrapolation
-        grade from the active set (above 1: the environment lies outside the training set).
+        grade from the active set (above ``gamma_tolerance``: the environment lies outside the
+        training set).
         """
         if self.trainer == "mock":
             raise ValueError(

@@ -12,7 +12,7 @@ import yaml
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.errors import TrainerError
+from mlip_autopipec.errors import OutputError, TrainerError
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, create_trainer
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
@@ -159,7 +159,7 @@ def test_a_finished_run_is_not_overwritten(cu_pt_dataset: Dataset, tmp_path: Pat
     workdir = tmp_path / "run"
     _trainer().train(cu_pt_dataset, workdir)
     record = (workdir / POTENTIAL_JSON).read_text()
-    with pytest.raises(TrainerError, match="already holds a trained potential"):
+    with pytest.raises(OutputError, match="already holds a trained potential"):
         _trainer().train(cu_pt_dataset, workdir)
     assert (workdir / POTENTIAL_JSON).read_text() == record
 
@@ -169,12 +169,21 @@ def test_rerun_after_a_failure_starts_clean(
     cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workdir = tmp_path / "run"
-    workdir.mkdir()
-    (workdir / "output_potential.yaml").write_text("stale: true\n")
+    _trainer().train(cu_pt_dataset, workdir)
+    (workdir / POTENTIAL_JSON).unlink()  # as if the first run had stopped before its record
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_output")
     with pytest.raises(TrainerError):
         _trainer().train(cu_pt_dataset, workdir)
-    assert not (workdir / "output_potential.yaml").exists()
+    assert not (workdir / "output_potential.yaml").exists()  # ours, stale: removed
+
+
+def test_a_foreign_result_file_is_refused_and_kept(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "output_potential.yaml").write_text("someone else's: true\n")
+    with pytest.raises(OutputError, match="not made by mlip-autopipec"):
+        _trainer().train(cu_pt_dataset, workdir)
+    assert sorted(p.name for p in workdir.iterdir()) == ["output_potential.yaml"]
 
 
 def test_environment_sets_threads_and_hides_gpus_unless_asked() -> None:

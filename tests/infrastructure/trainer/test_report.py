@@ -15,8 +15,8 @@ from ase.calculators.emt import EMT
 from mlip_autopipec.analysis.dimers import DimerCurve, plot_dimer_curves
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.trainer.outputs import (
-    TEST_PREDICTIONS,
-    TRAIN_PREDICTIONS,
+    TEST_PREDICTIONS_NPZ,
+    TRAIN_PREDICTIONS_NPZ,
     read_prediction_metrics,
 )
 from mlip_autopipec.infrastructure.trainer.report import (
@@ -78,7 +78,7 @@ def test_metrics_json_holds_exactly_the_metrics_of_potential_json(run_dir: Path)
 
     assert metrics["train"] == recorded["train_metrics"]
     assert metrics["test"] == recorded["test_metrics"]
-    for label, name in (("train", TRAIN_PREDICTIONS), ("test", TEST_PREDICTIONS)):
+    for label, name in (("train", TRAIN_PREDICTIONS_NPZ), ("test", TEST_PREDICTIONS_NPZ)):
         assert metrics[label] == read_prediction_metrics(run_dir / name).model_dump(mode="json")
         assert metrics[f"{label}_source"] == name
     assert set(metrics["force_by_element"]["train"]) == {"Cu", "Pt"}
@@ -88,7 +88,7 @@ def test_metrics_json_holds_exactly_the_metrics_of_potential_json(run_dir: Path)
 
 
 def test_a_run_without_a_test_set_reports_train_only(run_dir: Path) -> None:
-    (run_dir / TEST_PREDICTIONS).unlink()
+    (run_dir / TEST_PREDICTIONS_NPZ).unlink()
     (run_dir / "test_metrics.txt").unlink()
     record = json.loads((run_dir / "potential.json").read_text())
     record["test_metrics"] = None
@@ -126,12 +126,12 @@ def test_a_partial_run_still_gives_a_report(run_dir: Path) -> None:
     metrics = _metrics(html_path)
     assert metrics["train"] is None and metrics["test"] is None
     text = html_path.read_text("utf-8")
-    assert "no potential.json" in text and "no train_pred.pckl.gzip" in text
+    assert "no potential.json" in text and "no train_predictions.npz" in text
     assert "FinnisSinclairShiftedScaled" in text
 
 
 def test_without_predictions_the_metrics_come_from_potential_json(run_dir: Path) -> None:
-    (run_dir / TEST_PREDICTIONS).unlink()
+    (run_dir / TEST_PREDICTIONS_NPZ).unlink()
     recorded = json.loads((run_dir / "potential.json").read_text())
 
     metrics = _metrics(build_report(run_dir))

@@ -43,9 +43,12 @@ def _rattled_copies_and_one_compressed() -> Dataset:
 def test_requested_count_from_size_or_fraction(caplog: pytest.LogCaptureFixture) -> None:
     assert requested_count(ActiveSetSettings(enabled=True, max_structures=7), 100) == 7
     assert requested_count(ActiveSetSettings(enabled=True, fraction=0.25), 10) == 3
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         assert requested_count(ActiveSetSettings(enabled=True, max_structures=500), 100) == 100
-    assert "exceeds the 100 structures" in caplog.text
+        assert requested_count(ActiveSetSettings(enabled=True, fraction=1.0), 100) == 100
+    assert "500 of the 100 structures: all are used, nothing is selected" in caplog.text
+    assert "100 of the 100 structures: all are used" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,11 @@
-"""What every trainer shares: the abstract interface and the preparation of a run directory."""
+"""What every trainer shares: the abstract interface and the plan of a run."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -11,9 +13,14 @@ from pathlib import Path
 from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential, resolve_baseline
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, Provenance
+from mlip_autopipec.domain_models.isolated_atoms import (
+    AccountedDataset,
+    account_for_structures,
+    fit_other_reference_energies,
+)
+from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.domain_models.reference_energies import resolve_reference_energies
-from mlip_autopipec.errors import ConfigurationError, TrainerError
+from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer.data_file import dataset_to_dataframe, write_data_file
 from mlip_autopipec.infrastructure.trainer.input_yaml import (
     INPUT_YAML,
@@ -48,14 +55,38 @@ class BaseTrainer(ABC):
     def train(self, dataset: Dataset, workdir: Path) -> Potential:
         """Fit a potential to ``dataset``; files go into ``workdir``, which is created if needed."""
 
-    def plan_run(self, dataset: Dataset, *, n_training: int | None = None) -> RunPlan:
+    def account_for_structures(self, dataset: Dataset) -> AccountedDataset:
+        """The structures to fit, and the free atoms and unusable structures kept out of it
+        (domain_models.isolated_atoms); raises DatasetValidationError naming an unusable one."""
+        return account_for_structures(
+            dataset,
+            self.config.cutoff,
+            drop=self.config.structures_without_neighbours == "drop",
+        )
+
+    def plan_run(
+        self,
+        dataset: Dataset,
+        *,
+        n_training: int | None = None,
+        free_atom_energies: Mapping[str, float] | None = None,
+        fitting: bool = True,
+    ) -> RunPlan:
         """Reference energies, shortest distances, baseline cutoffs and pacemaker's input.
 
         ``n_training`` is the number of structures that will be fitted (fewer than the dataset
         after a selection); it sizes the basis when the config leaves that open.
+        ``free_atom_energies`` (eV, per element) are the reference energies of those elements
+        when ``reference_energies`` is 'auto'. With ``fitting`` (not for a selection alone),
+        the test split must leave pacemaker a test structure.
         """
+        setting = self.config.reference_energies
+        known = {e: v for e, v in (free_atom_energies or {}).items() if e in dataset.elements}
         try:
-            reference_energies = resolve_reference_energies(self.config.reference_energies, dataset)
+            if setting == "auto" and known:
+                reference_energies = fit_other_reference_energies(dataset, known)
+            else:
+                reference_energies = resolve_reference_energies(setting, dataset)
         except ValueError as error:
             raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
         distances = shortest_distances(dataset, search_radius=self.config.cutoff)
@@ -74,13 +105,16 @@ class BaseTrainer(ABC):
             baseline_potential = pair_potential(baseline, dataset.elements)
         except ValueError as error:
             raise ConfigurationError([("trainer.b_ref", str(error))]) from error
+        n_fit = n_training or len(dataset)
+        if fitting:
+            check_test_split(self.config.fit.test_size, n_fit)
         pacemaker_input = build_pacemaker_input(
             self.config,
             baseline=baseline,
             elements=dataset.elements,
             min_distances=distances,
             data_filename=DATA_FILE,
-            n_structures=n_training or len(dataset),
+            n_structures=n_fit,
         )
         return RunPlan(pacemaker_input, baseline, baseline_potential, reference_energies, distances)
 
@@ -114,17 +148,21 @@ class BaseTrainer(ABC):
         )
 
 
-def prepare_workdir(workdir: Path) -> Path:
-    """Create ``workdir``; refuse one that holds a finished run (it would be overwritten)."""
-    workdir = Path(workdir).resolve()
-    if (workdir / POTENTIAL_JSON).exists():
-        raise TrainerError(
-            f"{workdir} already holds a trained potential ({POTENTIAL_JSON}); "
-            "choose another output directory or remove it",
-            workdir=workdir,
+def check_test_split(test_size: float, n_structures: int) -> None:
+    """Refuse a test split that leaves pacemaker no test structure: it keeps
+    ``int(n_structures * test_size)`` of them and fails on none."""
+    if test_size > 0 and int(n_structures * test_size) == 0:
+        needed = math.ceil(1 / test_size - 1e-9)
+        raise ConfigurationError(
+            [
+                (
+                    "trainer.fit.test_size",
+                    f"{test_size} of {n_structures} structure(s) is no test structure "
+                    f"(pacemaker would fail): train on at least {needed} structures, or set "
+                    "fit.test_size: 0 to fit without a test set",
+                )
+            ]
         )
-    workdir.mkdir(parents=True, exist_ok=True)
-    return workdir
 
 
 def installed_versions() -> dict[str, str]:

@@ -8,7 +8,8 @@ from pathlib import Path
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.files import write_text_atomic
-from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, prepare_workdir
+from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
+from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,16 @@ class MockTrainer(BaseTrainer):
     """Writes pacemaker's inputs and a marked placeholder potential; runs no program."""
 
     def train(self, dataset: Dataset, workdir: Path) -> Potential:
-        workdir = prepare_workdir(workdir)
+        accounted = self.account_for_structures(dataset)
+        with claim_run_directory(workdir, replaces=(MOCK_POTENTIAL,)) as run:
+            return self._train(accounted.fit, run.path, accounted.free_atom_energies)
+
+    def _train(
+        self, dataset: Dataset, workdir: Path, free_atom_energies: dict[str, float]
+    ) -> Potential:
         if self.config.active_set.enabled:
             log.warning("the mock trainer selects no structures: trainer.active_set is ignored")
-        plan = self.plan_run(dataset)
+        plan = self.plan_run(dataset, free_atom_energies=free_atom_energies)
         self.write_inputs(dataset, workdir, plan)
         write_text_atomic(workdir / MOCK_POTENTIAL, PLACEHOLDER_TEXT)
         potential = Potential(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mlip_autopipec.domain_models.potential import FitMetrics
+from mlip_autopipec.files import atomic_path
 
 OUTPUT_POTENTIAL_YAML = "output_potential.yaml"
 #: The training set as pacemaker split and processed it (its active set is built from it).
@@ -19,6 +22,10 @@ TRAIN_METRICS_TXT = "metrics.txt"
 TEST_METRICS_TXT = "test_metrics.txt"
 TRAIN_PREDICTIONS = "train_pred.pckl.gzip"
 TEST_PREDICTIONS = "test_pred.pckl.gzip"
+#: Safe copies of pacemaker's predictions (``.npz`` without pickled objects), written right
+#: after the fit; everything that reads predictions later reads these.
+TRAIN_PREDICTIONS_NPZ = "train_predictions.npz"
+TEST_PREDICTIONS_NPZ = "test_predictions.npz"
 #: Files a finished pacemaker run leaves; removed before a new run so none is stale.
 RESULT_FILES = (
     OUTPUT_POTENTIAL_YAML,
@@ -29,21 +36,87 @@ RESULT_FILES = (
     "cycle_metrics.txt",
     "test_cycle_metrics.txt",
     FITTING_DATA,
+    TRAIN_PREDICTIONS_NPZ,
+    TEST_PREDICTIONS_NPZ,
 )
 
 
+@dataclass(frozen=True)
+class PredictionArrays:
+    """The final potential's predictions on one set, one entry per structure or atom.
+
+    Energies are totals (eV) of ``energy_corrected``, what pacemaker fits (labels minus
+    reference energies and baseline); forces are per atom (eV/Å), the structures' atoms one
+    after the other; ``symbols`` holds each atom's element, or is empty when unknown.
+    """
+
+    names: np.ndarray
+    n_atoms: np.ndarray
+    energy_reference: np.ndarray
+    energy_predicted: np.ndarray
+    force_reference: np.ndarray
+    force_predicted: np.ndarray
+    symbols: np.ndarray
+
+    @property
+    def metrics(self) -> FitMetrics:
+        energy_error = (self.energy_predicted - self.energy_reference) / self.n_atoms
+        return metrics_from_errors(energy_error, self.force_predicted - self.force_reference)
+
+
+def convert_predictions(
+    pickle_path: Path, npz_path: Path, symbols_by_name: Mapping[str, Sequence[str]]
+) -> PredictionArrays:
+    """Copy pacemaker's ``*_pred.pckl.gzip`` to ``.npz`` (no pickled objects).
+
+    Call it only right after pacemaker wrote the pickle in our locked run directory: a pickle
+    can run code when it is read. ``symbols_by_name`` gives the elements of each structure
+    (from the data we wrote); a name it lacks, or with another atom count, leaves the symbols
+    unknown.
+    """
+    frame = pd.read_pickle(pickle_path, compression="gzip")
+    n_atoms = frame["NUMBER_OF_ATOMS"].to_numpy(dtype=int)
+    symbols: list[str] = []
+    for name, count in zip(frame["name"], n_atoms, strict=True):
+        known = symbols_by_name.get(str(name))
+        if known is None or len(known) != count:
+            symbols = []
+            break
+        symbols.extend(known)
+    arrays = PredictionArrays(
+        names=np.array([str(name) for name in frame["name"]], dtype=str),
+        n_atoms=n_atoms,
+        energy_reference=frame["energy_corrected"].to_numpy(dtype=float),
+        energy_predicted=frame["energy_pred"].to_numpy(dtype=float),
+        force_reference=_stack(frame["forces"]),
+        force_predicted=_stack(frame["forces_pred"]),
+        symbols=np.array(symbols, dtype=str),
+    )
+    with atomic_path(npz_path) as temporary, open(temporary, "wb") as stream:
+        np.savez_compressed(stream, **{f.name: getattr(arrays, f.name) for f in fields(arrays)})
+    return arrays
+
+
+def read_predictions(path: Path) -> PredictionArrays:
+    """The predictions of a ``.npz`` written by :func:`convert_predictions` (never unpickled)."""
+    with np.load(path, allow_pickle=False) as data:
+        return PredictionArrays(**{f.name: data[f.name] for f in fields(PredictionArrays)})
+
+
+def _stack(column: pd.Series) -> np.ndarray:
+    if not len(column):
+        return np.zeros((0, 3))
+    return np.vstack([np.asarray(value, dtype=float) for value in column])
+
+
 def read_prediction_metrics(path: Path) -> FitMetrics:
-    """Errors of the final potential from pacemaker's predictions file (``*_pred.pckl.gzip``).
+    """Errors of the final potential from the safe copy of pacemaker's predictions (``.npz``).
 
     pacemaker predicts every structure of its train (test) set with the final potential; its
     own table at the end of ``log.txt`` holds the same numbers. Energies are compared per atom
     (meV/atom), forces per Cartesian component (meV/Å).
     """
-    frame = pd.read_pickle(path, compression="gzip")
-    n_atoms = frame["NUMBER_OF_ATOMS"].to_numpy(dtype=float)
-    energy_error = (frame["energy_pred"] - frame["energy_corrected"]).to_numpy() / n_atoms
-    force_error = np.vstack(list(frame["forces_pred"])) - np.vstack(list(frame["forces"]))
-    return metrics_from_errors(energy_error, force_error)
+    return read_predictions(path).metrics
 
 
 def metrics_from_errors(

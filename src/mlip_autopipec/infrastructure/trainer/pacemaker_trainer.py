@@ -8,20 +8,31 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import yaml
+
 from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, TrainerError
-from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, prepare_workdir
+from mlip_autopipec.infrastructure.trainer.base import (
+    DATA_FILE,
+    BaseTrainer,
+    RunPlan,
+    check_test_split,
+)
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     FITTING_DATA,
     OUTPUT_POTENTIAL_YAML,
     RESULT_FILES,
     TEST_PREDICTIONS,
+    TEST_PREDICTIONS_NPZ,
     TRAIN_PREDICTIONS,
-    read_prediction_metrics,
+    TRAIN_PREDICTIONS_NPZ,
+    PredictionArrays,
+    convert_predictions,
 )
 from mlip_autopipec.infrastructure.trainer.potential_file import (
     add_metadata,
@@ -29,11 +40,13 @@ from mlip_autopipec.infrastructure.trainer.potential_file import (
     set_reference_energies,
 )
 from mlip_autopipec.infrastructure.trainer.progress import reporting_step
+from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
 from mlip_autopipec.infrastructure.trainer.selection import (
     SELECTION_DIR,
     TARGET_BASIS_YAML,
     check_previous_potential,
+    keep_all,
     requested_count,
     select_structures,
     write_target_basis,
@@ -67,16 +80,37 @@ class PacemakerTrainer(BaseTrainer):
         activeset = resolve_executable(executables.pace_activeset)
         pace_select = resolve_executable(executables.pace_select) if selecting else None
         previous = self._previous_potential() if selecting else None
-        workdir = prepare_workdir(workdir)
-        for name in (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET):
-            (workdir / name).unlink(missing_ok=True)
+        # Structures pacemaker would drop silently (free atoms, lone atoms) are decided on.
+        accounted = self.account_for_structures(dataset)
+        replaced = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
+        with claim_run_directory(workdir, replaces=replaced) as run:
+            return self._train(
+                accounted, run.path, pacemaker, yaml2yace, activeset, pace_select, previous
+            )
+
+    def _train(
+        self,
+        accounted: AccountedDataset,
+        workdir: Path,
+        pacemaker: str,
+        yaml2yace: str,
+        activeset: str,
+        pace_select: str | None,
+        previous: Potential | None,
+    ) -> Potential:
+        """The run itself, in a claimed and locked ``workdir``."""
+        dataset = accounted.fit
         environment = program_environment(self.config)
 
         # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
-        n_training = (
-            requested_count(self.config.active_set, len(dataset)) if selecting else len(dataset)
+        n_training = len(dataset)
+        if pace_select is not None:
+            n_training = requested_count(self.config.active_set, len(dataset))
+            if n_training == len(dataset):  # "use all": nothing to select
+                pace_select = None
+        plan = self.plan_run(
+            dataset, n_training=n_training, free_atom_energies=accounted.free_atom_energies
         )
-        plan = self.plan_run(dataset, n_training=n_training)
 
         # 3. Select the training structures by D-optimality (optional).
         selection = None
@@ -88,7 +122,8 @@ class PacemakerTrainer(BaseTrainer):
                 )
             training_set = dataset.subset(selection.indices)
 
-        # 4. Write the data file and input.yaml.
+        # 4. Write the data file and input.yaml (a selection may have found fewer structures).
+        check_test_split(self.config.fit.test_size, len(training_set))
         with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
             self.write_inputs(training_set, workdir, plan)
 
@@ -97,7 +132,21 @@ class PacemakerTrainer(BaseTrainer):
             self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, environment)
             output_yaml = workdir / OUTPUT_POTENTIAL_YAML
             self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
-            add_metadata(output_yaml, potential_metadata(plan.baseline, plan.reference_energies))
+            try:
+                add_metadata(
+                    output_yaml, potential_metadata(plan.baseline, plan.reference_energies)
+                )
+            except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as error:
+                raise TrainerError(
+                    f"pacemaker wrote an unreadable {OUTPUT_POTENTIAL_YAML} "
+                    f"({type(error).__name__}: {str(error).splitlines()[0]})",
+                    workdir=workdir,
+                    log_path=workdir / PACEMAKER_LOG,
+                ) from error
+
+            # Its predictions, copied at once to a format that cannot run code; every
+            # structure and atom we wrote must be in them.
+            predictions = self._convert_predictions(workdir, training_set)
 
         # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
         with self._step("converting to .yace (pace_yaml2yace)"):
@@ -117,21 +166,22 @@ class PacemakerTrainer(BaseTrainer):
         with self._step("active set (pace_activeset)"):
             active_set = self._active_set(activeset, workdir, environment)
 
-        # 8. Read pacemaker's own predictions of the final potential.
-        self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
-        test_path = workdir / TEST_PREDICTIONS
+        # 8. The record, with pacemaker's own errors of the final potential.
         potential = Potential(
             run_dir=workdir,
             trainer="pacemaker",
             yace_file=POTENTIAL_YACE,
             yaml_file=OUTPUT_POTENTIAL_YAML,
             active_set_file=active_set,
+            gamma_tolerance=self.config.active_set.gamma_tolerance,
             elements=dataset.elements,
             cutoff=self.config.cutoff,
             baseline=plan.baseline,
             reference_energies=plan.reference_energies,
-            train_metrics=read_prediction_metrics(workdir / TRAIN_PREDICTIONS),
-            test_metrics=read_prediction_metrics(test_path) if test_path.exists() else None,
+            train_metrics=predictions[TRAIN_PREDICTIONS].metrics,
+            test_metrics=(
+                predictions[TEST_PREDICTIONS].metrics if TEST_PREDICTIONS in predictions else None
+            ),
             selection=selection,
             provenance=self.provenance(dataset),
         )
@@ -154,6 +204,40 @@ class PacemakerTrainer(BaseTrainer):
         with self._step("training report"):
             self._report(workdir)
         return potential
+
+    def _convert_predictions(
+        self, workdir: Path, training_set: Dataset
+    ) -> dict[str, PredictionArrays]:
+        """pacemaker's ``*_pred.pckl.gzip``, just written, copied to ``.npz``; raises
+        TrainerError when pacemaker used other numbers of structures or atoms than we wrote."""
+        self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
+        symbols = {s.name: s.atoms.get_chemical_symbols() for s in training_set}
+        predictions = {
+            name: convert_predictions(workdir / name, workdir / npz, symbols)
+            for name, npz in (
+                (TRAIN_PREDICTIONS, TRAIN_PREDICTIONS_NPZ),
+                (TEST_PREDICTIONS, TEST_PREDICTIONS_NPZ),
+            )
+            if (workdir / name).exists()
+        }
+        used = (
+            sum(len(p.n_atoms) for p in predictions.values()),
+            sum(int(p.n_atoms.sum()) for p in predictions.values()),
+        )
+        written = (len(training_set), training_set.n_atoms)
+        if used != written:
+            message = (
+                f"pacemaker fitted {used[0]} structures ({used[1]} atoms) of the {written[0]} "
+                f"({written[1]} atoms) in {DATA_FILE}"
+            )
+            if self.config.fit.weighting != "energy_based":
+                raise TrainerError(
+                    f"{message}: it dropped some; see {PACEMAKER_LOG}",
+                    workdir=workdir,
+                    log_path=workdir / PACEMAKER_LOG,
+                )
+            log.warning("%s: fit.weighting energy_based leaves out high-energy structures", message)
+        return predictions
 
     def _step(self, name: str) -> AbstractContextManager[None]:
         return reporting_step(self.on_output_line, name)
@@ -184,12 +268,13 @@ class PacemakerTrainer(BaseTrainer):
             )
         pace_select = resolve_executable(self.config.executables.pace_select)
         previous = self._previous_potential()
-        workdir = Path(workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
         wanted = requested_count(self.config.active_set, len(dataset))
-        plan = self.plan_run(dataset, n_training=wanted)
+        plan = self.plan_run(dataset, n_training=wanted, fitting=False)
         environment = program_environment(self.config)
-        return self._select(dataset, plan, wanted, pace_select, previous, workdir, environment)
+        with claim_run_directory(workdir) as run:
+            if wanted == len(dataset):
+                return keep_all(dataset, run.path)
+            return self._select(dataset, plan, wanted, pace_select, previous, run.path, environment)
 
     def _select(
         self,

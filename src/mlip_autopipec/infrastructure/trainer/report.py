@@ -7,6 +7,7 @@ import html
 import json
 import logging
 import shutil
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,16 +24,14 @@ from matplotlib.figure import Figure
 from mlip_autopipec.analysis.dimers import DIMERS_PNG as RUN_DIMERS_PNG
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
 from mlip_autopipec.files import atomic_path
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
-    FITTING_DATA,
-    TEST_DATA_INFO,
     TEST_METRICS_TXT,
-    TEST_PREDICTIONS,
+    TEST_PREDICTIONS_NPZ,
     TRAIN_METRICS_TXT,
-    TRAIN_PREDICTIONS,
-    read_prediction_metrics,
+    TRAIN_PREDICTIONS_NPZ,
+    PredictionArrays,
+    read_predictions,
 )
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ SET_STYLE = {"train": ("tab:blue", "o"), "test": ("tab:orange", "^")}
 
 @dataclass(frozen=True)
 class Predictions:
-    """The final potential's predictions on one set (train or test), as pacemaker wrote them.
+    """The final potential's predictions on one set (train or test), as pacemaker made them.
 
     Energies are per atom (eV/atom) of ``energy_corrected`` (labels minus reference energies and
     baseline: what pacemaker fits); forces are components (eV/Å), one row per atom.
@@ -108,7 +107,8 @@ class _Report:
 def build_report(run_dir: Path, *, compute_dimers: bool = False) -> Path:
     """Write the training report of a run into ``RUN_DIR/report/mlip_autopipec/``.
 
-    Draws parity plots, error histograms and the learning curve from pacemaker's outputs,
+    Draws parity plots, error histograms and the learning curve from pacemaker's outputs
+    (its predictions in the safe ``.npz`` copies the trainer made; no pickle is read),
     writes ``metrics.json`` (errors of the final potential in meV/atom and meV/Å, from the
     same prediction files and function as ``potential.json``) and one self-contained
     ``report.html``. Dimer curves are computed from the potential only with
@@ -127,8 +127,11 @@ def build_report(run_dir: Path, *, compute_dimers: bool = False) -> Path:
     # 1. The record and the final potential's predictions on the train and test sets.
     potential = _load_potential(report)
     predictions = _read_all_predictions(report)
-    if not any(p.label == "test" for p in predictions) and (run_dir / TRAIN_PREDICTIONS).exists():
-        report.notes.append(f"no test set ({TEST_PREDICTIONS} is absent): train only")
+    if (
+        not any(p.label == "test" for p in predictions)
+        and (run_dir / TRAIN_PREDICTIONS_NPZ).exists()
+    ):
+        report.notes.append(f"no test set ({TEST_PREDICTIONS_NPZ} is absent): train only")
 
     # 2. Plots, each skipped with a note when its inputs are missing.
     _add_plot(report, predictions, _plot_energy_parity, PARITY_ENERGY_PNG)
@@ -170,73 +173,35 @@ def _load_potential(report: _Report) -> Potential | None:
         return None
 
 
-def _read_pickle(path: Path, report: _Report) -> pd.DataFrame | None:
-    if not path.exists():
-        return None
-    try:
-        frame: pd.DataFrame = pd.read_pickle(path, compression="gzip")
-    except Exception as error:  # a truncated or foreign pickle raises many types
-        report.notes.append(f"{path.name} is unreadable ({type(error).__name__}: {error})")
-        return None
-    return frame
-
-
 def _read_all_predictions(report: _Report) -> list[Predictions]:
-    frames = {
-        label: _read_pickle(report.run_dir / name, report)
-        for label, name in (("train", TRAIN_PREDICTIONS), ("test", TEST_PREDICTIONS))
-    }
-    if frames["train"] is None:
-        report.notes.append(f"no {TRAIN_PREDICTIONS}: pacemaker did not finish its fit")
-    names = {str(n) for frame in frames.values() if frame is not None for n in frame["name"]}
-    symbols = _symbols_by_name(report, names) if names else {}
+    """The safe (``.npz``) copies of pacemaker's predictions; its pickles are never read."""
     predictions = []
-    for label, name in (("train", TRAIN_PREDICTIONS), ("test", TEST_PREDICTIONS)):
-        frame = frames[label]
-        if frame is None:
+    for label, name in (("train", TRAIN_PREDICTIONS_NPZ), ("test", TEST_PREDICTIONS_NPZ)):
+        path = report.run_dir / name
+        if not path.exists():
+            if label == "train":
+                report.notes.append(f"no {name}: pacemaker did not finish its fit")
             continue
         try:
-            predictions.append(_predictions(label, report.run_dir / name, frame, symbols))
-        except (KeyError, ValueError) as error:
-            report.notes.append(f"{name} lacks predictions ({type(error).__name__}: {error})")
+            arrays = read_predictions(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            report.notes.append(f"{name} is unreadable ({type(error).__name__}: {error})")
+            continue
+        predictions.append(_predictions(label, arrays))
     return predictions
 
 
-def _predictions(
-    label: str, path: Path, frame: pd.DataFrame, symbols_by_name: dict[str, list[str]]
-) -> Predictions:
-    """The predictions of one ``*_pred.pckl.gzip``; its metrics come from the trainer's reader."""
-    n_atoms = frame["NUMBER_OF_ATOMS"].to_numpy(dtype=float)
-    symbols: list[str] = []
-    for name, count in zip(frame["name"], frame["NUMBER_OF_ATOMS"], strict=True):
-        known = symbols_by_name.get(str(name))
-        if known is None or len(known) != count:
-            symbols = []
-            break
-        symbols.extend(known)
+def _predictions(label: str, arrays: PredictionArrays) -> Predictions:
+    """Per-atom energies and force rows of one set; its metrics as the trainer computes them."""
     return Predictions(
         label=label,
-        metrics=read_prediction_metrics(path),
-        energy_reference=frame["energy_corrected"].to_numpy(dtype=float) / n_atoms,
-        energy_predicted=frame["energy_pred"].to_numpy(dtype=float) / n_atoms,
-        force_reference=np.vstack(list(frame["forces"])).astype(float),
-        force_predicted=np.vstack(list(frame["forces_pred"])).astype(float),
-        symbols=np.array(symbols) if symbols else None,
+        metrics=arrays.metrics,
+        energy_reference=arrays.energy_reference / arrays.n_atoms,
+        energy_predicted=arrays.energy_predicted / arrays.n_atoms,
+        force_reference=arrays.force_reference,
+        force_predicted=arrays.force_predicted,
+        symbols=arrays.symbols if len(arrays.symbols) else None,
     )
-
-
-def _symbols_by_name(report: _Report, names: set[str]) -> dict[str, list[str]]:
-    """Chemical symbols of each structure, from the data files that hold ``ase_atoms``."""
-    found: dict[str, list[str]] = {}
-    for file in (DATA_FILE, FITTING_DATA, TEST_DATA_INFO):
-        if names <= found.keys():
-            break
-        frame = _read_pickle(report.run_dir / file, report)
-        if frame is None or not {"name", "ase_atoms"} <= set(frame.columns):
-            continue
-        for name, atoms in zip(frame["name"], frame["ase_atoms"], strict=True):
-            found.setdefault(str(name), list(atoms.get_chemical_symbols()))
-    return found
 
 
 def _read_learning_curve(path: Path) -> pd.DataFrame | None:
@@ -302,7 +267,7 @@ def _add_plot(
     if predictions:
         plot.path = _save(draw(predictions), report.out / file)
     else:
-        plot.note = f"not drawn: no predictions ({TRAIN_PREDICTIONS} is missing or unreadable)"
+        plot.note = f"not drawn: no predictions ({TRAIN_PREDICTIONS_NPZ} is missing or unreadable)"
     report.plots.append(plot)
 
 
@@ -509,18 +474,15 @@ def _add_dimers(report: _Report, potential: Potential | None, compute: bool) -> 
 
 def _compute_dimers(potential: Potential, path: Path, report: _Report) -> Path:
     from mlip_autopipec.analysis.dimers import check_short_range
-    from mlip_autopipec.domain_models.dataset import shortest_distances
-    from mlip_autopipec.errors import DatasetValidationError
-    from mlip_autopipec.infrastructure.trainer.data_file import dataframe_to_dataset
 
-    distances: dict[tuple[str, str], float] = {}
-    frame = _read_pickle(report.run_dir / DATA_FILE, report)
-    if frame is not None:
-        try:
-            data = dataframe_to_dataset(frame, source=report.run_dir / DATA_FILE)
-            distances = shortest_distances(data, search_radius=potential.cutoff)
-        except DatasetValidationError as error:
-            report.notes.append(f"dimers: no shortest distances from the data ({error})")
+    # The shortest distances of the data, as the trainer's check recorded them.
+    distances = {
+        check.pair: check.shortest_distance_in_data
+        for check in potential.dimer_checks
+        if check.shortest_distance_in_data is not None
+    }
+    if not distances:
+        report.notes.append(f"dimers: {POTENTIAL_JSON} records no shortest distances of the data")
     calculator = potential.ase_calculator()
     check_short_range(calculator, potential.elements, potential.cutoff, distances, path)
     return path
@@ -569,7 +531,7 @@ def _metrics_record(
         recorded = None if potential is None else getattr(potential, f"{label}_metrics")
         if label in by_label:
             metrics: FitMetrics | None = by_label[label].metrics
-            source: str | None = TRAIN_PREDICTIONS if label == "train" else TEST_PREDICTIONS
+            source: str | None = TRAIN_PREDICTIONS_NPZ if label == "train" else TEST_PREDICTIONS_NPZ
             if recorded is not None and recorded != metrics:
                 report.notes.append(
                     f"{POTENTIAL_JSON}'s {label} metrics differ from {source}: one is stale"

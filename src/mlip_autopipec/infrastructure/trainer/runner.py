@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import queue
@@ -67,7 +68,9 @@ def run_program(
     The program runs in its own process group, which is always stopped completely when this
     function leaves: on success (leftover background processes), on a failure, when the time
     limit is exceeded, and when our own process is interrupted (Ctrl-C or SIGTERM), so that no
-    orphaned processes survive. Output lines also go to ``on_line`` and to DEBUG logging.
+    orphaned processes survive. If our process is killed outright (SIGKILL, the OOM killer),
+    the kernel kills the program too (Linux: ``PR_SET_PDEATHSIG``). Output lines also go to
+    ``on_line`` and to DEBUG logging.
     """
     if not command:
         raise TrainerError("no program to run: the command is empty")
@@ -109,6 +112,7 @@ def run_program(
                 encoding="utf-8",
                 errors="replace",
                 start_new_session=True,
+                preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             log.write(f"=== could not start {name}: {exc}\n")
@@ -164,6 +168,33 @@ def run_program(
             log_tail=output.tail,
         )
     logger.debug("%s finished in %.1f s", name, elapsed)
+
+
+#: prctl option: the signal the kernel sends a process when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Popen's ``preexec_fn`` that makes the kernel SIGKILL the child when we die, however we
+    die (kill -9, OOM killer, a lost session); None where prctl is unavailable (not Linux).
+
+    libc is looked up here, in the parent: the child only makes the system call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    kill = int(signal.SIGKILL)
+
+    def set_parent_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
+        if os.getppid() != parent:  # we died before the call took effect
+            os.kill(os.getpid(), kill)
+
+    return set_parent_death_signal
 
 
 class _Output:

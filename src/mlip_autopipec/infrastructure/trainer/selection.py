@@ -28,22 +28,47 @@ METHOD = "D-optimal (MaxVol over ACE B-projections, pace_select)"
 
 
 def requested_count(settings: ActiveSetSettings, n_total: int) -> int:
-    """How many structures the settings ask for, at most ``n_total`` (with a warning)."""
+    """How many structures the settings ask for, at most ``n_total``.
+
+    ``n_total`` (a fraction of 1, or ``max_structures`` at least the dataset) means "use all":
+    there is nothing to select, which is said in the log.
+    """
     if settings.fraction is not None:
         wanted = max(1, math.ceil(settings.fraction * n_total))
     elif settings.max_structures is not None:
         wanted = settings.max_structures
     else:
         raise ConfigurationError([("trainer.active_set", "needs max_structures or fraction")])
-    if wanted > n_total:
-        log.warning(
-            "trainer.active_set.max_structures = %d exceeds the %d structures of the dataset: "
-            "all are used",
+    if wanted >= n_total:
+        log.info(
+            "trainer.active_set asks for %d of the %d structures: all are used, nothing is "
+            "selected",
             wanted,
             n_total,
         )
         return n_total
     return wanted
+
+
+def keep_all(dataset: Dataset, workdir: Path) -> Selection:
+    """The "selection" of every structure, recorded like a real one (nothing is run)."""
+    selection = Selection(
+        method="none: every structure is kept",
+        n_selected=len(dataset),
+        n_total=len(dataset),
+        indices=tuple(range(len(dataset))),
+        names=tuple(structure.name for structure in dataset),
+        file=f"{SELECTION_DIR}/{SELECTION_JSON}",
+    )
+    _write_selection(selection, workdir / SELECTION_DIR, rounds=0)
+    return selection
+
+
+def _write_selection(selection: Selection, selection_dir: Path, *, rounds: int) -> None:
+    write_text_atomic(
+        selection_dir / SELECTION_JSON,
+        json.dumps(selection.model_dump(mode="json") | {"rounds": rounds}, indent=1) + "\n",
+    )
 
 
 def write_target_basis(potential_section: Mapping[str, Any], path: Path) -> Path:
@@ -171,10 +196,7 @@ def select_structures(
         names=tuple(dataset[index].name for index in selected),
         file=f"{SELECTION_DIR}/{SELECTION_JSON}",
     )
-    write_text_atomic(
-        selection_dir / SELECTION_JSON,
-        json.dumps(selection.model_dump(mode="json") | {"rounds": round_number}, indent=1) + "\n",
-    )
+    _write_selection(selection, selection_dir, rounds=round_number)
     if len(selected) < wanted:
         log.warning(
             "D-optimal selection found %d informative structures of the %d requested",

@@ -1,0 +1,145 @@
+"""Atoms with no neighbour within the cutoff: free-atom references, or structures a fit cannot use.
+
+An ACE fit (pacemaker) silently drops every structure holding an atom with no neighbour
+within the cutoff. Such structures are decided on before the fit instead: a single free atom
+(one atom, no periodic image within the cutoff) is the usual DFT reference of its element's
+energy; any other one is an error naming it, or, if asked, dropped with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.reference_energies import composition_matrix
+from mlip_autopipec.errors import DatasetValidationError
+
+log = logging.getLogger(__name__)
+
+#: eV; free-atom energies of one element that differ by more are reported.
+FREE_ATOM_SPREAD_EV = 0.01
+
+
+@dataclass(frozen=True)
+class AccountedDataset:
+    """Every structure of a dataset, sorted: fitted, free-atom reference, or dropped.
+
+    ``free_atoms`` and ``dropped`` hold positions in the original dataset;
+    ``free_atom_energies`` the energy (eV) of each element's free atom.
+    """
+
+    fit: Dataset
+    free_atoms: tuple[int, ...] = ()
+    free_atom_energies: dict[str, float] = field(default_factory=dict)
+    dropped: tuple[int, ...] = ()
+
+
+def atoms_without_neighbours(atoms: Atoms, cutoff: float) -> np.ndarray:
+    """Indices of the atoms with no other atom (nor periodic image) within ``cutoff`` (Å)."""
+    from ase.neighborlist import neighbor_list
+
+    # Most atoms have a neighbour within a few Å: only the others need the full radius.
+    lonely = np.arange(len(atoms))
+    for radius in sorted({min(3.0, cutoff), cutoff}):
+        centres = neighbor_list("i", atoms, radius)
+        counts = np.bincount(centres, minlength=len(atoms))
+        lonely = np.flatnonzero(counts == 0)
+        if not len(lonely):
+            break
+    return lonely
+
+
+def account_for_structures(dataset: Dataset, cutoff: float, *, drop: bool) -> AccountedDataset:
+    """Sort the structures of ``dataset`` into fitted ones, free atoms and (with ``drop``)
+    dropped ones; without ``drop`` an unusable structure raises DatasetValidationError."""
+    keep: list[int] = []
+    free: list[int] = []
+    dropped: list[int] = []
+    for index, structure in enumerate(dataset):
+        lonely = atoms_without_neighbours(structure.atoms, cutoff)
+        if not len(lonely):
+            keep.append(index)
+        elif structure.n_atoms == 1:
+            free.append(index)
+        elif drop:
+            dropped.append(index)
+        else:
+            atom = int(lonely[0])
+            raise DatasetValidationError(
+                f"atom {atom} ({structure.atoms.get_chemical_symbols()[atom]}) has no neighbour "
+                f"within the cutoff of {cutoff} Å ({len(lonely)} such atoms), so the fit could "
+                "not use this structure: remove it, or set "
+                "trainer.structures_without_neighbours: drop to leave such structures out",
+                index=index,
+                name=structure.name,
+                source=dataset.source,
+            )
+    if dropped:
+        log.warning(
+            "%d structures left out of the fit (an atom without neighbour within %g Å): %s",
+            len(dropped),
+            cutoff,
+            ", ".join(f"{i} '{dataset[i].name}'" for i in dropped),
+        )
+    if not keep:
+        raise DatasetValidationError(
+            f"no structure has every atom within {cutoff} Å of another: nothing to fit",
+            source=dataset.source,
+        )
+    fit = dataset.subset(keep)
+    energies = _free_atom_energies(dataset, free)
+    for element in sorted(set(energies) - set(fit.elements)):
+        log.warning(
+            "only a free atom holds %s: no structure to fit it, so the potential does not cover %s",
+            element,
+            element,
+        )
+    return AccountedDataset(fit, tuple(free), energies, tuple(dropped))
+
+
+def _free_atom_energies(dataset: Dataset, indices: list[int]) -> dict[str, float]:
+    """Each element's free-atom energy (eV): the lowest if several are given."""
+    by_element: dict[str, list[int]] = {}
+    for index in indices:
+        by_element.setdefault(dataset[index].atoms.get_chemical_symbols()[0], []).append(index)
+    energies = {}
+    for element, members in sorted(by_element.items()):
+        values = [dataset[i].energy for i in members]
+        if max(values) - min(values) > FREE_ATOM_SPREAD_EV:
+            log.warning(
+                "the %d free %s atoms (structures %s) differ by %.3g eV; the lowest is taken",
+                len(members),
+                element,
+                members,
+                max(values) - min(values),
+            )
+        energies[element] = min(values)
+        log.info(
+            "structure %s '%s' is a free %s atom (%.6g eV): a reference energy, not fitted",
+            members[0],
+            dataset[members[0]].name,
+            element,
+            energies[element],
+        )
+    return energies
+
+
+def fit_other_reference_energies(dataset: Dataset, known: Mapping[str, float]) -> dict[str, float]:
+    """Reference energies (eV/atom) of every element of ``dataset``: those ``known`` (free
+    atoms) as given, the others by least squares on what the known ones leave of the energies."""
+    elements = dataset.elements
+    counts = composition_matrix(dataset, elements)
+    energies = np.array([structure.energy for structure in dataset])
+    fixed = [k for k, element in enumerate(elements) if element in known]
+    free = [k for k, element in enumerate(elements) if element not in known]
+    remainder = energies - counts[:, fixed] @ np.array([known[elements[k]] for k in fixed])
+    result = {elements[k]: float(known[elements[k]]) for k in fixed}
+    if free:
+        solution, *_ = np.linalg.lstsq(counts[:, free], remainder, rcond=None)
+        result |= {elements[k]: float(value) for k, value in zip(free, solution, strict=True)}
+    return {element: result[element] for element in elements}

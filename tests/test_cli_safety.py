@@ -1,0 +1,579 @@
+"""Unattended runs, as a user meets them: no user file lost, one run per directory, no orphaned
+process, every structure accounted for, no pickle trusted, settings that validate work, no
+traceback, and gamma with its tolerance (issue 10's eight reproductions)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.emt import EMT
+from ase.io import write
+
+from mlip_autopipec.analysis.extrapolation import StructureGrade, format_grades
+from mlip_autopipec.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_TRAINING_FAILED, main
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.infrastructure.trainer.run_directory import MANIFEST
+
+PACEMAKER_CONFIG = "trainer:\n  type: pacemaker\n  cutoff: 5\n"
+MOCK_CONFIG = "trainer:\n  type: mock\n  cutoff: 5.0\n"
+#: s; generous bounds for a subprocess to reach a state (the tests poll, they do not time).
+PATIENCE_S = 60.0
+
+
+def _checksums(directory: Path) -> dict[str, str]:
+    """sha256 of every file under ``directory``, by relative path."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _files(tmp_path: Path, dataset: Dataset, config: str = PACEMAKER_CONFIG) -> list[str]:
+    data = tmp_path / "data.extxyz"
+    write(data, dataset.to_atoms(), format="extxyz")
+    (tmp_path / "config.yaml").write_text(config)
+    return ["--config", str(tmp_path / "config.yaml"), "--data", str(data)]
+
+
+def _train(tmp_path: Path, dataset: Dataset, out: Path, config: str = PACEMAKER_CONFIG) -> int:
+    return main(["train", *_files(tmp_path, dataset, config), "--out", str(out)])
+
+
+def _no_traceback(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return captured.err
+
+
+def _labelled(atoms: Atoms, name: str) -> Atoms:
+    atoms = atoms.copy()
+    atoms.calc = EMT()
+    atoms.get_potential_energy()
+    atoms.info["name"] = name
+    return atoms
+
+
+# -- 1. user files are never deleted or overwritten -----------------------------------------------
+
+
+def test_train_refuses_a_foreign_directory_and_changes_nothing(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hand_run = tmp_path / "hand_run"  # where someone ran pacemaker by hand
+    hand_run.mkdir()
+    for name in ("output_potential.yaml", "metrics.txt", "train_pred.pckl.gzip", "input.yaml"):
+        (hand_run / name).write_text(f"the user's {name}\n")
+    (hand_run / "potential.yace").write_text("a potential\n")
+    before = _checksums(hand_run)
+
+    assert _train(tmp_path, cu_pt_dataset, hand_run, MOCK_CONFIG) == EXIT_BAD_INPUT
+
+    assert "not made by mlip-autopipec" in _no_traceback(capsys)
+    assert _checksums(hand_run) == before  # nothing written, nothing deleted
+
+
+def test_a_finished_run_is_a_usage_error_and_stays(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(tmp_path, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_OK
+    before = _checksums(out)
+
+    assert _train(tmp_path, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
+
+    assert "already holds a trained potential" in _no_traceback(capsys)
+    assert _checksums(out) == before
+
+
+@pytest.mark.parametrize("where", ["a_file", "below_a_file"])
+def test_an_unusable_out_is_one_line_and_exit_2(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    (tmp_path / "a_file").write_text("not a directory\n")
+    out = tmp_path / "a_file" if where == "a_file" else tmp_path / "a_file" / "run"
+
+    assert _train(tmp_path, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
+
+    error = _no_traceback(capsys)
+    assert str(tmp_path / "a_file") in error and len(error.strip().splitlines()) == 1
+    assert (tmp_path / "a_file").read_text() == "not a directory\n"
+
+
+def test_select_never_writes_over_its_input(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = _files(tmp_path, cu_pt_dataset)
+    data = Path(arguments[3])
+    before = _checksums(tmp_path)
+
+    code = main(["select", *arguments, "--out", str(data), "--max-structures", "5"])
+
+    assert code == EXIT_BAD_INPUT
+    error = _no_traceback(capsys)
+    assert "already exists" in error and "--overwrite" in error
+    assert _checksums(tmp_path) == before  # not even a selection directory
+
+
+@pytest.mark.requires_pacemaker
+def test_select_overwrites_only_when_asked(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = _files(
+        tmp_path,
+        cu_pt_dataset,
+        PACEMAKER_CONFIG + "  ace_params: {number_of_functions_per_element: 6}\n",
+    )
+    out = tmp_path / "selected.extxyz"
+    out.write_text("the user's file\n")
+    command = ["select", *arguments, "--out", str(out), "--max-structures", "4"]
+    assert main(command) == EXIT_BAD_INPUT
+    assert out.read_text() == "the user's file\n"
+
+    assert main([*command, "--overwrite"]) == EXIT_OK
+    assert len(Dataset.read(out)) == 4
+
+
+# -- 2. every structure accounted for -------------------------------------------------------------
+
+
+def test_a_free_atom_becomes_the_reference_energy_and_is_not_fitted(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    images = cu_pt_dataset.to_atoms()
+    free_pt = _labelled(Atoms("Pt", positions=[[5, 5, 5]], cell=[10, 10, 10], pbc=True), "Pt atom")
+    images.append(free_pt)
+    dataset = Dataset.from_atoms(images, source="with a free atom")
+    out = tmp_path / "run"
+
+    assert _train(tmp_path, dataset, out) == EXIT_OK
+
+    potential = Potential.load(out)
+    assert potential.reference_energies["Pt"] == pytest.approx(free_pt.get_potential_energy())
+    assert potential.provenance.n_structures == len(cu_pt_dataset)  # the atom was not fitted
+    assert "free Pt atom" in caplog.text and "not fitted" in caplog.text
+
+
+def test_a_structure_with_a_lone_atom_is_an_error_naming_it(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = cu_pt_dataset.to_atoms()
+    images.append(_labelled(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 6.4]]), "far pair"))
+    dataset = Dataset.from_atoms(images, source="data")
+    out = tmp_path / "run"
+
+    assert _train(tmp_path, dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
+
+    error = _no_traceback(capsys)
+    assert f"structure {len(images) - 1}" in error and "'far pair'" in error
+    assert "data.extxyz" in error and "no neighbour within the cutoff of 5.0 Å" in error
+    assert not out.exists()
+
+
+def test_lone_atom_structures_are_dropped_with_a_warning_when_asked(
+    cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    images = cu_pt_dataset.to_atoms()
+    images.append(_labelled(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 6.4]]), "far pair"))
+    config = MOCK_CONFIG + "  structures_without_neighbours: drop\n"
+
+    assert _train(tmp_path, Dataset.from_atoms(images), tmp_path / "run", config) == EXIT_OK
+
+    assert Potential.load(tmp_path / "run").provenance.n_structures == len(cu_pt_dataset)
+    assert "left out of the fit" in caplog.text and "'far pair'" in caplog.text
+
+
+def test_an_element_held_only_by_a_free_atom_is_not_claimed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ase.build import bulk
+
+    copper = [
+        _labelled(bulk("Cu", "fcc", a=3.6 + 0.02 * k, cubic=True), f"Cu {k}") for k in range(10)
+    ]
+    platinum = _labelled(Atoms("Pt", positions=[[0, 0, 0]]), "Pt atom")
+
+    assert (
+        _train(tmp_path, Dataset.from_atoms([*copper, platinum]), tmp_path / "run", MOCK_CONFIG)
+        == 0
+    )
+
+    assert Potential.load(tmp_path / "run").elements == ("Cu",)
+    assert "does not cover Pt" in caplog.text
+
+
+def test_a_structure_pacemaker_left_out_fails_the_run(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "drop_one")
+    out = tmp_path / "run"
+
+    assert _train(tmp_path, cu_pt_dataset, out) == EXIT_TRAINING_FAILED
+
+    error = _no_traceback(capsys)
+    assert f"pacemaker fitted {len(cu_pt_dataset) - 1} structures" in error
+    assert not (out / "potential.json").exists()
+
+
+# -- 3. and 4. no orphan after kill -9; one run per directory -------------------------------------
+
+
+def _start_sleeping_run(
+    tmp_path: Path, dataset: Dataset, out: Path
+) -> tuple[subprocess.Popen[str], int]:
+    """The CLI in its own process, training with a fake pacemaker that sleeps; and its PID."""
+    arguments = _files(tmp_path, dataset)
+    environment = os.environ | {"FAKE_PACEMAKER_MODE": "sleep"}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "mlip_autopipec.cli", "train", *arguments, "--out", str(out)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + PATIENCE_S
+    while time.monotonic() < deadline:
+        log = out / "pacemaker.log"
+        text = log.read_text() if log.exists() else ""
+        if "read " in text and "pid " in text:
+            return cli, int(text.split("pid ")[1].split()[0])
+        assert cli.poll() is None, cli.communicate()[1]
+        time.sleep(0.1)
+    cli.kill()
+    raise AssertionError("the fake pacemaker did not start")
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie waiting for its reaper counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_kill_9_of_the_cli_leaves_no_pacemaker_and_the_next_run_says_so(
+    cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    cli, pacemaker_pid = _start_sleeping_run(tmp_path, cu_pt_dataset, out)
+
+    cli.send_signal(signal.SIGKILL)
+    cli.wait()
+    deadline = time.monotonic() + PATIENCE_S
+    while not _gone(pacemaker_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pacemaker_pid), "pacemaker outlived the killed CLI"
+
+    assert json.loads((out / MANIFEST).read_text())["status"] == "running"
+    assert _train(tmp_path, cu_pt_dataset, out) == EXIT_OK
+    assert "was killed before it finished" in caplog.text
+    assert json.loads((out / MANIFEST).read_text())["status"] == "finished"
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_second_run_into_a_busy_directory_exits_2_naming_the_first(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    cli, _ = _start_sleeping_run(tmp_path, cu_pt_dataset, out)
+    try:
+        before = _checksums(out)
+        code = _train(tmp_path, cu_pt_dataset, out)
+        assert code == EXIT_BAD_INPUT
+        error = _no_traceback(capsys)
+        assert f"in use by another run (PID {cli.pid}" in error and "started" in error
+        unchanged = {k: v for k, v in _checksums(out).items() if k != "pacemaker.log"}
+        assert unchanged == {k: v for k, v in before.items() if k != "pacemaker.log"}
+    finally:
+        cli.send_signal(signal.SIGINT)
+        _, stderr = cli.communicate(timeout=PATIENCE_S)
+    # Ctrl-C: one line and exit 130, as a shell expects.
+    assert cli.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert json.loads((out / MANIFEST).read_text())["status"] == "interrupted"
+
+
+# -- 5. no pickle from outside is ever loaded -----------------------------------------------------
+
+
+class _Planted:
+    """Unpickling this creates a file: the proof that a pickle was loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_no_command_loads_a_planted_pickle(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    assert _train(tmp_path, cu_pt_dataset, run) == EXIT_OK
+    marker = tmp_path / "pickle_was_loaded"
+    planted = gzip.compress(pickle.dumps(_Planted(marker)))
+    for name in (
+        "train_pred.pckl.gzip",
+        "test_pred.pckl.gzip",
+        "training_data.pckl.gzip",
+        "fitting_data_info.pckl.gzip",
+        "test_data_info.pckl.gzip",
+    ):
+        (run / name).write_bytes(planted)
+    evil_data = tmp_path / "data.pckl.gzip"
+    evil_data.write_bytes(planted)
+    data = tmp_path / "data.extxyz"
+
+    assert main(["report", str(run)]) == EXIT_OK
+    assert main(["dimers", str(run)]) == EXIT_OK
+    assert main(["gamma", str(run), str(data)]) == EXIT_OK
+    Potential.load(run)
+    assert main(["gamma", str(run), str(evil_data)]) == EXIT_BAD_INPUT
+    assert "--trust-pickle" in capsys.readouterr().err
+    config = str(tmp_path / "config.yaml")
+    train_evil = [
+        "train",
+        "--config",
+        config,
+        "--data",
+        str(evil_data),
+        "--out",
+        str(tmp_path / "r2"),
+    ]
+    assert main(train_evil) == EXIT_BAD_INPUT
+
+    assert not marker.exists()
+    # dimers --png never writes over a file it did not make.
+    before = _checksums(tmp_path)
+    assert main(["dimers", str(run), "--png", str(data)]) == EXIT_BAD_INPUT
+    assert _checksums(tmp_path) == before
+    # The report's numbers come from the safe copies the trainer made.
+    metrics = json.loads((run / "report" / "mlip_autopipec" / "metrics.json").read_text())
+    assert metrics["train"]["energy_rmse_mev_per_atom"] == pytest.approx(2.0)
+    assert metrics["train_source"] == "train_predictions.npz"
+
+
+def test_trust_pickle_reads_pacemaker_data(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
+    from mlip_autopipec.infrastructure.trainer.data_file import (
+        dataset_to_dataframe,
+        write_data_file,
+    )
+
+    arguments = _files(tmp_path, cu_pt_dataset, MOCK_CONFIG)
+    data = tmp_path / "mine.pckl.gzip"
+    write_data_file(dataset_to_dataframe(cu_pt_dataset), data)
+    arguments[3] = str(data)
+    command = ["train", *arguments, "--out", str(tmp_path / "run")]
+
+    assert main(command) == EXIT_BAD_INPUT
+    assert main([*command, "--trust-pickle"]) == EXIT_OK
+    assert Potential.load(tmp_path / "run").provenance.n_structures == len(cu_pt_dataset)
+
+
+# -- 6. settings that validate are settings that work ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "message"),
+    [("50", "typical values are 5 to 7 Å"), (".inf", "not physical"), ("true", "not true/false")],
+)
+def test_unphysical_cutoffs_are_refused(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    cutoff: str,
+    message: str,
+) -> None:
+    config = f"trainer:\n  type: pacemaker\n  cutoff: {cutoff}\n"
+    assert _train(tmp_path, cu_pt_dataset, tmp_path / "run", config) == EXIT_BAD_INPUT
+    error = _no_traceback(capsys)
+    assert "trainer.cutoff" in error and message in error
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_fraction_of_one_uses_every_structure_without_selection(
+    cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    config = PACEMAKER_CONFIG + "  active_set: {enabled: true, fraction: 1.0}\n"
+
+    assert _train(tmp_path, cu_pt_dataset, tmp_path / "run", config) == EXIT_OK
+
+    assert "all are used, nothing is selected" in caplog.text
+    assert not (tmp_path / "run" / "selection").exists()
+    assert Potential.load(tmp_path / "run").selection is None
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_one_structure_with_a_test_split_is_a_clear_error_before_pacemaker(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(tmp_path, cu_pt_dataset[:1], out) == EXIT_BAD_INPUT
+    error = _no_traceback(capsys)
+    assert "trainer.fit.test_size" in error and "fit.test_size: 0" in error
+    assert not (out / "pacemaker.log").exists()
+
+
+# -- 7. no traceback reaches a user ---------------------------------------------------------------
+
+
+def test_a_non_numeric_weight_names_the_structure(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = cu_pt_dataset.to_atoms()
+    images[2].info["energy_weight"] = "heavy"
+    dataset_file = tmp_path / "weights.extxyz"
+    write(dataset_file, images, format="extxyz")
+    (tmp_path / "config.yaml").write_text(MOCK_CONFIG)
+    command = ["train", "--config", str(tmp_path / "config.yaml"), "--data", str(dataset_file)]
+
+    assert main([*command, "--out", str(tmp_path / "run")]) == EXIT_BAD_INPUT
+
+    error = _no_traceback(capsys)
+    assert "structure 2" in error and "energy_weight is not a number: 'heavy'" in error
+
+
+@pytest.mark.parametrize("kind", ["directory", "binary"])
+def test_a_config_that_is_no_text_file_is_one_line(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    arguments = _files(tmp_path, cu_pt_dataset)
+    config = tmp_path / "bad_config"
+    if kind == "directory":
+        config.mkdir()
+    else:
+        config.write_bytes(bytes(range(256)))
+    arguments[1] = str(config)
+
+    assert main(["train", *arguments, "--out", str(tmp_path / "run")]) == EXIT_BAD_INPUT
+
+    error = _no_traceback(capsys)
+    assert str(config) in error and ("directory" in error or "not a text file" in error)
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_an_unreadable_potential_from_pacemaker_fails_the_fit_in_one_message(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "bad_yaml")
+    assert _train(tmp_path, cu_pt_dataset, tmp_path / "run") == EXIT_TRAINING_FAILED
+    assert "unreadable output_potential.yaml" in _no_traceback(capsys)
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_gamma_without_an_active_set_or_on_unknown_elements_is_exit_2(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gold = tmp_path / "gold.extxyz"
+    write(gold, [_labelled(Atoms("Au2", positions=[[0, 0, 0], [0, 0, 2.5]]), "gold")])
+    fitted = tmp_path / "fitted"
+    assert _train(tmp_path, cu_pt_dataset, fitted) == EXIT_OK
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "activeset_fail")
+    no_active_set = tmp_path / "no_active_set"
+    assert _train(tmp_path, cu_pt_dataset, no_active_set) == EXIT_OK
+    mock = tmp_path / "mock"
+    assert _train(tmp_path, cu_pt_dataset, mock, MOCK_CONFIG) == EXIT_OK
+    capsys.readouterr()
+    data = str(tmp_path / "data.extxyz")
+
+    assert main(["gamma", str(no_active_set), data]) == EXIT_BAD_INPUT
+    assert "has no active set" in _no_traceback(capsys)
+    assert main(["gamma", str(mock), data]) == EXIT_BAD_INPUT
+    assert "mock" in _no_traceback(capsys)
+    assert main(["gamma", str(fitted), str(gold)]) == EXIT_BAD_INPUT
+    error = _no_traceback(capsys)
+    assert "structure 0 'gold'" in error and "['Au']" in error
+
+
+def test_an_unforeseen_error_is_one_line_and_verbose_shows_the_traceback(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something unforeseen")
+
+    monkeypatch.setattr("mlip_autopipec.cli._train", broken)
+    arguments = [*_files(tmp_path, cu_pt_dataset, MOCK_CONFIG), "--out", str(tmp_path / "run")]
+
+    assert main(["train", *arguments]) == EXIT_TRAINING_FAILED
+    error = _no_traceback(capsys)
+    assert error.strip() == (
+        "error: RuntimeError: something unforeseen (run with --verbose for the traceback)"
+    )
+    assert main(["--verbose", "train", *arguments]) == EXIT_TRAINING_FAILED
+    assert "Traceback" in capsys.readouterr().err
+
+
+# -- 8. gamma: "extrapolates" means above the active set's tolerance ------------------------------
+
+
+def test_gamma_at_one_up_to_rounding_does_not_extrapolate() -> None:
+    grades = [
+        StructureGrade(index=0, name="training", n_atoms=4, max_gamma=1 + 1e-14, worst_atom=0),
+        StructureGrade(index=1, name="new", n_atoms=4, max_gamma=1.5, worst_atom=2),
+    ]
+    table = format_grades(grades, threshold=1.01).splitlines()
+    assert "extrapolates" not in table[1] and "extrapolates" in table[2]
+    assert table[-1] == "1 of 2 structures have gamma > 1.01"
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_the_gamma_command_uses_the_potentials_tolerance(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = PACEMAKER_CONFIG + "  active_set: {gamma_tolerance: 1000.0}\n"
+    assert _train(tmp_path, cu_pt_dataset, tmp_path / "run", config) == EXIT_OK
+    capsys.readouterr()
+
+    assert main(["gamma", str(tmp_path / "run"), str(tmp_path / "data.extxyz")]) == EXIT_OK
+
+    printed = capsys.readouterr().out
+    assert f"0 of {len(cu_pt_dataset)} structures have gamma > 1000" in printed
+    assert np.isfinite(Potential.load(tmp_path / "run").gamma_tolerance)
+
+
+def test_report_writes_nothing_into_a_directory_that_is_no_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n")
+    before = _checksums(tmp_path)
+    assert main(["report", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert "not a run directory of mlip-autopipec" in _no_traceback(capsys)
+    assert _checksums(tmp_path) == before and not (tmp_path / "report").exists()
