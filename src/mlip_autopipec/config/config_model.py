@@ -36,17 +36,34 @@ class StrictModel(BaseModel):
 class ZBLBaseline(StrictModel):
     """Ziegler-Biersack-Littmark nuclear repulsion, as LAMMPS ``pair_style zbl inner outer``.
 
-    The baseline is full strength below ``inner_cutoff`` and switched smoothly to zero at
-    ``outer_cutoff``. Left unset, both are chosen from the shortest interatomic distance in the
-    training data (README, "Delta learning").
+    For each element pair, the baseline is full strength below its inner cutoff and switched
+    smoothly to zero at its outer cutoff. Left unset, every pair gets its own cutoffs from its
+    shortest distance in the training data (pairs absent from the data: from covalent radii);
+    ``inner_cutoff``/``outer_cutoff`` set one pair of cutoffs for every pair, ``pair_cutoffs``
+    for single pairs (README, "Delta learning").
     """
 
     type: Literal["zbl"] = Field("zbl", description="ZBL (Ziegler-Biersack-Littmark) baseline")
     inner_cutoff: PositiveFloat | None = Field(
-        None, description="Å; ZBL is unswitched below this distance. None: from the data."
+        None,
+        description="Å; ZBL is unswitched below this distance, for every pair. None: per pair.",
     )
     outer_cutoff: PositiveFloat | None = Field(
-        None, description="Å; ZBL is zero beyond this distance. None: from the data."
+        None, description="Å; ZBL is zero beyond this distance, for every pair. None: per pair."
+    )
+    pair_cutoffs: dict[str, tuple[PositiveFloat, PositiveFloat]] = Field(
+        default_factory=dict,
+        description=(
+            "Å, [inner, outer] per element pair, e.g. {'C-H': [0.5, 0.9]}; wins over "
+            "inner_cutoff/outer_cutoff. A trained potential lists every pair here."
+        ),
+    )
+    margin: Annotated[float, Field(ge=0.0, lt=0.5)] = Field(
+        0.1,
+        description=(
+            "fraction of a pair's shortest distance in the data by which its outer cutoff lies "
+            "below that distance (cutoffs chosen from the data only)"
+        ),
     )
 
     @model_validator(mode="after")
@@ -60,7 +77,21 @@ class ZBLBaseline(StrictModel):
                 f"inner_cutoff ({self.inner_cutoff} Å) must be smaller than "
                 f"outer_cutoff ({self.outer_cutoff} Å)"
             )
+        for key, (inner, outer) in self.pair_cutoffs.items():
+            if len(split_pair(key)) != 2:
+                raise ValueError(f"pair_cutoffs key '{key}' is not an element pair like 'C-H'")
+            if inner >= outer:
+                raise ValueError(
+                    f"pair_cutoffs['{key}']: inner ({inner} Å) must be smaller than outer "
+                    f"({outer} Å)"
+                )
         return self
+
+
+def split_pair(key: str) -> tuple[str, ...]:
+    """The element symbols of a pair key 'A-B' (an empty tuple if it is not one)."""
+    parts = tuple(key.split("-"))
+    return parts if all(part in _ELEMENTS for part in parts) else ()
 
 
 class LJBaseline(StrictModel):
@@ -322,6 +353,12 @@ class TrainerConfig(StrictModel):
             return value
         outer = getattr(value, "outer_cutoff", None)
         inner = getattr(value, "inner_cutoff", None)
+        for key, (_, pair_outer) in getattr(value, "pair_cutoffs", {}).items():
+            if pair_outer > cutoff:
+                raise ValueError(
+                    f"pair_cutoffs['{key}']: outer ({pair_outer} Å) must not exceed the ACE "
+                    f"cutoff trainer.cutoff ({cutoff} Å)"
+                )
         if outer is not None and outer > cutoff:
             raise ValueError(
                 f"outer_cutoff ({outer} Å) must not exceed the ACE cutoff "

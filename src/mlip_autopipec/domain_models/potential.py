@@ -22,6 +22,7 @@ from mlip_autopipec.domain_models.baseline import (
     PairPotential,
     lj_pair_parameters,
     pair_potential,
+    zbl_pair_cutoffs,
 )
 from mlip_autopipec.files import write_text_atomic
 
@@ -193,16 +194,10 @@ class Potential(_Record):
             if j >= i
         ]
         if isinstance(baseline, ZBLBaseline):
-            lines = [
-                f"pair_style hybrid/overlay {ace_style} zbl {baseline.inner_cutoff} "
-                f"{baseline.outer_cutoff}",
-                pace,
+            return [
+                pace if line == _PACE_COEFF else line
+                for line in zbl_commands(baseline, self.elements, ace_style)
             ]
-            lines += [
-                f"pair_coeff {i} {j} zbl {atomic_numbers[a]} {atomic_numbers[b]}"
-                for i, j, a, b in pairs
-            ]
-            return lines
         parameters = lj_pair_parameters(baseline, self.elements)
         lines = [f"pair_style hybrid/overlay {ace_style} lj/cut {baseline.cutoff}", pace]
         for i, j, a, b in pairs:
@@ -211,6 +206,33 @@ class Potential(_Record):
         if baseline.shift:
             lines.append("pair_modify pair lj/cut shift yes")
         return lines
+
+
+#: Placeholder for the ``pair_coeff`` line of ACE in :func:`zbl_commands`.
+_PACE_COEFF = "<pace>"
+
+
+def zbl_commands(baseline: ZBLBaseline, elements: Sequence[str], ace_style: str) -> list[str]:
+    """``hybrid/overlay`` lines of ACE and a per-pair ZBL; ACE's ``pair_coeff`` as a placeholder.
+
+    LAMMPS' ``pair zbl`` has one inner/outer pair per style, so each distinct pair of cutoffs is
+    its own ``zbl`` sub-style (numbered in ``pair_coeff`` when there are several) holding only
+    the element pairs with those cutoffs.
+    """
+    table = zbl_pair_cutoffs(baseline, elements)
+    groups = sorted(set(table.values()), key=lambda value: (value[1], value[0]))
+    styles = " ".join(f"zbl {inner} {outer}" for inner, outer in groups)
+    lines = [f"pair_style hybrid/overlay {ace_style} {styles}", _PACE_COEFF]
+    for i, first in enumerate(elements):
+        for j in range(i, len(elements)):
+            second = elements[j]
+            group = groups.index(table[tuple(sorted((first, second)))])  # type: ignore[index]
+            style = "zbl" if len(groups) == 1 else f"zbl {group + 1}"
+            lines.append(
+                f"pair_coeff {i + 1} {j + 1} {style} "
+                f"{atomic_numbers[first]} {atomic_numbers[second]}"
+            )
+    return lines
 
 
 class ExtrapolationCalculator(Calculator):

@@ -70,7 +70,7 @@ class BaseTrainer(ABC):
                 ]
             )
         try:
-            baseline = resolve_baseline(self.config.b_ref, distances)
+            baseline = resolve_baseline(self.config.b_ref, distances, dataset.elements)
             baseline_potential = pair_potential(baseline, dataset.elements)
         except ValueError as error:
             raise ConfigurationError([("trainer.b_ref", str(error))]) from error
