@@ -295,6 +295,8 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
         for check in potential.dimer_checks
         if not check.repulsive_below_data
     ]
+    if potential.reference_energies_warning is not None:
+        lines.append(f"WARNING: {potential.reference_energies_warning}")
     from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, REPORT_HTML
 
     report = potential.run_dir / REPORT_DIR / REPORT_HTML

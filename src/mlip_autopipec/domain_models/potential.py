@@ -86,6 +86,10 @@ class Potential(_Record):
     cutoff: float = Field(description="Å")
     baseline: Baseline = Field(default_factory=NoBaseline)
     reference_energies: dict[str, float] = Field(default_factory=dict)
+    reference_energies_warning: str | None = Field(
+        None,
+        description="set when the data did not determine the reference energies: what they mean",
+    )
     train_metrics: FitMetrics | None = None
     test_metrics: FitMetrics | None = None
     selection: Selection | None = Field(

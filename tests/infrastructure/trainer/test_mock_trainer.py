@@ -40,3 +40,23 @@ def test_mock_run_writes_data_input_and_a_marked_placeholder(
     assert Potential.load(run / "potential.json") == potential
     with pytest.raises(ValueError, match="mock placeholder"):
         potential.ase_calculator()
+
+
+def test_one_composition_records_what_the_reference_energies_mean(tmp_path: Path) -> None:
+    from ase.build import bulk
+
+    from mlip_autopipec.oracle.emt import label_with_emt
+
+    frames = []
+    for seed in range(4):
+        atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 1, 1))
+        atoms.symbols[:4] = "Pt"
+        atoms.rattle(0.05, seed=seed)
+        frames.append(atoms)
+    config = parse_trainer_config({"type": "mock", "cutoff": 5.0})
+    potential = MockTrainer(config).train(label_with_emt(frames), tmp_path / "run")
+
+    warning = potential.reference_energies_warning
+    assert warning is not None and "do not determine the per-atom energies of Cu, Pt" in warning
+    assert potential.reference_energies["Cu"] == pytest.approx(potential.reference_energies["Pt"])
+    assert Potential.load(tmp_path / "run").reference_energies_warning == warning

@@ -12,7 +12,7 @@ from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential, resolve_baseline
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, Provenance
-from mlip_autopipec.domain_models.reference_energies import resolve_reference_energies
+from mlip_autopipec.domain_models.reference_energies import reference_energies_for
 from mlip_autopipec.errors import ConfigurationError, TrainerError
 from mlip_autopipec.infrastructure.trainer.data_file import dataset_to_dataframe, write_data_file
 from mlip_autopipec.infrastructure.trainer.input_yaml import (
@@ -36,6 +36,8 @@ class RunPlan:
     baseline_potential: PairPotential | None
     reference_energies: dict[str, float]
     shortest_distances: dict[tuple[str, str], float]
+    #: What the reference energies mean when the data do not determine them (else None).
+    reference_energies_warning: str | None = None
 
 
 class BaseTrainer(ABC):
@@ -55,7 +57,7 @@ class BaseTrainer(ABC):
         after a selection); it sizes the basis when the config leaves that open.
         """
         try:
-            reference_energies = resolve_reference_energies(self.config.reference_energies, dataset)
+            references = reference_energies_for(self.config.reference_energies, dataset)
         except ValueError as error:
             raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
         distances = shortest_distances(dataset, search_radius=self.config.cutoff)
@@ -82,7 +84,14 @@ class BaseTrainer(ABC):
             data_filename=DATA_FILE,
             n_structures=n_training or len(dataset),
         )
-        return RunPlan(pacemaker_input, baseline, baseline_potential, reference_energies, distances)
+        return RunPlan(
+            pacemaker_input,
+            baseline,
+            baseline_potential,
+            references.energies,
+            distances,
+            references.warning,
+        )
 
     @staticmethod
     def write_data(dataset: Dataset, plan: RunPlan, path: Path) -> Path:

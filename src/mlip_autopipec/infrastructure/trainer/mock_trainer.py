@@ -40,6 +40,7 @@ class MockTrainer(BaseTrainer):
             cutoff=self.config.cutoff,
             baseline=plan.baseline,
             reference_energies=plan.reference_energies,
+            reference_energies_warning=plan.reference_energies_warning,
             provenance=self.provenance(dataset),
         )
         potential.save()

@@ -130,6 +130,7 @@ class PacemakerTrainer(BaseTrainer):
             cutoff=self.config.cutoff,
             baseline=plan.baseline,
             reference_energies=plan.reference_energies,
+            reference_energies_warning=plan.reference_energies_warning,
             train_metrics=read_prediction_metrics(workdir / TRAIN_PREDICTIONS),
             test_metrics=read_prediction_metrics(test_path) if test_path.exists() else None,
             selection=selection,
