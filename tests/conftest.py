@@ -86,6 +86,10 @@ import os, shutil, sys, yaml
 source, output = sys.argv[1], sys.argv[sys.argv.index("-o") + 1]
 assert "species" in yaml.safe_load(open(source)), f"{source} is not a B-basis potential"
 shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt.yace", output)
+if os.environ.get("FAKE_PACEMAKER_MODE") == "no_core":
+    # An unsafe potential: ACE switched off below the data, with no core repulsion.
+    text = open(output).read().replace("inner_cutoff_type: zbl", "inner_cutoff_type: distance")
+    open(output, "w").write(text)
 print(f"Saving Ctilde-basis to '{output}'")
 '''
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,13 @@ import numpy as np
 import pytest
 from ase.io import write
 
-from mlip_autopipec.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_TRAINING_FAILED, main
+from mlip_autopipec.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED_CHECKS,
+    EXIT_OK,
+    EXIT_TRAINING_FAILED,
+    main,
+)
 from mlip_autopipec.domain_models.dataset import Dataset
 
 
@@ -104,6 +111,31 @@ def test_fake_pacemaker_training_prints_metrics(
     printed = capsys.readouterr().out
     assert "energy RMSE     2.00 meV/atom" in printed
     assert "force RMSE    30.00 meV/Å" in printed
+
+
+def test_a_potential_failing_the_safety_gate_exits_3_naming_pair_and_distance(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_core")  # no repulsion below the data
+    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
+    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
+    arguments = ["train", "--config", str(config), "--data", str(data)]
+
+    assert main([*arguments, "--out", str(tmp_path / "r1")]) == EXIT_FAILED_CHECKS == 3
+    error = capsys.readouterr().err
+    assert "FAILED its safety checks" in error
+    assert "dimer Cu-Cu: the energy falls as the atoms approach, at 2.1" in error
+    assert "--accept-failed-checks" in error
+    assert json.loads((tmp_path / "r1" / "potential.json").read_text())["checks_passed"] is False
+
+    with pytest.warns(UserWarning, match="FAILED its safety checks"):
+        code = main([*arguments, "--out", str(tmp_path / "r2"), "--accept-failed-checks"])
+    assert code == EXIT_OK
+    assert "FAILED CHECK: dimer Cu-Cu" in capsys.readouterr().out
 
 
 def test_installed_entry_point_has_useful_help() -> None:

@@ -12,11 +12,17 @@ from pathlib import Path
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
-from mlip_autopipec.errors import ConfigurationError, DatasetValidationError, TrainerError
+from mlip_autopipec.errors import (
+    ConfigurationError,
+    DatasetValidationError,
+    FailedChecksError,
+    TrainerError,
+)
 
 EXIT_OK = 0
 EXIT_TRAINING_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_FAILED_CHECKS = 3
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -26,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlip-autopipec",
         description=(
             "Fit an ACE interatomic potential (pacemaker) to labelled DFT data. "
-            "Exit codes: 0 success, 1 training failed, 2 bad input or configuration."
+            "Exit codes: 0 success, 1 training failed, 2 bad input or configuration, "
+            "3 the fitted potential failed its safety checks."
         ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the programs' output")
@@ -48,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="labelled structures: any file ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml, ...)",
     )
     train.add_argument("--out", required=True, type=Path, help="run directory for every artifact")
+    train.add_argument(
+        "--accept-failed-checks",
+        action="store_true",
+        help="keep a potential that fails the safety checks (dimers, compression): exit 0",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -137,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             config = load_config(args.config).trainer
+            if args.accept_failed_checks:
+                config.accept_failed_checks = True
             dataset = Dataset.read(args.data)
             return _train(config, dataset, args.out, _progress_reporter(config, args))
         if args.command == "demo":
@@ -152,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigurationError, DatasetValidationError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except FailedChecksError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED_CHECKS
     except TrainerError as error:
         print(f"error: training failed: {error}", file=sys.stderr)
         return EXIT_TRAINING_FAILED
@@ -289,12 +306,9 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
             f"trained on {potential.selection.n_selected} of {potential.selection.n_total} "
             f"structures (D-optimal selection: {potential.selection.file})"
         )
-    lines += [
-        f"short range: {'-'.join(check.pair)} does NOT rise steadily below "
-        f"{check.first_violation_distance} Å (see dimers.png)"
-        for check in potential.dimer_checks
-        if not check.repulsive_below_data
-    ]
+    failures = [check.failure() for check in potential.dimer_checks]
+    failures += [check.failure() for check in potential.compression_checks]
+    lines += [f"FAILED CHECK: {failure}" for failure in failures if failure]
     if potential.reference_energies_warning is not None:
         lines.append(f"WARNING: {potential.reference_energies_warning}")
     from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, REPORT_HTML

@@ -80,3 +80,11 @@ class TrainerError(MlipAutopipecError):
             lines.append(f"  last {len(self.log_tail)} log lines:")
             lines += [f"    | {line}" for line in self.log_tail]
         super().__init__("\n".join(lines))
+
+
+class FailedChecksError(TrainerError):
+    """A fitted potential failed the safety gate; it stays in ``workdir``, marked as failed."""
+
+    def __init__(self, message: str, *, failures: Sequence[str], workdir: Path):
+        self.failures = list(failures)
+        super().__init__(message, workdir=workdir)

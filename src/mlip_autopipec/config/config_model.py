@@ -319,6 +319,13 @@ class TrainerConfig(StrictModel):
             "added back by the potential; 'auto': least-squares fit to the data"
         ),
     )
+    accept_failed_checks: bool = Field(
+        False,
+        description=(
+            "keep a potential that fails the safety gate (dimers, compression) as a normal "
+            "result; false: the run ends with an error (CLI exit status 3)"
+        ),
+    )
     executables: Executables = Field(
         default_factory=Executables, description="where pacemaker's programs are"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from ase.data import atomic_numbers
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlip_autopipec.analysis.dimers import DimerCheck
+from mlip_autopipec.analysis.safety import CompressionCheck
 from mlip_autopipec.config.config_model import Baseline, NoBaseline, ZBLBaseline
 from mlip_autopipec.domain_models.baseline import (
     BaselineCalculator,
@@ -98,6 +100,12 @@ class Potential(_Record):
     dimer_checks: tuple[DimerCheck, ...] = Field(
         (), description="short-range behaviour of every element pair, checked after the fit"
     )
+    compression_checks: tuple[CompressionCheck, ...] = Field(
+        (), description="training structures compressed to 0.6 of their volume after the fit"
+    )
+    checks_passed: bool | None = Field(
+        None, description="whether the potential passed the safety gate; None: not checked"
+    )
     provenance: Provenance
 
     # -- files --------------------------------------------------------------------------------
@@ -128,7 +136,18 @@ class Potential(_Record):
         if path.is_dir():
             path = path / POTENTIAL_JSON
         data: dict[str, Any] = json.loads(path.read_text())
-        return cls.model_validate({**data, "run_dir": path.parent.resolve()})
+        potential = cls.model_validate({**data, "run_dir": path.parent.resolve()})
+        if potential.checks_passed is False:
+            failures = [check.failure() for check in potential.dimer_checks]
+            failures += [check.failure() for check in potential.compression_checks]
+            warnings.warn(
+                f"the potential in {potential.run_dir} FAILED its safety checks "
+                "(checks_passed: false); use it knowingly: "
+                + "; ".join(f for f in failures if f is not None),
+                UserWarning,
+                stacklevel=2,
+            )
+        return potential
 
     # -- deployment ---------------------------------------------------------------------------
 

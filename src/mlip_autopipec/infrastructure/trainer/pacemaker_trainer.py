@@ -8,11 +8,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
+from mlip_autopipec.analysis.dimers import DIMERS_PNG
+from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_checks
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
-from mlip_autopipec.errors import ConfigurationError, TrainerError
+from mlip_autopipec.errors import ConfigurationError, FailedChecksError, TrainerError
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, prepare_workdir
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
@@ -137,23 +138,39 @@ class PacemakerTrainer(BaseTrainer):
             provenance=self.provenance(dataset),
         )
 
-        # 9. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
-        with self._step("short-range check (dimers)"):
-            checks = check_short_range(
+        # 9. The safety gate on the deployed potential (ACE + baseline): isolated dimers of
+        #    every element pair, and training structures compressed to 0.6 of their volume.
+        with self._step("safety checks (dimers, compression)"):
+            safety = run_safety_checks(
                 potential.ase_calculator(),
                 potential.elements,
                 potential.cutoff,
                 plan.shortest_distances,
+                training_set,
                 workdir / DIMERS_PNG,
             )
-            potential = potential.model_copy(update={"dimer_checks": tuple(checks)})
+            potential = potential.model_copy(
+                update={
+                    "dimer_checks": safety.dimer_checks,
+                    "compression_checks": safety.compression_checks,
+                    "checks_passed": safety.passed,
+                }
+            )
 
-        # 10. potential.json is written last: it marks a finished run.
+        # 10. potential.json is written last: it marks a finished run (checks_passed says
+        #     whether it is fit for use).
         potential.save()
 
         # 11. The training report; a finished potential stands without it.
         with self._step("training report"):
             self._report(workdir)
+
+        # 12. A potential that failed the gate is not shipped silently.
+        if not safety.passed:
+            message = failed_checks_message(safety.failures, workdir)
+            if not self.config.accept_failed_checks:
+                raise FailedChecksError(message, failures=safety.failures, workdir=workdir)
+            log.warning("%s\naccepted (accept_failed_checks)", message)
         return potential
 
     def _step(self, name: str) -> AbstractContextManager[None]:
