@@ -73,10 +73,19 @@ shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt_output_potential.yam
 frame["NUMBER_OF_ATOMS"] = frame["ase_atoms"].map(len)
 frame["energy_pred"] = frame["energy_corrected"] + 0.002 * frame["NUMBER_OF_ATOMS"]
 frame["forces_pred"] = [forces + 0.03 for forces in frame["forces"]]
-n_test = max(1, int(len(frame) * float(config["data"].get("test_size", 0.1))))
-frame.iloc[n_test:].to_pickle("fitting_data_info.pckl.gzip", compression="gzip")
-frame.iloc[n_test:].to_pickle("train_pred.pckl.gzip", compression="gzip")
-frame.iloc[:n_test].to_pickle("test_pred.pckl.gzip", compression="gzip")
+if "test_filename" in config["data"]:  # a fixed test set: no random split
+    assert "test_size" not in config["data"], "test_size and test_filename together"
+    test = pd.read_pickle(config["data"]["test_filename"], compression="gzip")
+    test["NUMBER_OF_ATOMS"] = test["ase_atoms"].map(len)
+    test["energy_pred"] = test["energy_corrected"] + 0.004 * test["NUMBER_OF_ATOMS"]
+    test["forces_pred"] = [forces + 0.05 for forces in test["forces"]]
+    train = frame
+else:
+    n_test = max(1, int(len(frame) * float(config["data"].get("test_size", 0.1))))
+    train, test = frame.iloc[n_test:], frame.iloc[:n_test]
+train.to_pickle("fitting_data_info.pckl.gzip", compression="gzip")
+train.to_pickle("train_pred.pckl.gzip", compression="gzip")
+test.to_pickle("test_pred.pckl.gzip", compression="gzip")
 print("fake pacemaker done", flush=True)
 '''
 

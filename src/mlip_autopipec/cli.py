@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", required=True, type=Path, help="run directory for every artifact")
     train.add_argument(
+        "--test-data",
+        type=Path,
+        default=None,
+        help="a fixed test set (any ASE format) instead of a random split of DATA",
+    )
+    train.add_argument(
         "--accept-failed-checks",
         action="store_true",
         help="keep a potential that fails the safety checks (dimers, compression): exit 0",
@@ -137,6 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gamma.add_argument("run_dir", type=Path, help="run directory of a trained potential")
     gamma.add_argument("data", type=Path, help="structures, any ASE format")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a trained potential on labelled data (e.g. structures it never saw)",
+        description=(
+            "Energy and force errors (RMSE, MAE, forces per element) of the potential of RUN_DIR "
+            "on DATA, the worst structures with their shortest distance and max gamma, and "
+            "parity plots, written to --out (default: RUN_DIR/evaluation_<DATA name>)."
+        ),
+    )
+    evaluate.add_argument("run_dir", type=Path, help="run directory of a trained potential")
+    evaluate.add_argument("data", type=Path, help="labelled structures, any ASE format")
+    evaluate.add_argument("--out", type=Path, default=None, help="report directory")
+    evaluate.add_argument("--worst", type=int, default=5, help="worst structures to list")
     return parser
 
 
@@ -152,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.accept_failed_checks:
                 config.accept_failed_checks = True
             dataset = Dataset.read(args.data)
-            return _train(config, dataset, args.out, _progress_reporter(config, args))
+            test_dataset = None if args.test_data is None else Dataset.read(args.test_data)
+            return _train(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
         if args.command == "demo":
             return _demo(args)
         if args.command == "dimers":
@@ -163,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _select(args)
         if args.command == "gamma":
             return _gamma(args.run_dir, args.data)
+        if args.command == "evaluate":
+            return _evaluate(args.run_dir, args.data, args.out, args.worst)
     except (ConfigurationError, DatasetValidationError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -192,12 +215,14 @@ def _train(
     dataset: Dataset,
     out: Path,
     progress: Callable[[str], None] | None = None,
+    test_dataset: Dataset | None = None,
 ) -> int:
     from mlip_autopipec.infrastructure.trainer import create_trainer
 
     log.info("%s", dataset)
     started = time.perf_counter()
-    potential = create_trainer(config, on_output_line=progress).train(dataset, out)
+    trainer = create_trainer(config, on_output_line=progress)
+    potential = trainer.train(dataset, out, test_dataset=test_dataset)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK
 
@@ -253,6 +278,38 @@ def _gamma(run_dir: Path, data: Path) -> int:
 
     potential = _load_potential(run_dir)
     print(format_grades(extrapolation_grades(potential, Dataset.read(data))))
+    return EXIT_OK
+
+
+def _evaluate(run_dir: Path, data: Path, out: Path | None, worst: int) -> int:
+    from mlip_autopipec.analysis.evaluation import (
+        evaluate_potential,
+        format_evaluation,
+        overlap_warning,
+        write_evaluation,
+    )
+    from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
+    from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
+
+    potential = _load_potential(run_dir)
+    dataset = Dataset.read(data)
+    unknown = sorted(set(dataset.elements) - set(potential.elements))
+    if unknown:
+        raise DatasetValidationError(
+            f"holds {unknown}, which the potential (elements {list(potential.elements)}) "
+            "was not trained on",
+            source=data,
+        )
+    training_file = potential.run_dir / DATA_FILE
+    if training_file.exists():
+        warning = overlap_warning(read_dataset(training_file), dataset, f"evaluated data {data}")
+        if warning is not None:
+            log.warning("%s", warning)
+    evaluation = evaluate_potential(potential, dataset)
+    report = out or potential.run_dir / f"evaluation_{data.name.split('.')[0]}"
+    write_evaluation(evaluation, report, worst=worst)
+    print(format_evaluation(evaluation, worst))
+    print(f"report: {report}")
     return EXIT_OK
 
 

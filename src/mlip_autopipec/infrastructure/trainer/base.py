@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import metadata
@@ -13,15 +14,20 @@ from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential,
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, Provenance
 from mlip_autopipec.domain_models.reference_energies import reference_energies_for
-from mlip_autopipec.errors import ConfigurationError, TrainerError
+from mlip_autopipec.errors import ConfigurationError, DatasetValidationError, TrainerError
 from mlip_autopipec.infrastructure.trainer.data_file import dataset_to_dataframe, write_data_file
 from mlip_autopipec.infrastructure.trainer.input_yaml import (
     INPUT_YAML,
+    DataSection,
     PacemakerInput,
     build_pacemaker_input,
 )
 
 DATA_FILE = "training_data.pckl.gzip"
+#: The fixed test set given with ``test_dataset`` (pacemaker's ``data: test_filename``).
+TEST_DATA_FILE = "test_data.pckl.gzip"
+
+log = logging.getLogger(__name__)
 
 #: Packages whose versions are recorded in every potential's provenance.
 RECORDED_PACKAGES = ("mlip-autopipec", "python-ace", "tensorpotential", "ase", "numpy", "pandas")
@@ -47,8 +53,13 @@ class BaseTrainer(ABC):
         self.config = config
 
     @abstractmethod
-    def train(self, dataset: Dataset, workdir: Path) -> Potential:
-        """Fit a potential to ``dataset``; files go into ``workdir``, which is created if needed."""
+    def train(
+        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+    ) -> Potential:
+        """Fit a potential to ``dataset``; files go into ``workdir``, which is created if needed.
+
+        ``test_dataset``: a fixed test set, instead of a random split of ``dataset``.
+        """
 
     def plan_run(self, dataset: Dataset, *, n_training: int | None = None) -> RunPlan:
         """Reference energies, shortest distances, baseline cutoffs and pacemaker's input.
@@ -106,10 +117,41 @@ class BaseTrainer(ABC):
         write_data_file(frame, path)
         return path
 
-    def write_inputs(self, dataset: Dataset, workdir: Path, plan: RunPlan) -> None:
-        """Write pacemaker's data file and input.yaml into ``workdir``."""
+    def write_inputs(
+        self,
+        dataset: Dataset,
+        workdir: Path,
+        plan: RunPlan,
+        test_dataset: Dataset | None = None,
+    ) -> None:
+        """Write pacemaker's data file(s) and input.yaml into ``workdir``.
+
+        With ``test_dataset``, pacemaker's test set is that file (``data: test_filename``)
+        instead of a random split of the training data.
+        """
         self.write_data(dataset, plan, workdir / DATA_FILE)
-        plan.pacemaker_input.write(workdir / INPUT_YAML)
+        pacemaker_input = plan.pacemaker_input
+        if test_dataset is not None:
+            self.write_data(test_dataset, plan, workdir / TEST_DATA_FILE)
+            data = DataSection(filename=DATA_FILE, test_filename=TEST_DATA_FILE)
+            pacemaker_input = pacemaker_input.model_copy(update={"data": data})
+        pacemaker_input.write(workdir / INPUT_YAML)
+
+    @staticmethod
+    def check_test_dataset(dataset: Dataset, test_dataset: Dataset) -> None:
+        """Refuse test elements the training data lack; warn about structures in both."""
+        from mlip_autopipec.analysis.evaluation import overlap_warning
+
+        unknown = sorted(set(test_dataset.elements) - set(dataset.elements))
+        if unknown:
+            raise DatasetValidationError(
+                f"the test data hold {unknown}, which the training data (elements "
+                f"{list(dataset.elements)}) do not",
+                source=test_dataset.source,
+            )
+        warning = overlap_warning(dataset, test_dataset, "test data")
+        if warning is not None:
+            log.warning("%s", warning)
 
     def provenance(self, dataset: Dataset) -> Provenance:
         """Tool versions and hashes of the data and the config, for the potential's record."""

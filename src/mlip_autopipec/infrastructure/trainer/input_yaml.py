@@ -74,6 +74,7 @@ class PotentialSection(_Section):
 class DataSection(_Section):
     filename: str
     test_size: float | None = None
+    test_filename: str | None = None
 
 
 class LossSection(_Section):

@@ -25,12 +25,16 @@ mock: true
 class MockTrainer(BaseTrainer):
     """Writes pacemaker's inputs and a marked placeholder potential; runs no program."""
 
-    def train(self, dataset: Dataset, workdir: Path) -> Potential:
+    def train(
+        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+    ) -> Potential:
+        if test_dataset is not None:
+            self.check_test_dataset(dataset, test_dataset)
         workdir = prepare_workdir(workdir)
         if self.config.active_set.enabled:
             log.warning("the mock trainer selects no structures: trainer.active_set is ignored")
         plan = self.plan_run(dataset)
-        self.write_inputs(dataset, workdir, plan)
+        self.write_inputs(dataset, workdir, plan, test_dataset)
         write_text_atomic(workdir / MOCK_POTENTIAL, PLACEHOLDER_TEXT)
         potential = Potential(
             run_dir=workdir,

@@ -14,7 +14,12 @@ from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, FailedChecksError, TrainerError
-from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, prepare_workdir
+from mlip_autopipec.infrastructure.trainer.base import (
+    TEST_DATA_FILE,
+    BaseTrainer,
+    RunPlan,
+    prepare_workdir,
+)
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     FITTING_DATA,
@@ -59,8 +64,12 @@ class PacemakerTrainer(BaseTrainer):
         super().__init__(config)
         self.on_output_line = on_output_line
 
-    def train(self, dataset: Dataset, workdir: Path) -> Potential:
+    def train(
+        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+    ) -> Potential:
         executables = self.config.executables
+        if test_dataset is not None:
+            self.check_test_dataset(dataset, test_dataset)
         selecting = self.config.active_set.enabled
         # 1. Find the programs (and a previous potential) before anything is written.
         pacemaker = resolve_executable(executables.pacemaker)
@@ -91,7 +100,7 @@ class PacemakerTrainer(BaseTrainer):
 
         # 4. Write the data file and input.yaml.
         with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
-            self.write_inputs(training_set, workdir, plan)
+            self.write_inputs(training_set, workdir, plan, test_dataset)
 
         # 5. Fit; the baseline and reference energies go into the potential's metadata.
         with self._step("fitting (pacemaker)"):
