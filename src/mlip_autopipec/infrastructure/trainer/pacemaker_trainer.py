@@ -14,12 +14,7 @@ from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, FailedChecksError, TrainerError
-from mlip_autopipec.infrastructure.trainer.base import (
-    TEST_DATA_FILE,
-    BaseTrainer,
-    RunPlan,
-    prepare_workdir,
-)
+from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, prepare_workdir
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     FITTING_DATA,
