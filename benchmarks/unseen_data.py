@@ -22,6 +22,8 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite: one thread is fastest for molecules
 
 import numpy as np
+from ase import Atoms
+from ase.neighborlist import neighbor_list
 
 from mlip_autopipec.analysis.evaluation import evaluate_potential
 from mlip_autopipec.config.config_model import ZBLBaseline, parse_trainer_config
@@ -49,22 +51,40 @@ def make_data(n_frames: int, seed: int) -> tuple[Dataset, Dataset, Dataset]:
     rng = np.random.default_rng(seed)
     short = []
     for (first, second), distance in sorted(shortest.items()):
-        if distance > 1.6:  # not a bond (e.g. H-H across a CH3 group)
-            continue
-        candidates = [a for a in held_out if {first, second} <= set(a.get_chemical_symbols())]
-        for index in rng.choice(len(candidates), size=min(5, len(candidates)), replace=False):
+        # Frames where this pair is bonded (within 15 % of its shortest training distance).
+        candidates = [a for a in held_out if _pair_distance(a, first, second) < 1.15 * distance]
+        made = 0
+        for index in rng.permutation(len(candidates)):
             shrink = rng.uniform(0.02, 0.05)
             atoms = shorten_bond(candidates[index], (first, second), distance * (1 - shrink))
-            if atoms is not None:
-                atoms.info["name"] = (
-                    f"{candidates[index].info['name']}_{first}{second}-{shrink:.1%}"
-                )
-                short.append(atoms)
+            # Only this pair may lie below the training data (other pairs: by at most 1 %).
+            if atoms is None or not _others_within_data(atoms, (first, second), shortest):
+                continue
+            atoms.info["name"] = f"{candidates[index].info['name']}_{first}{second}-{shrink:.1%}"
+            short.append(atoms)
+            made += 1
+            if made == 5:
+                break
     return (
         training,
         Dataset.from_atoms(held_out, source="xTB MD (held out)"),
         label_with_xtb(short, source="xTB, compressed bonds"),
     )
+
+
+def _pair_distance(atoms: Atoms, first: str, second: str) -> float:
+    """Shortest distance (Å) between an atom of ``first`` and one of ``second`` (inf: none)."""
+    symbols = np.array(atoms.get_chemical_symbols())
+    i, j, d = neighbor_list("ijd", atoms, 3.0)
+    mask = (symbols[i] == first) & (symbols[j] == second)
+    return float(d[mask].min()) if mask.any() else float("inf")
+
+
+def _others_within_data(
+    atoms: Atoms, pair: tuple[str, str], shortest: dict[tuple[str, str], float]
+) -> bool:
+    others = [p for p in shortest if p != pair]
+    return all(_pair_distance(atoms, *p) >= 0.99 * shortest[p] for p in others)
 
 
 def baselines(training: Dataset) -> dict[str, dict[str, Any]]:

@@ -46,6 +46,9 @@ def fitted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             "ace_params": {"number_of_functions_per_element": 12},
             "fit": {"maxiter": 30, "test_size": 0.2, "display_step": 10},
             "threads": 2,
+            # An LJ baseline may leave its well below the data: the gate's verdict is checked
+            # below rather than raised.
+            "accept_failed_checks": request.param == "lj",
         }
     )
     return create_trainer(config).train(dataset, tmp_path_factory.mktemp("fit") / "run")
@@ -122,6 +125,9 @@ def test_short_range_is_repulsive_below_the_data(fitted: Potential) -> None:
         assert energies["0.6"] > energies["1"] > energies["1.5"], check
         if fitted.baseline.type != "lj":
             assert check.repulsive_below_data, check
+    if fitted.baseline.type != "lj":
+        assert fitted.checks_passed is True
+        assert len(fitted.compression_checks) == 5
 
 
 def test_lammps_commands_name_the_yace_and_the_elements(fitted: Potential) -> None:
