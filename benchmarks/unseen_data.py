@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite: one thread is fastest f
 
 import numpy as np
 from ase import Atoms
+from ase.io import write
 from ase.neighborlist import neighbor_list
 
 from mlip_autopipec.analysis.evaluation import evaluate_potential
@@ -126,6 +127,9 @@ def main() -> None:
 
     started = time.perf_counter()
     training, held_out, short = make_data(args.frames, args.seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for label, dataset in (("training", training), ("held_out", held_out), ("short", short)):
+        write(workdir / f"{label}.extxyz", dataset.to_atoms())  # for `mlip-autopipec evaluate`
     distances = shortest_distances(training, CUTOFF)
     print(
         f"data ({time.perf_counter() - started:.0f} s): {len(training)} training, "

@@ -14,8 +14,20 @@ def test_default_switch_width_is_one_angstrom() -> None:
     assert DEFAULT_ZBL_SWITCH_WIDTH == 1.0
 
 
-def test_zbl_defaults_each_pair_has_cutoffs_below_its_own_shortest_distance() -> None:
+def test_zbl_defaults_each_pair_has_its_own_cutoffs_ending_at_its_shortest_distance() -> None:
     resolved = resolve_baseline(ZBLBaseline(), SHORTEST)
+    assert isinstance(resolved, ZBLBaseline)
+    # outer = d (margin 0), inner = max(outer / 2, outer - 1 Å)
+    assert resolved.pair_cutoffs == {
+        "Cu-Cu": (1.351, 2.351),
+        "Cu-Pt": (1.2, 2.2),
+        "Pt-Pt": (1.61, 2.61),
+    }
+    assert resolved.inner_cutoff is None and resolved.outer_cutoff is None
+
+
+def test_zbl_margin_puts_each_outer_cutoff_below_the_shortest_distance() -> None:
+    resolved = resolve_baseline(ZBLBaseline(margin=0.1), SHORTEST)
     assert isinstance(resolved, ZBLBaseline)
     # outer = 0.9 d (margin 0.1), inner = max(outer / 2, outer - 1 Å)
     assert resolved.pair_cutoffs == {
@@ -37,9 +49,9 @@ def test_zbl_pairs_absent_from_the_data_get_cutoffs_from_covalent_radii() -> Non
     resolved = resolve_baseline(ZBLBaseline(), distances, ["O", "C", "H"])
     assert isinstance(resolved, ZBLBaseline)
     assert set(resolved.pair_cutoffs) == {"C-C", "C-H", "C-O", "H-H", "H-O", "O-O"}
-    # O-O: covalent radii 0.66 + 0.66 Å (ASE); outer 0.9 x 1.32 Å.
-    assert resolved.pair_cutoffs["O-O"] == (round(0.9 * 1.32 / 2, 3), round(0.9 * 1.32, 3))
-    assert resolved.pair_cutoffs["C-H"] == (0.45, 0.9)
+    # O-O: covalent radii 0.66 + 0.66 Å (ASE).
+    assert resolved.pair_cutoffs["O-O"] == (0.66, 1.32)
+    assert resolved.pair_cutoffs["C-H"] == (0.5, 1.0)
 
 
 def test_zbl_given_pair_cutoffs_win_and_are_checked_against_the_data() -> None:
@@ -47,7 +59,7 @@ def test_zbl_given_pair_cutoffs_win_and_are_checked_against_the_data() -> None:
     resolved = resolve_baseline(given, SHORTEST)
     assert isinstance(resolved, ZBLBaseline)
     assert resolved.pair_cutoffs["Cu-Pt"] == (1.0, 2.0)
-    assert resolved.pair_cutoffs["Cu-Cu"] == (1.116, 2.116)
+    assert resolved.pair_cutoffs["Cu-Cu"] == (1.351, 2.351)
     with pytest.raises(ValueError, match=r"pair_cutoffs\['Cu-Pt'\] inner \(2.3 Å\)"):
         resolve_baseline(ZBLBaseline(pair_cutoffs={"Cu-Pt": (2.3, 2.5)}), SHORTEST)
 

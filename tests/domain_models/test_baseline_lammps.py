@@ -213,7 +213,7 @@ def test_per_pair_zbl_lammps_lines_group_equal_cutoffs_into_numbered_sub_styles(
         provenance=Provenance(data_sha256=None, config_sha256=None),
     )
     commands = potential.lammps_commands()
-    # Al-Fe and Fe-Fe share cutoffs (0.9 x 2.2 Å); Fe-Ni and Ni-Ni come from covalent radii.
+    # Al-Fe and Fe-Fe share cutoffs (from 2.2 Å); Fe-Ni and Ni-Ni come from covalent radii.
     groups = sorted(set(baseline.pair_cutoffs.values()), key=lambda v: (v[1], v[0]))
     assert len(groups) == 5
     assert commands[0] == "pair_style hybrid/overlay pace " + " ".join(

@@ -58,7 +58,7 @@ def test_per_pair_zbl_on_molecules_covers_the_absent_pair(
     for key, (inner, outer) in baseline.pair_cutoffs.items():
         pair = tuple(key.split("-"))
         shortest = distances.get(pair, covalent_distance(*pair))  # type: ignore[arg-type]
-        assert outer == pytest.approx(0.9 * shortest, abs=1e-3), key
+        assert outer == pytest.approx(shortest, abs=1e-3), key
         assert inner < outer
     zbl_lines = [line for line in potential.lammps_commands() if " zbl " in line]
     assert len(zbl_lines) == 1 + 6  # the pair_style line and one pair_coeff per pair

@@ -101,8 +101,8 @@ def test_per_pair_zbl_fades_ace_over_each_pairs_own_switching_region() -> None:
         for name in (f"{first} {second}", f"{second} {first}"):
             assert bonds[name]["r_in"] == pytest.approx(outer), name
             assert bonds[name]["r_in"] - bonds[name]["delta_in"] == pytest.approx(inner), name
-    assert bonds["C H"]["r_in"] == pytest.approx(0.9)
-    assert bonds["O O"]["r_in"] == pytest.approx(0.9 * 1.32)  # covalent radii of O
+    assert bonds["C H"]["r_in"] == pytest.approx(1.0)  # the shortest C-H distance
+    assert bonds["O O"]["r_in"] == pytest.approx(1.32)  # covalent radii of O
 
 
 def test_five_elements_get_every_order_and_every_pair() -> None:
@@ -117,7 +117,8 @@ def test_five_elements_get_every_order_and_every_pair() -> None:
 
 
 def test_without_baseline_pacemaker_zbl_core_sits_at_the_shortest_distance() -> None:
-    _, document = _build({"type": "pacemaker", "cutoff": 5.0}, ["Cu", "Pt"])
+    raw = {"type": "pacemaker", "cutoff": 5.0, "b_ref": {"type": "none"}}
+    _, document = _build(raw, ["Cu", "Pt"])
     bonds = document["potential"]["bonds"]
     assert {bond["inner_cutoff_type"] for bond in bonds.values()} == {"zbl"}
     assert bonds["Cu Cu"]["r_in"] == pytest.approx(2.0)

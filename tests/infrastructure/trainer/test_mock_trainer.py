@@ -33,10 +33,10 @@ def test_mock_run_writes_data_input_and_a_marked_placeholder(
     assert "MOCK POTENTIAL" in potential.yace_path.read_text()
     assert potential.trainer == "mock"
     assert potential.train_metrics is None
-    # The ZBL cutoffs were chosen from the data, per pair, below each one's shortest distance.
+    # The ZBL cutoffs were chosen from the data, per pair, ending at its shortest distance.
     assert isinstance(potential.baseline, ZBLBaseline)
     assert set(potential.baseline.pair_cutoffs) == {"Cu-Cu", "Cu-Pt", "Pt-Pt"}
-    assert potential.baseline.pair_cutoffs["Cu-Pt"][1] == pytest.approx(0.9 * 2.3, abs=0.3)
+    assert potential.baseline.pair_cutoffs["Cu-Pt"][1] == pytest.approx(2.3, abs=0.3)
     assert Potential.load(run / "potential.json") == potential
     with pytest.raises(ValueError, match="mock placeholder"):
         potential.ase_calculator()
