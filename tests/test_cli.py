@@ -134,14 +134,15 @@ def test_a_potential_failing_the_safety_gate_exits_3_naming_pair_and_distance(
     assert main([*arguments, "--out", str(tmp_path / "r1")]) == EXIT_FAILED_CHECKS == 3
     error = capsys.readouterr().err
     assert "FAILED its safety checks" in error
-    assert "dimer Cu-Cu: the energy falls as the atoms approach, at 2.1" in error
+    assert "compression of structure 0 'alloy_0': the energy falls as it is compressed" in error
+    assert "shortest interatomic distance 2.0" in error
     assert "--accept-failed-checks" in error
     assert json.loads((tmp_path / "r1" / "potential.json").read_text())["checks_passed"] is False
 
     with pytest.warns(UserWarning, match="FAILED its safety checks"):
         code = main([*arguments, "--out", str(tmp_path / "r2"), "--accept-failed-checks"])
     assert code == EXIT_OK
-    assert "FAILED CHECK: dimer Cu-Cu" in capsys.readouterr().out
+    assert "FAILED CHECK: compression of structure 0 'alloy_0'" in capsys.readouterr().out
 
 
 def test_installed_entry_point_has_useful_help() -> None:

@@ -87,3 +87,19 @@ def test_curves_of_every_pair_and_the_plot(tmp_path: Path) -> None:
     assert all(check.repulsive_below_data for check in checks)
     png = plot_dimer_curves(curves, {("Cu", "Cu"): 2.1}, tmp_path / "dimers.png")
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_shallow_dip_below_the_data_is_tolerated_a_deep_one_is_not() -> None:
+    # A dimer bound a little shorter than the data (like C2): a 0.5 eV dip, then a wall.
+    def curve_with_dip(depth: float) -> DimerCurve:
+        return _curve(
+            ("C", "C"),
+            lambda r: 30.0 * np.exp(-4.0 * (r - 0.5)) - depth * np.exp(-(((r - 1.3) / 0.1) ** 2)),
+        )
+
+    (shallow,) = check_dimer_curves([curve_with_dip(0.5)], {("C", "C"): 1.44})
+    assert shallow.repulsive_below_data
+    (deep,) = check_dimer_curves([curve_with_dip(3.0)], {("C", "C"): 1.44})
+    assert not deep.repulsive_below_data
+    assert deep.first_violation_distance is not None
+    assert 1.2 < deep.first_violation_distance < 1.44

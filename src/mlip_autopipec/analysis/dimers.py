@@ -20,8 +20,10 @@ DIMERS_PNG = "dimers.png"
 SHORTEST_DIMER_DISTANCE = 0.5
 #: Grid step (Å) of the dimer curves.
 DIMER_STEP = 0.01
-#: Largest rise of E (eV) from one grid point to the next outward one that still counts as flat.
-FLAT_TOLERANCE = 1e-6
+#: Largest fall of E (eV), going inwards below the data, from the highest energy reached so far:
+#: a shallow dip (a dimer bound a little shorter than any bond in the data, like C2 or EMT's
+#: Cu2) is tolerated, a deeper well is not.
+DIP_TOLERANCE_EV = 1.0
 #: Distances (Å) whose energies are reported in the record.
 REPORTED_DISTANCES = (0.6, 1.0, 1.5)
 #: Smallest rise of E (eV) from the checked distance down to the closest point of the curve: a
@@ -54,8 +56,8 @@ class DimerCheck(BaseModel):
         )
         if self.first_violation_distance is not None:
             return (
-                f"dimer {pair}: the energy falls as the atoms approach, at "
-                f"{self.first_violation_distance:.2f} Å (below {where})"
+                f"dimer {pair}: the energy falls by more than {DIP_TOLERANCE_EV:g} eV as the "
+                f"atoms approach, at {self.first_violation_distance:.2f} Å (below {where})"
             )
         return (
             f"dimer {pair}: the energy rises by only {self.wall_ev:.3g} eV from {where} to "
@@ -105,8 +107,9 @@ def check_dimer_curves(
     """Whether each curve rises steadily as r falls below the shortest distance in the data.
 
     A pair absent from the data is checked below the sum of its covalent radii. Going inwards,
-    the energy must never fall (flat is fine, e.g. beyond a cutoff), and it must rise by at
-    least ``MIN_WALL_EV`` down to the closest point. Each curve that fails is logged as a
+    the energy must never fall more than ``DIP_TOLERANCE_EV`` below the highest value reached
+    (flat is fine, e.g. beyond a cutoff), and it must rise by at least ``MIN_WALL_EV`` down to
+    the closest point. Each curve that fails is logged as a
     warning with the pair and the distance.
     """
     from mlip_autopipec.domain_models.baseline import covalent_distance
@@ -118,12 +121,14 @@ def check_dimer_curves(
         distances = np.array(curve.distances)
         energies = np.array(curve.energies)
         inside = distances <= limit
-        # Going inwards (falling r), the energy must not fall (flat, e.g. beyond a cutoff, is fine).
-        rises = np.diff(energies[inside]) <= FLAT_TOLERANCE
+        # Going inwards (falling r), the energy must not fall more than DIP_TOLERANCE_EV below
+        # the highest value reached so far (flat, e.g. beyond a cutoff, is fine).
+        inwards = energies[inside][::-1]
+        dips = np.maximum.accumulate(inwards) - inwards
         violation = None
-        if not rises.all():
-            last_bad = int(np.nonzero(~rises)[0].max())
-            violation = float(distances[inside][last_bad + 1])
+        if (dips > DIP_TOLERANCE_EV).any():
+            first_bad = int(np.argmax(dips > DIP_TOLERANCE_EV))
+            violation = float(distances[inside][::-1][first_bad])
         wall = float(energies[0] - np.interp(limit, distances, energies))
         check = DimerCheck(
             pair=curve.pair,

@@ -8,6 +8,7 @@ polynomial), Lennard-Jones follows ``pair_style lj/cut`` with geometric mixing, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations_with_replacement
@@ -116,7 +117,8 @@ def _global_cutoffs(
 
 
 def _pair_cutoffs_from_distance(shortest: float, margin: float) -> tuple[float, float]:
-    outer = round((1.0 - margin) * shortest, 3)
+    # Rounded down to 0.001 Å: ZBL stays exactly zero at the shortest distance of the data.
+    outer = math.floor((1.0 - margin) * shortest * 1000 + 1e-9) / 1000
     inner = round(max(0.5 * outer, outer - DEFAULT_ZBL_SWITCH_WIDTH), 3)
     return inner, outer
 

@@ -235,8 +235,7 @@ def test_a_potential_that_fails_the_safety_gate_is_kept_marked_and_raises(
         _trainer().train(cu_pt_dataset, workdir)
     message = str(caught.value)
     assert "FAILED its safety checks" in message
-    assert "dimer Cu-Cu: the energy falls as the atoms approach, at 2.1" in message
-    assert "compression of structure 0 'alloy_0'" in message
+    assert "compression of structure 0 'alloy_0': the energy falls as it is compressed" in message
     assert "--accept-failed-checks" in message
     assert caught.value.failures and all(f in message for f in caught.value.failures)
 
@@ -244,7 +243,6 @@ def test_a_potential_that_fails_the_safety_gate_is_kept_marked_and_raises(
     assert record["checks_passed"] is False
     with pytest.warns(UserWarning, match="FAILED its safety checks"):
         loaded = Potential.load(workdir)
-    assert not all(check.repulsive_below_data for check in loaded.dimer_checks)
     assert any(not check.passed for check in loaded.compression_checks)
 
 
