@@ -93,8 +93,8 @@ def baselines(training: Dataset) -> dict[str, dict[str, Any]]:
     outer = round(min(shortest_distances(training, CUTOFF).values()), 3)
     inner = round(max(0.5 * outer, outer - DEFAULT_ZBL_SWITCH_WIDTH), 3)
     return {
-        "zbl per pair": {"type": "zbl"},
-        "zbl per pair, margin 0": {"type": "zbl", "margin": 0.0},
+        "zbl per pair (default)": {"type": "zbl"},
+        "zbl per pair, margin 0.1": {"type": "zbl", "margin": 0.1},
         "zbl global": {"type": "zbl", "inner_cutoff": inner, "outer_cutoff": outer},
         "none": {"type": "none"},
     }
