@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlip_autopipec.config.config_model import parse_trainer_config
+from mlip_autopipec.config.config_model import ZBLBaseline, parse_trainer_config
 from mlip_autopipec.demo import demo_dataset
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
@@ -106,11 +106,11 @@ def main() -> None:
                 f"{metrics.force_rmse_mev_per_angstrom:7.2f} meV/Å "
                 f"({cost:.2f} x none), {time.perf_counter() - started:5.0f} s  {out}"
             )
-            if potential.baseline.type == "zbl":
-                baseline = potential.baseline
+            if isinstance(potential.baseline, ZBLBaseline):
+                cutoffs = potential.baseline.pair_cutoffs.items()
                 print(
-                    f"           zbl cutoffs from the data: inner {baseline.inner_cutoff} Å, "
-                    f"outer {baseline.outer_cutoff} Å"
+                    "           zbl cutoffs from the data (inner/outer Å): "
+                    + ", ".join(f"{pair} {inner}/{outer}" for pair, (inner, outer) in cutoffs)
                 )
             for check in potential.dimer_checks:
                 energies = ", ".join(

@@ -77,10 +77,19 @@ if mode == "drop_one":  # as pacemaker does with a structure it cannot use
 frame["NUMBER_OF_ATOMS"] = frame["ase_atoms"].map(len)
 frame["energy_pred"] = frame["energy_corrected"] + 0.002 * frame["NUMBER_OF_ATOMS"]
 frame["forces_pred"] = [forces + 0.03 for forces in frame["forces"]]
-n_test = max(1, int(len(frame) * float(config["data"].get("test_size", 0.1))))
-frame.iloc[n_test:].to_pickle("fitting_data_info.pckl.gzip", compression="gzip")
-frame.iloc[n_test:].to_pickle("train_pred.pckl.gzip", compression="gzip")
-frame.iloc[:n_test].to_pickle("test_pred.pckl.gzip", compression="gzip")
+if "test_filename" in config["data"]:  # a fixed test set: no random split
+    assert "test_size" not in config["data"], "test_size and test_filename together"
+    test = pd.read_pickle(config["data"]["test_filename"], compression="gzip")
+    test["NUMBER_OF_ATOMS"] = test["ase_atoms"].map(len)
+    test["energy_pred"] = test["energy_corrected"] + 0.004 * test["NUMBER_OF_ATOMS"]
+    test["forces_pred"] = [forces + 0.05 for forces in test["forces"]]
+    train = frame
+else:
+    n_test = max(1, int(len(frame) * float(config["data"].get("test_size", 0.1))))
+    train, test = frame.iloc[n_test:], frame.iloc[:n_test]
+train.to_pickle("fitting_data_info.pckl.gzip", compression="gzip")
+train.to_pickle("train_pred.pckl.gzip", compression="gzip")
+test.to_pickle("test_pred.pckl.gzip", compression="gzip")
 print("fake pacemaker done", flush=True)
 '''
 
@@ -90,6 +99,10 @@ import os, shutil, sys, yaml
 source, output = sys.argv[1], sys.argv[sys.argv.index("-o") + 1]
 assert "species" in yaml.safe_load(open(source)), f"{source} is not a B-basis potential"
 shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt.yace", output)
+if os.environ.get("FAKE_PACEMAKER_MODE") == "no_core":
+    # An unsafe potential: ACE switched off below the data, with no core repulsion.
+    text = open(output).read().replace("inner_cutoff_type: zbl", "inner_cutoff_type: distance")
+    open(output, "w").write(text)
 print(f"Saving Ctilde-basis to '{output}'")
 '''
 

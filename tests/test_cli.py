@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from ase.build import bulk
 from ase.io import write
 
-from mlip_autopipec.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_TRAINING_FAILED, main
+from mlip_autopipec.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED_CHECKS,
+    EXIT_OK,
+    EXIT_TRAINING_FAILED,
+    main,
+)
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.oracle.emt import label_with_emt
+
+from .conftest import cu_pt_structures
 
 
 def _write_data(dataset: Dataset, path: Path) -> Path:
@@ -104,6 +117,32 @@ def test_fake_pacemaker_training_prints_metrics(
     printed = capsys.readouterr().out
     assert "energy RMSE     2.00 meV/atom" in printed
     assert "force RMSE    30.00 meV/Å" in printed
+
+
+def test_a_potential_failing_the_safety_gate_exits_3_naming_pair_and_distance(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_core")  # no repulsion below the data
+    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
+    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
+    arguments = ["train", "--config", str(config), "--data", str(data)]
+
+    assert main([*arguments, "--out", str(tmp_path / "r1")]) == EXIT_FAILED_CHECKS == 3
+    error = capsys.readouterr().err
+    assert "FAILED its safety checks" in error
+    assert "compression of structure 0 'alloy_0': the energy falls as it is compressed" in error
+    assert "shortest interatomic distance 2.0" in error
+    assert "--accept-failed-checks" in error
+    assert json.loads((tmp_path / "r1" / "potential.json").read_text())["checks_passed"] is False
+
+    with pytest.warns(UserWarning, match="FAILED its safety checks"):
+        code = main([*arguments, "--out", str(tmp_path / "r2"), "--accept-failed-checks"])
+    assert code == EXIT_OK
+    assert "FAILED CHECK: compression of structure 0 'alloy_0'" in capsys.readouterr().out
 
 
 def test_installed_entry_point_has_useful_help() -> None:
@@ -203,3 +242,77 @@ def test_select_writes_the_selected_structures(
     original = {s.name: s for s in cu_pt_dataset}
     for structure in selected:
         assert structure.energy == pytest.approx(original[structure.name].energy)
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structures(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run = _fake_run(cu_pt_dataset, tmp_path, capsys)
+    unseen = label_with_emt(cu_pt_structures(count=6, seed=9)[:-1])  # without the dimer
+    data = _write_data(unseen, tmp_path / "unseen.extxyz")
+
+    assert main(["evaluate", str(run), str(data), "--worst", "3"]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "6 structures" in printed and "forces by element: Cu RMSE" in printed
+    assert "worst 3 structures (by force RMSE)" in printed
+    assert "max gamma" in printed
+    report = run / "evaluation_unseen"
+    record = json.loads((report / "evaluation.json").read_text())
+    assert len(record["structures"]) == 6
+    assert set(record["force_by_element_mev_per_angstrom"]) == {"Cu", "Pt"}
+    for name in ("evaluation.txt", "energy_parity.png", "force_parity.png"):
+        assert (report / name).exists(), name
+    assert "also in the training data" not in caplog.text
+
+    training = _write_data(cu_pt_dataset, tmp_path / "same.extxyz")
+    out = tmp_path / "scores"
+    assert main(["evaluate", str(run), str(training), "--out", str(out)]) == EXIT_OK
+    assert f"{len(cu_pt_dataset)} of {len(cu_pt_dataset)} structures" in caplog.text
+    assert "also in the training data" in caplog.text
+    assert (out / "evaluation.json").exists()
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_evaluate_refuses_elements_the_potential_does_not_know(
+    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _fake_run(cu_pt_dataset, tmp_path, capsys)
+    gold = label_with_emt([bulk("Au", "fcc", a=4.1, cubic=True)])
+    data = _write_data(gold, tmp_path / "gold.extxyz")
+    assert main(["evaluate", str(run), str(data)]) == EXIT_BAD_INPUT
+    assert "['Au']" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_train_with_a_fixed_test_file(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
+    new = cu_pt_structures(count=4, seed=5)[:-1]  # not the dimer, which is in the data
+    test = label_with_emt([*new, cu_pt_dataset.to_atoms()[2]])
+    test_file = _write_data(test, tmp_path / "test.extxyz")
+    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(out)]
+    assert main([*argv, "--test-data", str(test_file)]) == EXIT_OK
+
+    data_section = yaml.safe_load((out / "input.yaml").read_text())["data"]
+    assert data_section == {
+        "filename": "training_data.pckl.gzip",
+        "test_filename": "test_data.pckl.gzip",
+    }
+    potential = Potential.load(out)
+    assert potential.test_metrics is not None and potential.test_metrics.n_structures == 5
+    assert potential.train_metrics is not None
+    assert potential.train_metrics.n_structures == len(cu_pt_dataset)
+    # The fake predicts the fixed test set 4 meV/atom and 50 meV/Å off.
+    assert potential.test_metrics.force_rmse_mev_per_angstrom == pytest.approx(50.0)
+    assert "1 of 5 structures of the test data are also in the training data" in caplog.text
+    assert "test data 4 'alloy_2' = training 2 'alloy_2'" in caplog.text

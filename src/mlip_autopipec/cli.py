@@ -17,6 +17,7 @@ from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, P
 from mlip_autopipec.errors import (
     ConfigurationError,
     DatasetValidationError,
+    FailedChecksError,
     OutputError,
     TrainerError,
 )
@@ -24,6 +25,8 @@ from mlip_autopipec.errors import (
 EXIT_OK = 0
 EXIT_TRAINING_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: The fitted potential failed its safety checks (dimers, compression).
+EXIT_FAILED_CHECKS = 3
 #: 128 + SIGINT, as a shell reports a program stopped by Ctrl-C.
 EXIT_INTERRUPTED = 130
 
@@ -42,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlip-autopipec",
         description=(
             "Fit an ACE interatomic potential (pacemaker) to labelled DFT data. "
-            "Exit codes: 0 success, 1 training failed, 2 bad input or configuration."
+            "Exit codes: 0 success, 1 training failed, 2 bad input or configuration, "
+            "3 the fitted potential failed its safety checks."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -71,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="run directory for every artifact: new, empty, or an unfinished run of ours",
     )
     train.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    train.add_argument(
+        "--test-data",
+        type=Path,
+        default=None,
+        help="a fixed test set (any ASE format) instead of a random split of DATA",
+    )
+    train.add_argument(
+        "--accept-failed-checks",
+        action="store_true",
+        help="keep a potential that fails the safety checks (dimers, compression): exit 0",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -160,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     gamma.add_argument("run_dir", type=Path, help="run directory of a trained potential")
     gamma.add_argument("data", type=Path, help="structures, any ASE format")
     gamma.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a trained potential on labelled data (e.g. structures it never saw)",
+        description=(
+            "Energy and force errors (RMSE, MAE, forces per element) of the potential of RUN_DIR "
+            "on DATA, the worst structures with their shortest distance and max gamma, and "
+            "parity plots, written to --out (default: RUN_DIR/evaluation_<DATA name>)."
+        ),
+    )
+    evaluate.add_argument("run_dir", type=Path, help="run directory of a trained potential")
+    evaluate.add_argument("data", type=Path, help="labelled structures, any ASE format")
+    evaluate.add_argument("--out", type=Path, default=None, help="report directory")
+    evaluate.add_argument("--worst", type=int, default=5, help="worst structures to list")
     return parser
 
 
@@ -173,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_command(args)
     except (ConfigurationError, DatasetValidationError, OutputError, UsageError) as error:
         return _fail(args, f"error: {error}", EXIT_BAD_INPUT)
+    except FailedChecksError as error:
+        return _fail(args, f"error: {error}", EXIT_FAILED_CHECKS)
     except FileNotFoundError as error:
         what = str(error) if error.filename is None else f"{error.filename}: no such file"
         return _fail(args, f"error: {what}", EXIT_BAD_INPUT)
@@ -202,8 +233,11 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 def _run_command(args: argparse.Namespace) -> int:
     if args.command == "train":
         config = load_config(args.config).trainer
+        if args.accept_failed_checks:
+            config.accept_failed_checks = True
         dataset = _read_data(args.data, args.trust_pickle)
-        return _train(config, dataset, args.out, _progress_reporter(config, args))
+        test_dataset = None if args.test_data is None else _read_data(args.test_data, False)
+        return _train(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
     if args.command == "demo":
         return _demo(args)
     if args.command == "dimers":
@@ -214,6 +248,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return _select(args)
     if args.command == "gamma":
         return _gamma(args.run_dir, _read_data(args.data, args.trust_pickle))
+    if args.command == "evaluate":
+        return _evaluate(args.run_dir, args.data, args.out, args.worst)
     raise AssertionError(f"unknown command {args.command}")  # argparse rejects these
 
 
@@ -248,12 +284,14 @@ def _train(
     dataset: Dataset,
     out: Path,
     progress: Callable[[str], None] | None = None,
+    test_dataset: Dataset | None = None,
 ) -> int:
     from mlip_autopipec.infrastructure.trainer import create_trainer
 
     log.info("%s", dataset)
     started = time.perf_counter()
-    potential = create_trainer(config, on_output_line=progress).train(dataset, out)
+    trainer = create_trainer(config, on_output_line=progress)
+    potential = trainer.train(dataset, out, test_dataset=test_dataset)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK
 
@@ -337,6 +375,37 @@ def _gamma(run_dir: Path, data: Dataset) -> int:
     return EXIT_OK
 
 
+def _evaluate(run_dir: Path, data: Path, out: Path | None, worst: int) -> int:
+    from mlip_autopipec.analysis.evaluation import (
+        evaluate_potential,
+        format_evaluation,
+        overlap_warning,
+        write_evaluation,
+    )
+    from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
+
+    potential = _load_potential(run_dir)
+    dataset = _read_data(data, trust_pickle=False)
+    unknown = sorted(set(dataset.elements) - set(potential.elements))
+    if unknown:
+        raise DatasetValidationError(
+            f"holds {unknown}, which the potential (elements {list(potential.elements)}) "
+            "was not trained on",
+            source=data,
+        )
+    training_file = potential.run_dir / TRAINING_SET
+    if training_file.exists():
+        warning = overlap_warning(Dataset.read(training_file), dataset, f"evaluated data {data}")
+        if warning is not None:
+            log.warning("%s", warning)
+    evaluation = evaluate_potential(potential, dataset)
+    report = out or potential.run_dir / f"evaluation_{data.name.split('.')[0]}"
+    write_evaluation(evaluation, report, worst=worst)
+    print(format_evaluation(evaluation, worst))
+    print(f"report: {report}")
+    return EXIT_OK
+
+
 def _dimers(run_dir: Path, png: Path | None, overwrite: bool) -> int:
     from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
     from mlip_autopipec.infrastructure.trainer.run_directory import is_ours, refuse_to_overwrite
@@ -393,12 +462,11 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
             f"trained on {potential.selection.n_selected} of {potential.selection.n_total} "
             f"structures (D-optimal selection: {potential.selection.file})"
         )
-    lines += [
-        f"short range: {'-'.join(check.pair)} does NOT rise steadily below "
-        f"{check.first_violation_distance} Å (see dimers.png)"
-        for check in potential.dimer_checks
-        if not check.repulsive_below_data
-    ]
+    failures = [check.failure() for check in potential.dimer_checks]
+    failures += [check.failure() for check in potential.compression_checks]
+    lines += [f"FAILED CHECK: {failure}" for failure in failures if failure]
+    if potential.reference_energies_warning is not None:
+        lines.append(f"WARNING: {potential.reference_energies_warning}")
     from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, REPORT_HTML
 
     report = potential.run_dir / REPORT_DIR / REPORT_HTML

@@ -89,3 +89,11 @@ class OutputError(MlipAutopipecError):
     def __init__(self, message: str, *, path: Path | None = None):
         self.path = path
         super().__init__(message)
+
+
+class FailedChecksError(TrainerError):
+    """A fitted potential failed the safety gate; it stays in ``workdir``, marked as failed."""
+
+    def __init__(self, message: str, *, failures: Sequence[str], workdir: Path):
+        self.failures = list(failures)
+        super().__init__(message, workdir=workdir)

@@ -51,7 +51,7 @@ def test_minimal_config_has_documented_defaults() -> None:
     assert isinstance(config, TrainerConfig)
     assert config.type == "pacemaker"
     assert config.cutoff == 5.0
-    assert isinstance(config.b_ref, NoBaseline)
+    assert config.b_ref == ZBLBaseline()  # per-pair cutoffs from the data
     assert config.reference_energies == "auto"
     assert config.time_limit_seconds is None
     assert config.threads is None

@@ -20,6 +20,7 @@ from mlip_autopipec.domain_models.baseline import (
     ZBLPotential,
     lj_pair_parameters,
     pair_potential,
+    resolve_baseline,
 )
 from mlip_autopipec.domain_models.potential import Potential, Provenance
 
@@ -189,17 +190,51 @@ def test_lennard_jones_matches_lammps_lj_cut(
     _compare(potential, atoms, _lj_commands(baseline, elements), elements)
 
 
+def _per_pair_zbl() -> ZBLBaseline:
+    """Per-pair cutoffs as the trainer resolves them: from the data, given, and absent pairs."""
+    distances = {("Al", "Al"): 2.5, ("Al", "Fe"): 2.2, ("Fe", "Fe"): 2.2}  # no Ni pair in the data
+    given = ZBLBaseline(pair_cutoffs={"Ni-Al": (1.0, 2.6)})
+    baseline = resolve_baseline(given, distances, ["Al", "Fe", "Ni"])
+    assert isinstance(baseline, ZBLBaseline)
+    return baseline
+
+
+def test_per_pair_zbl_lammps_lines_group_equal_cutoffs_into_numbered_sub_styles(
+    tmp_path: Path,
+) -> None:
+    baseline = _per_pair_zbl()
+    potential = Potential(
+        run_dir=tmp_path,
+        trainer="pacemaker",
+        yace_file="potential.yace",
+        elements=("Al", "Fe", "Ni"),
+        cutoff=5.0,
+        baseline=baseline,
+        provenance=Provenance(data_sha256=None, config_sha256=None),
+    )
+    commands = potential.lammps_commands()
+    # Al-Fe and Fe-Fe share cutoffs (from 2.2 Å); Fe-Ni and Ni-Ni come from covalent radii.
+    groups = sorted(set(baseline.pair_cutoffs.values()), key=lambda v: (v[1], v[0]))
+    assert len(groups) == 5
+    assert commands[0] == "pair_style hybrid/overlay pace " + " ".join(
+        f"zbl {inner} {outer}" for inner, outer in groups
+    )
+    assert len([line for line in commands if " zbl " in line and "pair_coeff" in line]) == 6
+    assert f"pair_coeff 1 3 zbl {groups.index((1.0, 2.6)) + 1} 13 28" in commands
+
+
 @pytest.mark.parametrize(
     "baseline",
     [
         ZBLBaseline(inner_cutoff=1.1, outer_cutoff=2.5),
+        _per_pair_zbl(),
         LJBaseline(
             epsilon={"Al": 0.2, "Fe": 0.3, "Ni": 0.1, "Al-Fe": 0.05},
             sigma={"Al": 2.1, "Fe": 2.3, "Ni": 2.2},
             cutoff=4.5,
         ),
     ],
-    ids=["zbl", "lj"],
+    ids=["zbl", "zbl_per_pair", "lj"],
 )
 def test_deployed_lammps_commands_overlay_the_same_baseline(baseline, tmp_path: Path) -> None:
     """Potential.lammps_commands with pace replaced by a zero pair style: the baseline part."""
@@ -221,7 +256,9 @@ def test_deployed_lammps_commands_overlay_the_same_baseline(baseline, tmp_path: 
         "pair_coeff * * zero",
         *commands[2:],
     ]
-    atoms = _random_structure(elements, 12, True, seed=5, min_distance=1.5)
+    # ZBL: distances down to 1 Å reach into every pair's switching region.
+    min_distance = 1.0 if isinstance(baseline, ZBLBaseline) else 1.5
+    atoms = _random_structure(elements, 12, True, seed=5, min_distance=min_distance)
     calculator_potential = pair_potential(baseline, elements)
     assert calculator_potential is not None
     _compare(calculator_potential, atoms, without_ace, elements)

@@ -11,8 +11,8 @@ from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
 from mlip_autopipec.domain_models.isolated_atoms import (
     account_for_structures,
     atoms_without_neighbours,
-    fit_other_reference_energies,
 )
+from mlip_autopipec.domain_models.reference_energies import reference_energy_fit
 from mlip_autopipec.errors import DatasetValidationError
 
 
@@ -63,7 +63,7 @@ def test_known_reference_energies_are_kept_and_the_others_fitted() -> None:
         structures.append(_structure(atoms, n_cu * reference["Cu"] + n_pt * reference["Pt"], "s"))
     dataset = Dataset(structures)
 
-    fitted = fit_other_reference_energies(dataset, {"Pt": -5.0})
+    fitted = reference_energy_fit(dataset, known={"Pt": -5.0}).energies
 
     assert fitted == pytest.approx(reference)
     assert list(fitted) == ["Cu", "Pt"]

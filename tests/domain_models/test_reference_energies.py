@@ -12,6 +12,8 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.reference_energies import (
     composition_matrix,
     fit_reference_energies,
+    reference_energies_for,
+    reference_energy_fit,
     resolve_reference_energies,
 )
 
@@ -57,10 +59,58 @@ def test_fit_of_a_single_element() -> None:
 
 
 def test_fit_with_dependent_compositions_explains_the_energies() -> None:
-    # Only the 1:1 composition: any split of the pair energy fits; the minimum-norm one is taken.
+    # Only the 1:1 composition: any split of the pair energy fits; one shared shift is taken.
     fitted = fit_reference_energies(synthetic([(4, 4), (2, 2)]))
     assert fitted["Cu"] + fitted["Pt"] == pytest.approx(E_CU + E_PT)
     assert fitted["Cu"] == pytest.approx(fitted["Pt"])
+
+
+def _molecule(symbols: str, energy: float, shift: float = 0.0) -> Atoms:
+    atoms = Atoms(symbols)
+    atoms.positions = [[1.1 * k + shift, 0.0, 0.0] for k in range(len(atoms))]
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=np.zeros((len(atoms), 3)))
+    return atoms
+
+
+def test_one_composition_gives_one_shared_shift_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Frames of one C/H/O molecule: only the energy of the whole molecule is determined.
+    frames = [_molecule("C2H6O", -300.0 + 0.1 * k, shift=0.01 * k) for k in range(5)]
+    dataset = Dataset.from_atoms(frames)
+    fit = reference_energy_fit(dataset)
+
+    per_atom = np.mean([-300.0 + 0.1 * k for k in range(5)]) / 9
+    assert fit.energies == pytest.approx({"C": per_atom, "H": per_atom, "O": per_atom})
+    assert fit.undetermined == ("C", "H", "O")
+    assert fit.warning is not None
+    assert "do not determine the per-atom energies of C, H, O" in fit.warning
+    assert "rank 1 for 3 elements" in fit.warning
+    assert "comparable only between structures of the trained compositions" in fit.warning
+    assert "give trainer.reference_energies" in fit.warning
+    with caplog.at_level("WARNING"):
+        assert reference_energies_for("auto", dataset).warning == fit.warning
+    assert "do not determine" in caplog.text
+
+
+def test_free_atoms_fix_their_elements_and_the_rest_keeps_the_determined_sum() -> None:
+    # The energy of a free H atom (found by domain_models.isolated_atoms) is given as known.
+    frames = [_molecule("C2H6O", -300.0 - 0.2 * k, shift=0.01 * k) for k in range(4)]
+    dataset = Dataset.from_atoms(frames)
+    fit = reference_energy_fit(dataset, known={"H": -10.5})
+
+    assert fit.isolated_atoms == ("H",)
+    assert fit.energies["H"] == pytest.approx(-10.5)
+    mean = np.mean([-300.0 - 0.2 * k for k in range(4)])
+    assert 2 * fit.energies["C"] + fit.energies["O"] == pytest.approx(mean + 6 * 10.5)
+    assert fit.energies["C"] == pytest.approx(fit.energies["O"])
+    assert fit.undetermined == ("C", "O")
+    assert fit.warning is not None and "H from free atoms" in fit.warning
+
+
+def test_full_rank_compositions_carry_no_warning() -> None:
+    fit = reference_energy_fit(synthetic([(8, 0), (4, 4), (2, 6)]))
+    assert fit.warning is None and fit.undetermined == ()
 
 
 def test_resolve_auto_fits() -> None:

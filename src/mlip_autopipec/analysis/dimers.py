@@ -20,10 +20,15 @@ DIMERS_PNG = "dimers.png"
 SHORTEST_DIMER_DISTANCE = 0.5
 #: Grid step (Å) of the dimer curves.
 DIMER_STEP = 0.01
-#: Largest rise of E (eV) from one grid point to the next outward one that still counts as flat.
-FLAT_TOLERANCE = 1e-6
+#: Largest fall of E (eV), going inwards below the data, from the highest energy reached so far:
+#: a shallow dip (a dimer bound a little shorter than any bond in the data, like C2 or EMT's
+#: Cu2) is tolerated, a deeper well is not.
+DIP_TOLERANCE_EV = 1.0
 #: Distances (Å) whose energies are reported in the record.
 REPORTED_DISTANCES = (0.6, 1.0, 1.5)
+#: Smallest rise of E (eV) from the checked distance down to the closest point of the curve: a
+#: weaker wall does not stop two atoms from sitting on top of each other.
+MIN_WALL_EV = 1.0
 
 
 class DimerCheck(BaseModel):
@@ -33,9 +38,31 @@ class DimerCheck(BaseModel):
 
     pair: tuple[str, str]
     shortest_distance_in_data: float | None  # Å; None: the pair never meets in the data
-    repulsive_below_data: bool  # E(r) never falls as r falls below that distance
+    repulsive_below_data: bool  # E(r) never falls as r falls below that distance, and rises
     first_violation_distance: float | None  # Å; where E stops rising, going inwards
     energies_ev: dict[str, float]  # E(r) - E(cutoff) at REPORTED_DISTANCES, keyed "0.6" etc.
+    checked_below: float | None = None  # Å; the distance below which E(r) must rise
+    wall_ev: float | None = None  # eV; E at the closest point minus E at checked_below
+
+    def failure(self) -> str | None:
+        """What is wrong, naming the pair and the distance; None when the check passed."""
+        if self.repulsive_below_data:
+            return None
+        pair = "-".join(self.pair)
+        where = (
+            f"its shortest distance in the data ({self.shortest_distance_in_data:.3f} Å)"
+            if self.shortest_distance_in_data is not None
+            else f"{self.checked_below:.3f} Å (sum of covalent radii; no {pair} pair in the data)"
+        )
+        if self.first_violation_distance is not None:
+            return (
+                f"dimer {pair}: the energy falls by more than {DIP_TOLERANCE_EV:g} eV as the "
+                f"atoms approach, at {self.first_violation_distance:.2f} Å (below {where})"
+            )
+        return (
+            f"dimer {pair}: the energy rises by only {self.wall_ev:.3g} eV from {where} to "
+            f"{SHORTEST_DIMER_DISTANCE} Å: nothing keeps the atoms apart"
+        )
 
 
 class DimerCurve(BaseModel):
@@ -77,43 +104,46 @@ def dimer_curves(
 def check_dimer_curves(
     curves: Sequence[DimerCurve], shortest_distances: Mapping[tuple[str, str], float]
 ) -> list[DimerCheck]:
-    """Whether each curve rises monotonically as r falls below the shortest distance in the data.
+    """Whether each curve rises steadily as r falls below the shortest distance in the data.
 
-    A pair absent from the data is checked below the shortest distance of all pairs. Each curve
-    that fails is logged as a warning with the pair and the distance.
+    A pair absent from the data is checked below the sum of its covalent radii. Going inwards,
+    the energy must never fall more than ``DIP_TOLERANCE_EV`` below the highest value reached
+    (flat is fine, e.g. beyond a cutoff), and it must rise by at least ``MIN_WALL_EV`` down to
+    the closest point. Each curve that fails is logged as a
+    warning with the pair and the distance.
     """
-    fallback = min(shortest_distances.values()) if shortest_distances else None
+    from mlip_autopipec.domain_models.baseline import covalent_distance
+
     checks = []
     for curve in curves:
         in_data = shortest_distances.get(curve.pair)
-        limit = in_data if in_data is not None else fallback
+        limit = in_data if in_data is not None else covalent_distance(*curve.pair)
         distances = np.array(curve.distances)
         energies = np.array(curve.energies)
-        inside = distances <= (limit if limit is not None else distances[-1])
-        # Going inwards (falling r), the energy must not fall (flat, e.g. beyond a cutoff, is fine).
-        rises = np.diff(energies[inside]) <= FLAT_TOLERANCE
+        inside = distances <= limit
+        # Going inwards (falling r), the energy must not fall more than DIP_TOLERANCE_EV below
+        # the highest value reached so far (flat, e.g. beyond a cutoff, is fine).
+        inwards = energies[inside][::-1]
+        dips = np.maximum.accumulate(inwards) - inwards
         violation = None
-        if not rises.all():
-            last_bad = int(np.nonzero(~rises)[0].max())
-            violation = float(distances[inside][last_bad + 1])
-            log.warning(
-                "dimer %s-%s: the energy does not rise as atoms approach below %.2f Å "
-                "(it falls again at %.2f Å): the potential may collapse at short range",
-                *curve.pair,
-                limit or distances[-1],
-                violation,
-            )
-        checks.append(
-            DimerCheck(
-                pair=curve.pair,
-                shortest_distance_in_data=in_data,
-                repulsive_below_data=violation is None,
-                first_violation_distance=violation,
-                energies_ev={
-                    f"{r:g}": float(np.interp(r, distances, energies)) for r in REPORTED_DISTANCES
-                },
-            )
+        if (dips > DIP_TOLERANCE_EV).any():
+            first_bad = int(np.argmax(dips > DIP_TOLERANCE_EV))
+            violation = float(distances[inside][::-1][first_bad])
+        wall = float(energies[0] - np.interp(limit, distances, energies))
+        check = DimerCheck(
+            pair=curve.pair,
+            shortest_distance_in_data=in_data,
+            repulsive_below_data=violation is None and wall >= MIN_WALL_EV,
+            first_violation_distance=violation,
+            energies_ev={
+                f"{r:g}": float(np.interp(r, distances, energies)) for r in REPORTED_DISTANCES
+            },
+            checked_below=limit,
+            wall_ev=wall,
         )
+        if not check.repulsive_below_data:
+            log.warning("%s: the potential may collapse at short range", check.failure())
+        checks.append(check)
     return checks
 
 

@@ -46,6 +46,12 @@ class LabelledStructure:
         atoms: Atoms = self.atoms.copy()
         atoms.info.update(self.info)
         atoms.info["name"] = self.name
+        for key, weight in (
+            ("energy_weight", self.energy_weight),
+            ("force_weight", self.force_weight),
+        ):
+            if weight is not None:
+                atoms.info[key] = weight
         atoms.calc = SinglePointCalculator(atoms, energy=self.energy, forces=self.forces.copy())
         return atoms
 
@@ -180,6 +186,15 @@ class Dataset(Sequence[LabelledStructure]):
     def to_atoms(self) -> list[Atoms]:
         """Copies of all structures with their labels attached (see LabelledStructure.to_atoms)."""
         return [structure.to_atoms() for structure in self._structures]
+
+    def write(self, path: str | Path) -> Path:
+        """Write the structures with their labels to an extended XYZ file (readable by
+        :meth:`read` and by any ASE tool; unlike a pickle, reading it cannot run code)."""
+        import ase.io
+
+        path = Path(path)
+        ase.io.write(path, self.to_atoms(), format="extxyz")
+        return path
 
     def fingerprint(self) -> str:
         """SHA-256 of the numbers, positions, cell, pbc and labels: identifies the training data."""

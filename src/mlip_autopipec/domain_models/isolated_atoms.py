@@ -9,14 +9,12 @@ energy; any other one is an error naming it, or, if asked, dropped with a warnin
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.reference_energies import composition_matrix
 from mlip_autopipec.errors import DatasetValidationError
 
 log = logging.getLogger(__name__)
@@ -127,19 +125,3 @@ def _free_atom_energies(dataset: Dataset, indices: list[int]) -> dict[str, float
             energies[element],
         )
     return energies
-
-
-def fit_other_reference_energies(dataset: Dataset, known: Mapping[str, float]) -> dict[str, float]:
-    """Reference energies (eV/atom) of every element of ``dataset``: those ``known`` (free
-    atoms) as given, the others by least squares on what the known ones leave of the energies."""
-    elements = dataset.elements
-    counts = composition_matrix(dataset, elements)
-    energies = np.array([structure.energy for structure in dataset])
-    fixed = [k for k, element in enumerate(elements) if element in known]
-    free = [k for k, element in enumerate(elements) if element not in known]
-    remainder = energies - counts[:, fixed] @ np.array([known[elements[k]] for k in fixed])
-    result = {elements[k]: float(known[elements[k]]) for k in fixed}
-    if free:
-        solution, *_ = np.linalg.lstsq(counts[:, free], remainder, rcond=None)
-        result |= {elements[k]: float(value) for k, value in zip(free, solution, strict=True)}
-    return {element: result[element] for element in elements}

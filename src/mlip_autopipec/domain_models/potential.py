@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,12 +17,14 @@ from ase.data import atomic_numbers
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlip_autopipec.analysis.dimers import DimerCheck
+from mlip_autopipec.analysis.safety import CompressionCheck
 from mlip_autopipec.config.config_model import Baseline, NoBaseline, ZBLBaseline
 from mlip_autopipec.domain_models.baseline import (
     BaselineCalculator,
     PairPotential,
     lj_pair_parameters,
     pair_potential,
+    zbl_pair_cutoffs,
 )
 from mlip_autopipec.files import write_text_atomic
 
@@ -92,6 +95,10 @@ class Potential(_Record):
     cutoff: float = Field(description="Å")
     baseline: Baseline = Field(default_factory=NoBaseline)
     reference_energies: dict[str, float] = Field(default_factory=dict)
+    reference_energies_warning: str | None = Field(
+        None,
+        description="set when the data did not determine the reference energies: what they mean",
+    )
     train_metrics: FitMetrics | None = None
     test_metrics: FitMetrics | None = None
     selection: Selection | None = Field(
@@ -99,6 +106,12 @@ class Potential(_Record):
     )
     dimer_checks: tuple[DimerCheck, ...] = Field(
         (), description="short-range behaviour of every element pair, checked after the fit"
+    )
+    compression_checks: tuple[CompressionCheck, ...] = Field(
+        (), description="training structures compressed to 0.6 of their volume after the fit"
+    )
+    checks_passed: bool | None = Field(
+        None, description="whether the potential passed the safety gate; None: not checked"
     )
     provenance: Provenance
 
@@ -130,7 +143,18 @@ class Potential(_Record):
         if path.is_dir():
             path = path / POTENTIAL_JSON
         data: dict[str, Any] = json.loads(path.read_text())
-        return cls.model_validate({**data, "run_dir": path.parent.resolve()})
+        potential = cls.model_validate({**data, "run_dir": path.parent.resolve()})
+        if potential.checks_passed is False:
+            failures = [check.failure() for check in potential.dimer_checks]
+            failures += [check.failure() for check in potential.compression_checks]
+            warnings.warn(
+                f"the potential in {potential.run_dir} FAILED its safety checks "
+                "(checks_passed: false); use it knowingly: "
+                + "; ".join(f for f in failures if f is not None),
+                UserWarning,
+                stacklevel=2,
+            )
+        return potential
 
     # -- deployment ---------------------------------------------------------------------------
 
@@ -201,16 +225,10 @@ class Potential(_Record):
             if j >= i
         ]
         if isinstance(baseline, ZBLBaseline):
-            lines = [
-                f"pair_style hybrid/overlay {ace_style} zbl {baseline.inner_cutoff} "
-                f"{baseline.outer_cutoff}",
-                pace,
+            return [
+                pace if line == _PACE_COEFF else line
+                for line in zbl_commands(baseline, self.elements, ace_style)
             ]
-            lines += [
-                f"pair_coeff {i} {j} zbl {atomic_numbers[a]} {atomic_numbers[b]}"
-                for i, j, a, b in pairs
-            ]
-            return lines
         parameters = lj_pair_parameters(baseline, self.elements)
         lines = [f"pair_style hybrid/overlay {ace_style} lj/cut {baseline.cutoff}", pace]
         for i, j, a, b in pairs:
@@ -219,6 +237,33 @@ class Potential(_Record):
         if baseline.shift:
             lines.append("pair_modify pair lj/cut shift yes")
         return lines
+
+
+#: Placeholder for the ``pair_coeff`` line of ACE in :func:`zbl_commands`.
+_PACE_COEFF = "<pace>"
+
+
+def zbl_commands(baseline: ZBLBaseline, elements: Sequence[str], ace_style: str) -> list[str]:
+    """``hybrid/overlay`` lines of ACE and a per-pair ZBL; ACE's ``pair_coeff`` as a placeholder.
+
+    LAMMPS' ``pair zbl`` has one inner/outer pair per style, so each distinct pair of cutoffs is
+    its own ``zbl`` sub-style (numbered in ``pair_coeff`` when there are several) holding only
+    the element pairs with those cutoffs.
+    """
+    table = zbl_pair_cutoffs(baseline, elements)
+    groups = sorted(set(table.values()), key=lambda value: (value[1], value[0]))
+    styles = " ".join(f"zbl {inner} {outer}" for inner, outer in groups)
+    lines = [f"pair_style hybrid/overlay {ace_style} {styles}", _PACE_COEFF]
+    for i, first in enumerate(elements):
+        for j in range(i, len(elements)):
+            second = elements[j]
+            group = groups.index(table[tuple(sorted((first, second)))])  # type: ignore[index]
+            style = "zbl" if len(groups) == 1 else f"zbl {group + 1}"
+            lines.append(
+                f"pair_coeff {i + 1} {j + 1} {style} "
+                f"{atomic_numbers[first]} {atomic_numbers[second]}"
+            )
+    return lines
 
 
 class ExtrapolationCalculator(Calculator):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlip_autopipec.config.config_model import parse_trainer_config
+from mlip_autopipec.config.config_model import ZBLBaseline, parse_trainer_config
 from mlip_autopipec.domain_models.baseline import resolve_baseline
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer.input_yaml import (
@@ -65,14 +65,44 @@ def test_fe_pt_with_zbl_has_both_elements_the_pair_and_the_zbl_cutoffs(tmp_path:
         assert bond["r_in"] - bond["delta_in"] == pytest.approx(1.0), name
         assert bond["core-repulsion"][0] == 0.0
         assert bond["rcut"] == 5.0
-    assert potential["bonds"]["Fe Pt"]["r_in"] == pytest.approx(2.1)  # the pair's shortest distance
+    # ACE is at full strength down to ZBL's outer cutoff (below the shortest distance, 2.1 Å).
+    assert potential["bonds"]["Fe Pt"]["r_in"] == pytest.approx(1.8)
     assert set(potential["functions"]) == {"number_of_functions_per_element", "UNARY", "BINARY"}
     assert document["cutoff"] == 5.0
 
     config = parse_trainer_config(raw)
     metadata = potential_metadata(resolve_baseline(config.b_ref, _distances(["Fe", "Pt"])), {})
     baseline = yaml.safe_load(metadata["mlip_autopipec_baseline"])
-    assert baseline == {"type": "zbl", "inner_cutoff": 1.0, "outer_cutoff": 1.8}
+    assert baseline["inner_cutoff"] == 1.0 and baseline["outer_cutoff"] == 1.8
+    assert baseline["pair_cutoffs"] == {
+        "Fe-Fe": [1.0, 1.8],
+        "Fe-Pt": [1.0, 1.8],
+        "Pt-Pt": [1.0, 1.8],
+    }
+
+
+def test_per_pair_zbl_fades_ace_over_each_pairs_own_switching_region() -> None:
+    raw = {"type": "pacemaker", "cutoff": 5.0, "b_ref": {"type": "zbl"}}
+    config = parse_trainer_config(raw)
+    distances = {("C", "C"): 1.4, ("C", "H"): 1.0, ("H", "H"): 1.7}  # no O-anything in the data
+    baseline = resolve_baseline(config.b_ref, distances, ["C", "H", "O"])
+    pacemaker_input = build_pacemaker_input(
+        config,
+        baseline=baseline,
+        elements=["C", "H", "O"],
+        min_distances=distances,
+        data_filename="data.pckl.gzip",
+        n_structures=50,
+    )
+    bonds = pacemaker_input.to_yaml_dict()["potential"]["bonds"]
+    assert isinstance(baseline, ZBLBaseline)
+    for key, (inner, outer) in baseline.pair_cutoffs.items():
+        first, second = key.split("-")
+        for name in (f"{first} {second}", f"{second} {first}"):
+            assert bonds[name]["r_in"] == pytest.approx(outer), name
+            assert bonds[name]["r_in"] - bonds[name]["delta_in"] == pytest.approx(inner), name
+    assert bonds["C H"]["r_in"] == pytest.approx(1.0)  # the shortest C-H distance
+    assert bonds["O O"]["r_in"] == pytest.approx(1.32)  # covalent radii of O
 
 
 def test_five_elements_get_every_order_and_every_pair() -> None:
@@ -87,7 +117,8 @@ def test_five_elements_get_every_order_and_every_pair() -> None:
 
 
 def test_without_baseline_pacemaker_zbl_core_sits_at_the_shortest_distance() -> None:
-    _, document = _build({"type": "pacemaker", "cutoff": 5.0}, ["Cu", "Pt"])
+    raw = {"type": "pacemaker", "cutoff": 5.0, "b_ref": {"type": "none"}}
+    _, document = _build(raw, ["Cu", "Pt"])
     bonds = document["potential"]["bonds"]
     assert {bond["inner_cutoff_type"] for bond in bonds.values()} == {"zbl"}
     assert bonds["Cu Cu"]["r_in"] == pytest.approx(2.0)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlip_autopipec.config.config_model import parse_trainer_config
+from mlip_autopipec.config.config_model import ZBLBaseline, parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.trainer import MockTrainer, create_trainer
@@ -33,9 +33,30 @@ def test_mock_run_writes_data_input_and_a_marked_placeholder(
     assert "MOCK POTENTIAL" in potential.yace_path.read_text()
     assert potential.trainer == "mock"
     assert potential.train_metrics is None
-    # The ZBL cutoffs were chosen from the data: the outer one is the shortest distance.
-    assert potential.baseline.type == "zbl"
-    assert potential.baseline.outer_cutoff == pytest.approx(2.3, abs=0.3)
+    # The ZBL cutoffs were chosen from the data, per pair, ending at its shortest distance.
+    assert isinstance(potential.baseline, ZBLBaseline)
+    assert set(potential.baseline.pair_cutoffs) == {"Cu-Cu", "Cu-Pt", "Pt-Pt"}
+    assert potential.baseline.pair_cutoffs["Cu-Pt"][1] == pytest.approx(2.3, abs=0.3)
     assert Potential.load(run / "potential.json") == potential
     with pytest.raises(ValueError, match="mock placeholder"):
         potential.ase_calculator()
+
+
+def test_one_composition_records_what_the_reference_energies_mean(tmp_path: Path) -> None:
+    from ase.build import bulk
+
+    from mlip_autopipec.oracle.emt import label_with_emt
+
+    frames = []
+    for seed in range(4):
+        atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 1, 1))
+        atoms.symbols[:4] = "Pt"
+        atoms.rattle(0.05, seed=seed)
+        frames.append(atoms)
+    config = parse_trainer_config({"type": "mock", "cutoff": 5.0, "fit": {"test_size": 0.0}})
+    potential = MockTrainer(config).train(label_with_emt(frames), tmp_path / "run")
+
+    warning = potential.reference_energies_warning
+    assert warning is not None and "do not determine the per-atom energies of Cu, Pt" in warning
+    assert potential.reference_energies["Cu"] == pytest.approx(potential.reference_energies["Pt"])
+    assert Potential.load(tmp_path / "run").reference_energies_warning == warning

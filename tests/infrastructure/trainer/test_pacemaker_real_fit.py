@@ -10,7 +10,7 @@ import pytest
 from ase.build import bulk
 
 from mlip_autopipec.analysis.extrapolation import extrapolation_grades
-from mlip_autopipec.config.config_model import parse_trainer_config
+from mlip_autopipec.config.config_model import ZBLBaseline, parse_trainer_config
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.trainer import create_trainer
 from mlip_autopipec.infrastructure.trainer.outputs import TRAIN_PREDICTIONS, metrics_from_errors
@@ -26,6 +26,8 @@ BASELINES = {
     "none": {"type": "none"},
     # An outer cutoff beyond the shortest distance (2.3 Å) makes ZBL reach into the data.
     "zbl": {"type": "zbl", "inner_cutoff": 1.0, "outer_cutoff": 3.0},
+    # Per-pair cutoffs below each pair's shortest distance (zero where there is data).
+    "zbl_per_pair": {"type": "zbl"},
     "lj": {
         "type": "lj",
         "epsilon": {"Cu": 0.1, "Pt": 0.2},
@@ -46,6 +48,10 @@ def fitted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             "ace_params": {"number_of_functions_per_element": 12},
             "fit": {"maxiter": 30, "test_size": 0.2, "display_step": 10},
             "threads": 2,
+            # An LJ baseline may leave its well below the data, and ZBL switched over 1-3 Å
+            # leaves a 30-iteration fit soft under strong compression: the gate's verdict is
+            # checked below rather than raised.
+            "accept_failed_checks": request.param in ("lj", "zbl"),
         }
     )
     return create_trainer(config).train(dataset, tmp_path_factory.mktemp("fit") / "run")
@@ -95,6 +101,10 @@ def test_the_residual_was_fitted_and_the_labels_kept(fitted: Potential) -> None:
     if fitted.baseline.type == "none":
         assert "forces_label" not in frame.columns
         return
+    if not _zbl_into_data(fitted) and fitted.baseline.type == "zbl":
+        # Per-pair cutoffs lie below the data: the baseline is zero on every structure.
+        assert np.abs(frame["energy_baseline"]).max() == 0.0
+        return
     assert np.abs(frame["energy_baseline"]).max() > 1e-3, "the baseline must reach the data"
     for row in frame.itertuples():
         np.testing.assert_allclose(row.forces + row.forces_baseline, row.forces_label)
@@ -122,6 +132,16 @@ def test_short_range_is_repulsive_below_the_data(fitted: Potential) -> None:
         assert energies["0.6"] > energies["1"] > energies["1.5"], check
         if fitted.baseline.type != "lj":
             assert check.repulsive_below_data, check
+    assert len(fitted.compression_checks) == 5
+    if fitted.baseline.type != "lj" and not _zbl_into_data(fitted):
+        assert fitted.checks_passed is True
+    else:  # accepted whatever the verdict: it is recorded
+        assert fitted.checks_passed is not None
+
+
+def _zbl_into_data(potential: Potential) -> bool:
+    baseline = potential.baseline
+    return isinstance(baseline, ZBLBaseline) and baseline.outer_cutoff == 3.0
 
 
 def test_lammps_commands_name_the_yace_and_the_elements(fitted: Potential) -> None:

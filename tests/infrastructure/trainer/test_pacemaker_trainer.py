@@ -12,7 +12,7 @@ import yaml
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.errors import OutputError, TrainerError
+from mlip_autopipec.errors import FailedChecksError, OutputError, TrainerError
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, create_trainer
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
@@ -232,3 +232,42 @@ def test_the_active_set_is_part_of_the_potential(cu_pt_dataset: Dataset, tmp_pat
     assert potential.active_set_path.exists()
     log = (tmp_path / "run" / "pace_activeset.log").read_text()
     assert "-d fitting_data_info.pckl.gzip -g 1.01 -a output_potential.yaml" in log
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_potential_that_fails_the_safety_gate_is_kept_marked_and_raises(
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_core")  # no repulsion below the data
+    workdir = tmp_path / "run"
+    with pytest.raises(FailedChecksError) as caught:
+        _trainer().train(cu_pt_dataset, workdir)
+    message = str(caught.value)
+    assert "FAILED its safety checks" in message
+    assert "compression of structure 0 'alloy_0': the energy falls as it is compressed" in message
+    assert "--accept-failed-checks" in message
+    assert caught.value.failures and all(f in message for f in caught.value.failures)
+
+    record = json.loads((workdir / POTENTIAL_JSON).read_text())
+    assert record["checks_passed"] is False
+    with pytest.warns(UserWarning, match="FAILED its safety checks"):
+        loaded = Potential.load(workdir)
+    assert any(not check.passed for check in loaded.compression_checks)
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_accept_failed_checks_returns_the_potential_marked_as_failed(
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_core")
+    potential = _trainer(accept_failed_checks=True).train(cu_pt_dataset, tmp_path / "run")
+    assert potential.checks_passed is False
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_safe_potential_passes_the_gate(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
+    potential = _trainer().train(cu_pt_dataset, tmp_path / "run")
+    assert potential.checks_passed is True
+    assert len(potential.compression_checks) == 5
+    assert all(check.passed for check in potential.compression_checks)
+    assert all(check.energy_rise_ev > 0 for check in potential.compression_checks)

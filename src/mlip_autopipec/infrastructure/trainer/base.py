@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -13,22 +14,26 @@ from pathlib import Path
 from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential, resolve_baseline
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
-from mlip_autopipec.domain_models.isolated_atoms import (
-    AccountedDataset,
-    account_for_structures,
-    fit_other_reference_energies,
-)
+from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset, account_for_structures
 from mlip_autopipec.domain_models.potential import Potential, Provenance
-from mlip_autopipec.domain_models.reference_energies import resolve_reference_energies
-from mlip_autopipec.errors import ConfigurationError
+from mlip_autopipec.domain_models.reference_energies import reference_energies_for
+from mlip_autopipec.errors import ConfigurationError, DatasetValidationError
 from mlip_autopipec.infrastructure.trainer.data_file import dataset_to_dataframe, write_data_file
 from mlip_autopipec.infrastructure.trainer.input_yaml import (
     INPUT_YAML,
+    DataSection,
     PacemakerInput,
     build_pacemaker_input,
 )
 
 DATA_FILE = "training_data.pckl.gzip"
+#: The structures handed to pacemaker, with their original labels, in a format that cannot run
+#: code when read (``evaluate`` and later generations read this, never the pickle).
+TRAINING_SET = "training_set.extxyz"
+#: The fixed test set given with ``test_dataset`` (pacemaker's ``data: test_filename``).
+TEST_DATA_FILE = "test_data.pckl.gzip"
+
+log = logging.getLogger(__name__)
 
 #: Packages whose versions are recorded in every potential's provenance.
 RECORDED_PACKAGES = ("mlip-autopipec", "python-ace", "tensorpotential", "ase", "numpy", "pandas")
@@ -43,6 +48,8 @@ class RunPlan:
     baseline_potential: PairPotential | None
     reference_energies: dict[str, float]
     shortest_distances: dict[tuple[str, str], float]
+    #: What the reference energies mean when the data do not determine them (else None).
+    reference_energies_warning: str | None = None
 
 
 class BaseTrainer(ABC):
@@ -52,8 +59,13 @@ class BaseTrainer(ABC):
         self.config = config
 
     @abstractmethod
-    def train(self, dataset: Dataset, workdir: Path) -> Potential:
-        """Fit a potential to ``dataset``; files go into ``workdir``, which is created if needed."""
+    def train(
+        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+    ) -> Potential:
+        """Fit a potential to ``dataset``; files go into ``workdir``, which is created if needed.
+
+        ``test_dataset``: a fixed test set, instead of a random split of ``dataset``.
+        """
 
     def account_for_structures(self, dataset: Dataset) -> AccountedDataset:
         """The structures to fit, and the free atoms and unusable structures kept out of it
@@ -83,10 +95,7 @@ class BaseTrainer(ABC):
         setting = self.config.reference_energies
         known = {e: v for e, v in (free_atom_energies or {}).items() if e in dataset.elements}
         try:
-            if setting == "auto" and known:
-                reference_energies = fit_other_reference_energies(dataset, known)
-            else:
-                reference_energies = resolve_reference_energies(setting, dataset)
+            references = reference_energies_for(setting, dataset, known)
         except ValueError as error:
             raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
         distances = shortest_distances(dataset, search_radius=self.config.cutoff)
@@ -101,7 +110,7 @@ class BaseTrainer(ABC):
                 ]
             )
         try:
-            baseline = resolve_baseline(self.config.b_ref, distances)
+            baseline = resolve_baseline(self.config.b_ref, distances, dataset.elements)
             baseline_potential = pair_potential(baseline, dataset.elements)
         except ValueError as error:
             raise ConfigurationError([("trainer.b_ref", str(error))]) from error
@@ -116,7 +125,14 @@ class BaseTrainer(ABC):
             data_filename=DATA_FILE,
             n_structures=n_fit,
         )
-        return RunPlan(pacemaker_input, baseline, baseline_potential, reference_energies, distances)
+        return RunPlan(
+            pacemaker_input,
+            baseline,
+            baseline_potential,
+            references.energies,
+            distances,
+            references.warning,
+        )
 
     @staticmethod
     def write_data(dataset: Dataset, plan: RunPlan, path: Path) -> Path:
@@ -131,10 +147,42 @@ class BaseTrainer(ABC):
         write_data_file(frame, path)
         return path
 
-    def write_inputs(self, dataset: Dataset, workdir: Path, plan: RunPlan) -> None:
-        """Write pacemaker's data file and input.yaml into ``workdir``."""
+    def write_inputs(
+        self,
+        dataset: Dataset,
+        workdir: Path,
+        plan: RunPlan,
+        test_dataset: Dataset | None = None,
+    ) -> None:
+        """Write pacemaker's data file(s) and input.yaml into ``workdir``.
+
+        With ``test_dataset``, pacemaker's test set is that file (``data: test_filename``)
+        instead of a random split of the training data.
+        """
         self.write_data(dataset, plan, workdir / DATA_FILE)
-        plan.pacemaker_input.write(workdir / INPUT_YAML)
+        dataset.write(workdir / TRAINING_SET)
+        pacemaker_input = plan.pacemaker_input
+        if test_dataset is not None:
+            self.write_data(test_dataset, plan, workdir / TEST_DATA_FILE)
+            data = DataSection(filename=DATA_FILE, test_filename=TEST_DATA_FILE)
+            pacemaker_input = pacemaker_input.model_copy(update={"data": data})
+        pacemaker_input.write(workdir / INPUT_YAML)
+
+    @staticmethod
+    def check_test_dataset(dataset: Dataset, test_dataset: Dataset) -> None:
+        """Refuse test elements the training data lack; warn about structures in both."""
+        from mlip_autopipec.analysis.evaluation import overlap_warning
+
+        unknown = sorted(set(test_dataset.elements) - set(dataset.elements))
+        if unknown:
+            raise DatasetValidationError(
+                f"the test data hold {unknown}, which the training data (elements "
+                f"{list(dataset.elements)}) do not",
+                source=test_dataset.source,
+            )
+        warning = overlap_warning(dataset, test_dataset, "test data")
+        if warning is not None:
+            log.warning("%s", warning)
 
     def provenance(self, dataset: Dataset) -> Provenance:
         """Tool versions and hashes of the data and the config, for the potential's record."""

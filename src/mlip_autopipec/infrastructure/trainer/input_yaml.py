@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlip_autopipec.config.config_model import Baseline, LJBaseline, TrainerConfig, ZBLBaseline
+from mlip_autopipec.domain_models.baseline import zbl_pair_cutoffs
 from mlip_autopipec.errors import ConfigurationError
 
 INPUT_YAML = "input.yaml"
@@ -73,6 +74,7 @@ class PotentialSection(_Section):
 class DataSection(_Section):
     filename: str
     test_size: float | None = None
+    test_filename: str | None = None
 
 
 class LossSection(_Section):
@@ -155,10 +157,11 @@ def build_pacemaker_input(
       (``inner_cutoff_type: zbl``, as pacemaker's ``repulsion: auto`` does);
     - a baseline, added back at deployment: ACE is faded to zero below that distance
       (``inner_cutoff_type: distance``, no core repulsion), so the ``.yace`` holds no ZBL and
-      nothing is counted twice. With ZBL, ACE fades out exactly over ZBL's switching region:
-      below ``inner_cutoff`` only ZBL acts.
+      nothing is counted twice. With ZBL, ACE fades out over each pair's own switching region
+      (from its outer cutoff, or its shortest distance if that is smaller, down to its inner
+      cutoff): below the inner cutoff only ZBL acts.
 
-    Pairs absent from the data use the smallest distance of all pairs.
+    Without ZBL, pairs absent from the data use the smallest distance of all pairs.
     """
     elements = sorted(elements)
     ace = config.ace_params
@@ -172,12 +175,17 @@ def build_pacemaker_input(
             ndensity=ace.embedding.ndensity,
         )
     }
+    zbl_cutoffs = zbl_pair_cutoffs(baseline, elements) if isinstance(baseline, ZBLBaseline) else {}
     bonds: dict[str, BondBlock] = {}
     for first, second in combinations_with_replacement(elements, 2):
         r_in = min_distances.get((first, second), shortest_overall)
         if isinstance(baseline, ZBLBaseline | LJBaseline):
-            if isinstance(baseline, ZBLBaseline) and baseline.inner_cutoff is not None:
-                fade_width = r_in - baseline.inner_cutoff
+            if isinstance(baseline, ZBLBaseline):
+                # ACE fades out over the pair's ZBL switching region (up to its shortest
+                # distance in the data when the outer cutoff reaches beyond it).
+                inner_cutoff, outer_cutoff = zbl_cutoffs[(first, second)]
+                r_in = min(outer_cutoff, min_distances.get((first, second), outer_cutoff))
+                fade_width = r_in - inner_cutoff
             else:
                 fade_width = min(LJ_DAMPING_WIDTH, 0.5 * r_in)
             inner: dict[str, Any] = {

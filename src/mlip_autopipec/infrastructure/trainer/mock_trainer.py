@@ -26,18 +26,28 @@ mock: true
 class MockTrainer(BaseTrainer):
     """Writes pacemaker's inputs and a marked placeholder potential; runs no program."""
 
-    def train(self, dataset: Dataset, workdir: Path) -> Potential:
+    def train(
+        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+    ) -> Potential:
         accounted = self.account_for_structures(dataset)
+        if test_dataset is not None:
+            self.check_test_dataset(accounted.fit, test_dataset)
         with claim_run_directory(workdir, replaces=(MOCK_POTENTIAL,)) as run:
-            return self._train(accounted.fit, run.path, accounted.free_atom_energies)
+            return self._train(accounted.fit, run.path, accounted.free_atom_energies, test_dataset)
 
     def _train(
-        self, dataset: Dataset, workdir: Path, free_atom_energies: dict[str, float]
+        self,
+        dataset: Dataset,
+        workdir: Path,
+        free_atom_energies: dict[str, float],
+        test_dataset: Dataset | None,
     ) -> Potential:
         if self.config.active_set.enabled:
             log.warning("the mock trainer selects no structures: trainer.active_set is ignored")
-        plan = self.plan_run(dataset, free_atom_energies=free_atom_energies)
-        self.write_inputs(dataset, workdir, plan)
+        plan = self.plan_run(
+            dataset, free_atom_energies=free_atom_energies, fitting=test_dataset is None
+        )
+        self.write_inputs(dataset, workdir, plan, test_dataset)
         write_text_atomic(workdir / MOCK_POTENTIAL, PLACEHOLDER_TEXT)
         potential = Potential(
             run_dir=workdir,
@@ -47,6 +57,7 @@ class MockTrainer(BaseTrainer):
             cutoff=self.config.cutoff,
             baseline=plan.baseline,
             reference_energies=plan.reference_energies,
+            reference_energies_warning=plan.reference_energies_warning,
             provenance=self.provenance(dataset),
         )
         potential.save()

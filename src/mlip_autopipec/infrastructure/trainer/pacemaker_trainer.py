@@ -10,12 +10,13 @@ from pathlib import Path
 
 import yaml
 
-from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
+from mlip_autopipec.analysis.dimers import DIMERS_PNG
+from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_checks
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
-from mlip_autopipec.errors import ConfigurationError, TrainerError
+from mlip_autopipec.errors import ConfigurationError, FailedChecksError, TrainerError
 from mlip_autopipec.infrastructure.trainer.base import (
     DATA_FILE,
     BaseTrainer,
@@ -71,8 +72,12 @@ class PacemakerTrainer(BaseTrainer):
         super().__init__(config)
         self.on_output_line = on_output_line
 
-    def train(self, dataset: Dataset, workdir: Path) -> Potential:
+    def train(
+        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+    ) -> Potential:
         executables = self.config.executables
+        if test_dataset is not None:
+            self.check_test_dataset(dataset, test_dataset)
         selecting = self.config.active_set.enabled
         # 1. Find the programs (and a previous potential) before anything is written.
         pacemaker = resolve_executable(executables.pacemaker)
@@ -85,12 +90,20 @@ class PacemakerTrainer(BaseTrainer):
         replaced = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
         with claim_run_directory(workdir, replaces=replaced) as run:
             return self._train(
-                accounted, run.path, pacemaker, yaml2yace, activeset, pace_select, previous
+                accounted,
+                test_dataset,
+                run.path,
+                pacemaker,
+                yaml2yace,
+                activeset,
+                pace_select,
+                previous,
             )
 
     def _train(
         self,
         accounted: AccountedDataset,
+        test_dataset: Dataset | None,
         workdir: Path,
         pacemaker: str,
         yaml2yace: str,
@@ -109,7 +122,10 @@ class PacemakerTrainer(BaseTrainer):
             if n_training == len(dataset):  # "use all": nothing to select
                 pace_select = None
         plan = self.plan_run(
-            dataset, n_training=n_training, free_atom_energies=accounted.free_atom_energies
+            dataset,
+            n_training=n_training,
+            free_atom_energies=accounted.free_atom_energies,
+            fitting=test_dataset is None,
         )
 
         # 3. Select the training structures by D-optimality (optional).
@@ -123,9 +139,10 @@ class PacemakerTrainer(BaseTrainer):
             training_set = dataset.subset(selection.indices)
 
         # 4. Write the data file and input.yaml (a selection may have found fewer structures).
-        check_test_split(self.config.fit.test_size, len(training_set))
+        if test_dataset is None:
+            check_test_split(self.config.fit.test_size, len(training_set))
         with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
-            self.write_inputs(training_set, workdir, plan)
+            self.write_inputs(training_set, workdir, plan, test_dataset)
 
         # 5. Fit; the baseline and reference energies go into the potential's metadata.
         with self._step("fitting (pacemaker)"):
@@ -146,7 +163,7 @@ class PacemakerTrainer(BaseTrainer):
 
             # Its predictions, copied at once to a format that cannot run code; every
             # structure and atom we wrote must be in them.
-            predictions = self._convert_predictions(workdir, training_set)
+            predictions = self._convert_predictions(workdir, training_set, test_dataset)
 
         # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
         with self._step("converting to .yace (pace_yaml2yace)"):
@@ -178,6 +195,7 @@ class PacemakerTrainer(BaseTrainer):
             cutoff=self.config.cutoff,
             baseline=plan.baseline,
             reference_energies=plan.reference_energies,
+            reference_energies_warning=plan.reference_energies_warning,
             train_metrics=predictions[TRAIN_PREDICTIONS].metrics,
             test_metrics=(
                 predictions[TEST_PREDICTIONS].metrics if TEST_PREDICTIONS in predictions else None
@@ -186,37 +204,58 @@ class PacemakerTrainer(BaseTrainer):
             provenance=self.provenance(dataset),
         )
 
-        # 9. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
-        with self._step("short-range check (dimers)"):
-            checks = check_short_range(
+        # 9. The safety gate on the deployed potential (ACE + baseline): isolated dimers of
+        #    every element pair, and training structures compressed to 0.6 of their volume.
+        with self._step("safety checks (dimers, compression)"):
+            safety = run_safety_checks(
                 potential.ase_calculator(),
                 potential.elements,
                 potential.cutoff,
                 plan.shortest_distances,
+                training_set,
                 workdir / DIMERS_PNG,
             )
-            potential = potential.model_copy(update={"dimer_checks": tuple(checks)})
+            potential = potential.model_copy(
+                update={
+                    "dimer_checks": safety.dimer_checks,
+                    "compression_checks": safety.compression_checks,
+                    "checks_passed": safety.passed,
+                }
+            )
 
-        # 10. potential.json is written last: it marks a finished run.
+        # 10. potential.json is written last: it marks a finished run (checks_passed says
+        #     whether it is fit for use).
         potential.save()
 
         # 11. The training report; a finished potential stands without it.
         with self._step("training report"):
             self._report(workdir)
+
+        # 12. A potential that failed the gate is not shipped silently.
+        if not safety.passed:
+            message = failed_checks_message(safety.failures, workdir)
+            if not self.config.accept_failed_checks:
+                raise FailedChecksError(message, failures=safety.failures, workdir=workdir)
+            log.warning("%s\naccepted (accept_failed_checks)", message)
         return potential
 
     def _convert_predictions(
-        self, workdir: Path, training_set: Dataset
+        self, workdir: Path, training_set: Dataset, test_dataset: Dataset | None
     ) -> dict[str, PredictionArrays]:
         """pacemaker's ``*_pred.pckl.gzip``, just written, copied to ``.npz``; raises
-        TrainerError when pacemaker used other numbers of structures or atoms than we wrote."""
+        TrainerError when pacemaker used other numbers of structures or atoms than we wrote
+        (``test_dataset``: the fixed test set we wrote beside the training data)."""
         self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
+        written_sets = [training_set] if test_dataset is None else [training_set, test_dataset]
         symbols = {s.name: s.atoms.get_chemical_symbols() for s in training_set}
+        test_symbols = symbols
+        if test_dataset is not None:
+            test_symbols = {s.name: s.atoms.get_chemical_symbols() for s in test_dataset}
         predictions = {
-            name: convert_predictions(workdir / name, workdir / npz, symbols)
-            for name, npz in (
-                (TRAIN_PREDICTIONS, TRAIN_PREDICTIONS_NPZ),
-                (TEST_PREDICTIONS, TEST_PREDICTIONS_NPZ),
+            name: convert_predictions(workdir / name, workdir / npz, known)
+            for name, npz, known in (
+                (TRAIN_PREDICTIONS, TRAIN_PREDICTIONS_NPZ, symbols),
+                (TEST_PREDICTIONS, TEST_PREDICTIONS_NPZ, test_symbols),
             )
             if (workdir / name).exists()
         }
@@ -224,7 +263,10 @@ class PacemakerTrainer(BaseTrainer):
             sum(len(p.n_atoms) for p in predictions.values()),
             sum(int(p.n_atoms.sum()) for p in predictions.values()),
         )
-        written = (len(training_set), training_set.n_atoms)
+        written = (
+            sum(len(written_set) for written_set in written_sets),
+            sum(written_set.n_atoms for written_set in written_sets),
+        )
         if used != written:
             message = (
                 f"pacemaker fitted {used[0]} structures ({used[1]} atoms) of the {written[0]} "
