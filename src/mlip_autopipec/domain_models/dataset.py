@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,7 +194,11 @@ class Dataset(Sequence[LabelledStructure]):
         import ase.io
 
         path = Path(path)
-        ase.io.write(path, self.to_atoms(), format="extxyz")
+        with warnings.catch_warnings():
+            # Only scalars and arrays fit into extxyz; ASE skips the rest of atoms.info (e.g.
+            # the adsorbate_info of ase.build's surfaces) with a warning per structure.
+            warnings.filterwarnings("ignore", "Skipping unhashable information")
+            ase.io.write(path, self.to_atoms(), format="extxyz")
         return path
 
     def fingerprint(self) -> str:
