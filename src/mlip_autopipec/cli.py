@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitCost, FitMetrics, Potential
 from mlip_autopipec.errors import ConfigurationError, DatasetValidationError, TrainerError
 
 EXIT_OK = 0
@@ -284,6 +284,8 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     for label, metrics in (("train", potential.train_metrics), ("test", potential.test_metrics)):
         if metrics is not None:
             lines.append(_metrics_line(label, metrics))
+    if potential.cost is not None:
+        lines += _cost_lines(potential.cost)
     if potential.selection is not None:
         lines.append(
             f"trained on {potential.selection.n_selected} of {potential.selection.n_total} "
@@ -303,6 +305,23 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     if potential.trainer == "mock":
         lines.append("(mock trainer: nothing was fitted)")
     return "\n".join(lines)
+
+
+def _cost_lines(cost: FitCost) -> list[str]:
+    """Estimated against measured cost, the budget, and whether the fit had converged."""
+    measured = (
+        "not measured" if cost.s_per_iteration is None else f"{cost.s_per_iteration:.3g} s measured"
+    )
+    lines = [
+        f"cost: {cost.iterations or 0} iterations, {measured} per iteration "
+        f"(estimated {cost.estimated_s_per_iteration:.3g} s)"
+    ]
+    if cost.time_budget_s is not None:
+        ended = "ended by the budget" if cost.stopped_at_budget else "ended before the budget"
+        lines.append(f"time budget: {cost.time_budget_s:g} s, the fit {ended}")
+    if cost.still_improving is not None:
+        lines.append(f"NOTE: {cost.still_improving}")
+    return lines
 
 
 def _metrics_line(label: str, metrics: FitMetrics) -> str:

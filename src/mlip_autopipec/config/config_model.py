@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -212,6 +213,44 @@ class FitSettings(StrictModel):
     display_step: PositiveInt = Field(
         50, description="iterations between detailed metrics in pacemaker's log"
     )
+    time_budget: PositiveFloat | None = Field(
+        None,
+        description=(
+            "s of wall time for the whole training (also '90s', '30min', '2h', '1:30:00'): "
+            "the iterations (and, if number_of_functions_per_element is not given, the basis "
+            "size) are chosen from a measured cost estimate, and the fit is stopped at the "
+            "budget with the potential of its last iteration; maxiter, if given, stays an upper "
+            "bound. None: no budget"
+        ),
+    )
+
+    @field_validator("time_budget", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
+_DURATION_UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
+_DURATION = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-z]*)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration written as '90', '90s', '30min', '2h', '1.5h', '1:30:00' or '45:00'."""
+    if ":" in text:
+        parts = text.strip().split(":")
+        if len(parts) in (2, 3) and all(part.isdigit() for part in parts):
+            seconds = 0.0
+            for part in parts:
+                seconds = 60 * seconds + int(part)
+            return seconds
+        raise ValueError(f"'{text}' is not a duration like 1:30:00 (h:min:s) or 45:00 (min:s)")
+    match = _DURATION.match(text.lower())
+    if match is None or match["unit"] not in {"", *_DURATION_UNITS}:
+        raise ValueError(
+            f"'{text}' is not a duration: use seconds (5400) or e.g. '90s', '30min', '2h', "
+            "'1:30:00'"
+        )
+    return float(match["number"]) * _DURATION_UNITS.get(match["unit"], 1.0)
 
 
 class ActiveSetSettings(StrictModel):

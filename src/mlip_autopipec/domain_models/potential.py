@@ -57,6 +57,22 @@ class Selection(_Record):
     file: str = Field(description="the selection's record in the run directory")
 
 
+class FitCost(_Record):
+    """What a fit cost: estimated before it started and measured (s of wall time)."""
+
+    estimated_s_per_iteration: float
+    estimated_iterations: int = Field(description="iterations planned (the budget's share)")
+    estimated_total_s: float = Field(description="start-up, iterations and finishing")
+    time_budget_s: float | None = Field(None, description="fit.time_budget; None: no budget")
+    s_per_iteration: float | None = Field(None, description="measured, from pacemaker's log")
+    iterations: int | None = Field(None, description="iterations the fit ran")
+    fit_s: float | None = Field(None, description="wall time of the pacemaker run")
+    stopped_at_budget: bool = Field(False, description="the fit was ended by the time budget")
+    still_improving: str | None = Field(
+        None, description="set when the test loss was still falling at the end: by how much"
+    )
+
+
 class Provenance(_Record):
     """Where a potential came from: enough to tell two potentials apart and to reproduce one."""
 
@@ -93,6 +109,7 @@ class Potential(_Record):
     dimer_checks: tuple[DimerCheck, ...] = Field(
         (), description="short-range behaviour of every element pair, checked after the fit"
     )
+    cost: FitCost | None = Field(None, description="estimated and measured cost of the fit")
     provenance: Provenance
 
     # -- files --------------------------------------------------------------------------------

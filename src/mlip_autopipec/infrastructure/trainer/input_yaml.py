@@ -86,6 +86,7 @@ class FitSection(_Section):
     optimizer: str
     maxiter: int
     weighting: dict[str, Any] | None = None
+    callbacks: list[str] | None = None  # importable names, called after every iteration
 
 
 class BackendSection(_Section):

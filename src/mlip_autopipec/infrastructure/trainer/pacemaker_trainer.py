@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 
 from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
@@ -14,6 +16,17 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, TrainerError
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, prepare_workdir
+from mlip_autopipec.infrastructure.trainer.budget import (
+    SizedFit,
+    size_fit,
+    with_deadline_callback,
+)
+from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
+from mlip_autopipec.infrastructure.trainer.fit_record import (
+    measured_cost,
+    warn_about_test_set,
+    warn_about_test_split,
+)
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     FITTING_DATA,
@@ -28,7 +41,7 @@ from mlip_autopipec.infrastructure.trainer.potential_file import (
     potential_metadata,
     set_reference_energies,
 )
-from mlip_autopipec.infrastructure.trainer.progress import reporting_step
+from mlip_autopipec.infrastructure.trainer.progress import ProgressReporter, reporting_step
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
 from mlip_autopipec.infrastructure.trainer.selection import (
     SELECTION_DIR,
@@ -59,6 +72,7 @@ class PacemakerTrainer(BaseTrainer):
         self.on_output_line = on_output_line
 
     def train(self, dataset: Dataset, workdir: Path) -> Potential:
+        started = time.monotonic()  # a time budget covers the whole training
         executables = self.config.executables
         selecting = self.config.active_set.enabled
         # 1. Find the programs (and a previous potential) before anything is written.
@@ -88,18 +102,34 @@ class PacemakerTrainer(BaseTrainer):
                 )
             training_set = dataset.subset(selection.indices)
 
-        # 4. Write the data file and input.yaml.
+        # 4. What the fit will cost; with a time budget, the iterations (and basis) it allows.
+        sized = self._size_fit(training_set, plan, time.monotonic() - started)
+        plan = replace(plan, pacemaker_input=sized.pacemaker_input)
+        fit_environment = dict(environment)
+        if sized.optimiser_time_s is not None:
+            plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
+            fit_environment[DEADLINE_ENV] = repr(time.time() + sized.optimiser_time_s)
+
+        # 5. Write the data file and input.yaml.
         with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
             self.write_inputs(training_set, workdir, plan)
 
-        # 5. Fit; the baseline and reference energies go into the potential's metadata.
+        # 6. Fit; the baseline and reference energies go into the potential's metadata.
         with self._step("fitting (pacemaker)"):
-            self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, environment)
+            fit_started = time.monotonic()
+            self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, fit_environment)
+            cost = measured_cost(
+                workdir,
+                workdir / PACEMAKER_LOG,
+                sized,
+                self.config.fit,
+                time.monotonic() - fit_started,
+            )
             output_yaml = workdir / OUTPUT_POTENTIAL_YAML
             self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
             add_metadata(output_yaml, potential_metadata(plan.baseline, plan.reference_energies))
 
-        # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
+        # 7. Convert to .yace (under a temporary name: a .yace exists only when complete).
         with self._step("converting to .yace (pace_yaml2yace)"):
             partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
             self._run(
@@ -113,11 +143,11 @@ class PacemakerTrainer(BaseTrainer):
             set_reference_energies(partial_yace, plan.reference_energies)
             partial_yace.replace(workdir / POTENTIAL_YACE)
 
-        # 7. Active set of the fitted potential: the extrapolation grade of new structures.
+        # 8. Active set of the fitted potential: the extrapolation grade of new structures.
         with self._step("active set (pace_activeset)"):
             active_set = self._active_set(activeset, workdir, environment)
 
-        # 8. Read pacemaker's own predictions of the final potential.
+        # 9. Read pacemaker's own predictions of the final potential.
         self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
         test_path = workdir / TEST_PREDICTIONS
         potential = Potential(
@@ -133,10 +163,12 @@ class PacemakerTrainer(BaseTrainer):
             train_metrics=read_prediction_metrics(workdir / TRAIN_PREDICTIONS),
             test_metrics=read_prediction_metrics(test_path) if test_path.exists() else None,
             selection=selection,
+            cost=cost,
             provenance=self.provenance(dataset),
         )
+        warn_about_test_set(workdir, potential.elements)
 
-        # 9. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
+        # 10. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
         with self._step("short-range check (dimers)"):
             checks = check_short_range(
                 potential.ase_calculator(),
@@ -147,13 +179,34 @@ class PacemakerTrainer(BaseTrainer):
             )
             potential = potential.model_copy(update={"dimer_checks": tuple(checks)})
 
-        # 10. potential.json is written last: it marks a finished run.
+        # 11. potential.json is written last: it marks a finished run.
         potential.save()
 
-        # 11. The training report; a finished potential stands without it.
+        # 12. The training report; a finished potential stands without it.
         with self._step("training report"):
             self._report(workdir)
         return potential
+
+    def _size_fit(self, training_set: Dataset, plan: RunPlan, elapsed_s: float) -> SizedFit:
+        """The cost estimate, logged before the fit; the progress bar counts the planned
+        iterations."""
+        fit = self.config.fit
+        warn_about_test_split(len(training_set), fit.test_size)
+        sized = size_fit(
+            plan.pacemaker_input,
+            training_set,
+            fit,
+            basis_given=self.config.ace_params.number_of_functions_per_element is not None,
+            elapsed_s=elapsed_s,
+        )
+        if sized.estimate is not None:
+            budget = "" if fit.time_budget is None else f" (time budget {fit.time_budget:g} s)"
+            log.info(
+                "cost estimate: %s%s", sized.estimate.describe(sized.planned_iterations), budget
+            )
+        if isinstance(self.on_output_line, ProgressReporter):
+            self.on_output_line.maxiter = sized.planned_iterations
+        return sized
 
     def _step(self, name: str) -> AbstractContextManager[None]:
         return reporting_step(self.on_output_line, name)
