@@ -1,0 +1,56 @@
+"""The cost estimate: the basis timed in this process on a sample of the data."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlip_autopipec.config.config_model import parse_trainer_config
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, cost
+from mlip_autopipec.infrastructure.trainer.cost import CostEstimate, estimate_cost
+
+
+def _estimate(**overrides: float) -> CostEstimate:
+    values = {
+        "evaluator_us_per_atom": 50.0,
+        "sample_atoms": 400,
+        "fitted_atoms": 1000,
+        "total_functions": 80,
+        "seconds_per_iteration": 0.5,
+        "startup_s": 30.0,
+        "finish_s": 20.0,
+    } | overrides
+    return CostEstimate(**values)  # type: ignore[arg-type]
+
+
+def test_total_and_iterations_within_a_budget() -> None:
+    estimate = _estimate()
+    assert estimate.total_s(100) == pytest.approx(100.0)
+    assert estimate.iterations_within(100.0) == 100
+    assert estimate.iterations_within(40.0) == 0  # start-up and finishing take it all
+    text = estimate.describe(100)
+    assert text.startswith("about 0.5 s per iteration, 100 iterations: about 1m40s")
+
+
+@pytest.mark.requires_pacemaker
+def test_the_basis_of_the_fit_is_timed_on_the_data(
+    cu_pt_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = parse_trainer_config(
+        {"type": "pacemaker", "cutoff": 4.5, "ace_params": {"number_of_functions_per_element": 8}}
+    )
+    plan = PacemakerTrainer(config).plan_run(cu_pt_dataset)
+    potential = plan.pacemaker_input.to_yaml_dict()["potential"]
+    monkeypatch.setattr(cost, "machine_load", lambda: 1.0)
+    estimate = estimate_cost(potential, cu_pt_dataset, test_size=0.25)
+    assert estimate.total_functions == 16  # 8 per element, two elements
+    assert estimate.sample_atoms == cu_pt_dataset.n_atoms  # fewer than SAMPLE_ATOMS: all
+    assert estimate.fitted_atoms == round(0.75 * cu_pt_dataset.n_atoms)
+    assert estimate.evaluator_us_per_atom > 0
+    assert estimate.seconds_per_iteration == pytest.approx(
+        cost.ITERATION_PER_EVALUATION
+        * estimate.evaluator_us_per_atom
+        * 1e-6
+        * estimate.fitted_atoms
+    )
+    assert estimate.startup_s == cost.STARTUP_FIXED_S + 2 * cost.TRACING_S  # with a test set
