@@ -63,9 +63,11 @@ class FitCost(_Record):
     estimated_s_per_iteration: float
     estimated_iterations: int = Field(description="iterations planned (the budget's share)")
     estimated_total_s: float = Field(description="start-up, iterations and finishing")
+    estimated_startup_s: float | None = Field(None, description="before the first iteration")
     time_budget_s: float | None = Field(None, description="fit.time_budget; None: no budget")
     s_per_iteration: float | None = Field(None, description="measured, from pacemaker's log")
     iterations: int | None = Field(None, description="iterations the fit ran")
+    startup_s: float | None = Field(None, description="measured, before the first iteration")
     fit_s: float | None = Field(None, description="wall time of the pacemaker run")
     stopped_at_budget: bool = Field(False, description="the fit was ended by the time budget")
     still_improving: str | None = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -25,12 +26,21 @@ MIN_TEST_ATOMS_PER_ELEMENT = 10
 
 
 def measured_cost(
-    workdir: Path, log_path: Path, sized: SizedFit, fit: FitSettings, fit_s: float
+    workdir: Path,
+    log_path: Path,
+    sized: SizedFit,
+    fit: FitSettings,
+    fit_started: datetime,
 ) -> FitCost | None:
-    """The estimate beside what pacemaker's log says the fit cost (``fit_s``: s of wall time of
-    the run); warns when the loss was still falling at the end. None when nothing was
-    estimated."""
+    """The estimate beside what pacemaker's log says the fit cost (it started at
+    ``fit_started``, local time as in the log); warns when the loss was still falling at the
+    end. None when nothing was estimated."""
+    fit_s = (datetime.now() - fit_started).total_seconds()
     timing = read_fit_timing(log_path)
+    startup_s = None
+    if timing.first_iteration_at is not None and timing.seconds_per_iteration is not None:
+        first = (timing.first_iteration_at - fit_started).total_seconds()
+        startup_s = max(0.0, first - timing.seconds_per_iteration)
     trend = loss_trend(workdir)
     still_improving = None
     if trend is not None:
@@ -54,9 +64,11 @@ def measured_cost(
         estimated_s_per_iteration=sized.estimate.seconds_per_iteration,
         estimated_iterations=sized.planned_iterations,
         estimated_total_s=sized.estimate.total_s(sized.planned_iterations),
+        estimated_startup_s=sized.estimate.startup_s,
         time_budget_s=fit.time_budget,
         s_per_iteration=timing.seconds_per_iteration,
         iterations=timing.iterations or None,
+        startup_s=startup_s,
         fit_s=fit_s,
         stopped_at_budget=timing.stopped_at_budget,
         still_improving=still_improving,

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
@@ -116,14 +117,14 @@ class PacemakerTrainer(BaseTrainer):
 
         # 6. Fit; the baseline and reference energies go into the potential's metadata.
         with self._step("fitting (pacemaker)"):
-            fit_started = time.monotonic()
+            fit_started = datetime.now()  # local time, as pacemaker's log
             self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, fit_environment)
             cost = measured_cost(
                 workdir,
                 workdir / PACEMAKER_LOG,
                 sized,
                 self.config.fit,
-                time.monotonic() - fit_started,
+                fit_started,
             )
             output_yaml = workdir / OUTPUT_POTENTIAL_YAML
             self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
