@@ -11,9 +11,10 @@ Usage:
 2. Budget: the demo set is fitted with ``fit.time_budget`` (basis left open) and the wall time
    of the whole training is printed against the budget.
 
-``--from-runs`` prints, for finished run directories, the ratio of the measured seconds per
-iteration to one evaluation of the training atoms by pyace's calculator, timed now: the factor
-``cost.ITERATION_PER_EVALUATION`` was set from such ratios. The machine's load changes every
+``--from-runs`` prints, for finished run directories, the factor K of the cost model (µs per
+training atom, neighbour and square root of the number of functions, see ``cost.py``) that
+their measured seconds per iteration imply: ``cost.US_PER_ATOM_NEIGHBOUR`` was set from such
+runs, divided by the load of the machine they ran on. The machine's load changes every
 timing; on a shared machine the figures are noisy.
 """
 
@@ -32,9 +33,8 @@ import yaml
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.demo import demo_dataset
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.infrastructure.trainer import create_trainer
+from mlip_autopipec.infrastructure.trainer import cost, create_trainer
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
-from mlip_autopipec.infrastructure.trainer.cost import estimate_cost
 from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
 from mlip_autopipec.infrastructure.trainer.fit_log import read_fit_timing
 
@@ -123,24 +123,30 @@ def budgeted(dataset: Dataset, budgets: list[float], workdir: Path) -> None:
 
 
 def from_runs(runs: list[Path]) -> None:
-    print(f"{'run':<40} {'atoms':>6} {'us/atom':>8} {'s/it act':>8} {'per eval':>8}")
-    ratios = []
+    """K (µs per atom, neighbour and sqrt(function)) that each finished run implies."""
+    cost.machine_load = lambda: 1.0  # K on an idle machine: divide by the load of the runs
+    print(f"{'run':<32} {'atoms':>6} {'neigh':>6} {'funcs':>6} {'s/it act':>8} {'K':>6}")
+    values = []
     for run in runs:
         timing = read_fit_timing(run / "pacemaker.log")
         config: dict[str, Any] = yaml.safe_load((run / "input.yaml").read_text())
         test_size = float(config["data"].get("test_size", 0.0))
         dataset = read_dataset(run / DATA_FILE)
-        estimate = estimate_cost(config["potential"], dataset, test_size=test_size)
+        estimate = cost.estimate_cost(
+            config["potential"], dataset, test_size=test_size, threads=cost.CALIBRATION_THREADS
+        )
         if timing.seconds_per_iteration is None:
             continue
-        evaluation = estimate.evaluator_us_per_atom * 1e-6 * estimate.fitted_atoms
-        ratios.append(timing.seconds_per_iteration / evaluation)
-        print(
-            f"{str(run)[-40:]:<40} {estimate.fitted_atoms:6d} "
-            f"{estimate.evaluator_us_per_atom:8.1f} {timing.seconds_per_iteration:8.3f} "
-            f"{ratios[-1]:8.2f}"
+        values.append(
+            cost.US_PER_ATOM_NEIGHBOUR
+            * timing.seconds_per_iteration
+            / estimate.seconds_per_iteration
         )
-    print(f"median ratio {np.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
+        print(
+            f"{str(run)[-32:]:<32} {estimate.fitted_atoms:6d} {estimate.mean_neighbours:6.1f} "
+            f"{estimate.total_functions:6d} {timing.seconds_per_iteration:8.3f} {values[-1]:6.2f}"
+        )
+    print(f"median K {np.median(values):.2f} µs (min {min(values):.2f}, max {max(values):.2f})")
 
 
 def main() -> None:

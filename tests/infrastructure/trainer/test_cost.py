@@ -12,10 +12,11 @@ from mlip_autopipec.infrastructure.trainer.cost import CostEstimate, estimate_co
 
 def _estimate(**overrides: float) -> CostEstimate:
     values = {
-        "evaluator_us_per_atom": 50.0,
+        "mean_neighbours": 40.0,
         "sample_atoms": 400,
         "fitted_atoms": 1000,
         "total_functions": 80,
+        "load_factor": 1.0,
         "seconds_per_iteration": 0.5,
         "startup_s": 30.0,
         "finish_s": 20.0,
@@ -33,7 +34,7 @@ def test_total_and_iterations_within_a_budget() -> None:
 
 
 @pytest.mark.requires_pacemaker
-def test_the_basis_of_the_fit_is_timed_on_the_data(
+def test_the_cost_follows_the_data_the_basis_and_the_threads(
     cu_pt_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = parse_trainer_config(
@@ -42,15 +43,20 @@ def test_the_basis_of_the_fit_is_timed_on_the_data(
     plan = PacemakerTrainer(config).plan_run(cu_pt_dataset)
     potential = plan.pacemaker_input.to_yaml_dict()["potential"]
     monkeypatch.setattr(cost, "machine_load", lambda: 1.0)
-    estimate = estimate_cost(potential, cu_pt_dataset, test_size=0.25)
+    estimate = estimate_cost(potential, cu_pt_dataset, test_size=0.25, threads=1)
     assert estimate.total_functions == 16  # 8 per element, two elements
     assert estimate.sample_atoms == cu_pt_dataset.n_atoms  # fewer than SAMPLE_ATOMS: all
     assert estimate.fitted_atoms == round(0.75 * cu_pt_dataset.n_atoms)
-    assert estimate.evaluator_us_per_atom > 0
+    # 12 strained fcc cells of 8 atoms and a dimer: about 40 neighbours within 4.5 Å
+    assert 25 < estimate.mean_neighbours < 45
     assert estimate.seconds_per_iteration == pytest.approx(
-        cost.ITERATION_PER_EVALUATION
-        * estimate.evaluator_us_per_atom
+        cost.US_PER_ATOM_NEIGHBOUR
         * 1e-6
         * estimate.fitted_atoms
+        * estimate.mean_neighbours
+        * 4.0  # sqrt(16 functions)
+        * cost.CALIBRATION_THREADS  # one thread
     )
     assert estimate.startup_s == cost.STARTUP_FIXED_S + 2 * cost.TRACING_S  # with a test set
+    fewer = estimate_cost(potential, cu_pt_dataset[:4], test_size=0.25, threads=1)
+    assert fewer.seconds_per_iteration < estimate.seconds_per_iteration

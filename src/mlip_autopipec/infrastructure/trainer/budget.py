@@ -43,16 +43,17 @@ def size_fit(
     fit: FitSettings,
     *,
     basis_given: bool,
+    threads: int,
     elapsed_s: float = 0.0,
 ) -> SizedFit:
     """Estimate the cost; with ``fit.time_budget``, choose the iterations (and, unless
     ``basis_given``, a smaller basis when fewer than MIN_BUDGET_ITERATIONS would fit).
 
-    ``elapsed_s`` is the time the training has already spent (selection): the budget covers
-    the whole training.
+    ``threads``: pacemaker's threads. ``elapsed_s`` is the time the training has already spent
+    (selection): the budget covers the whole training.
     """
     maxiter_given = "maxiter" in fit.model_fields_set
-    estimate = _estimate(pacemaker_input, training_set, fit)
+    estimate = _estimate(pacemaker_input, training_set, fit, threads)
     if fit.time_budget is None:
         return SizedFit(pacemaker_input, estimate, fit.maxiter, fit.maxiter, None)
     remaining = fit.time_budget - elapsed_s
@@ -65,7 +66,7 @@ def size_fit(
     while not basis_given and iterations < MIN_BUDGET_ITERATIONS and functions > fewest:
         functions = max(fewest, int(functions * SHRINK_FACTOR))
         pacemaker_input = _with_functions(pacemaker_input, functions)
-        estimate = _estimate(pacemaker_input, training_set, fit)
+        estimate = _estimate(pacemaker_input, training_set, fit, threads)
         if estimate is None:
             return SizedFit(
                 pacemaker_input, None, fit.maxiter, fit.maxiter, remaining - FINISH_FIXED_S
@@ -91,13 +92,15 @@ def size_fit(
 
 
 def _estimate(
-    pacemaker_input: PacemakerInput, training_set: Dataset, fit: FitSettings
+    pacemaker_input: PacemakerInput, training_set: Dataset, fit: FitSettings, threads: int
 ) -> CostEstimate | None:
     potential = pacemaker_input.to_yaml_dict()["potential"]
     try:
-        return estimate_cost(potential, training_set, test_size=fit.test_size, seed=fit.seed)
+        return estimate_cost(
+            potential, training_set, test_size=fit.test_size, threads=threads, seed=fit.seed
+        )
     except Exception as error:  # an estimate must never stop a fit
-        log.warning("no cost estimate: the basis could not be timed in this process (%s)", error)
+        log.warning("no cost estimate: the basis could not be built in this process (%s)", error)
         return None
 
 

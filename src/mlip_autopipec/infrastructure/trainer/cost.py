@@ -1,19 +1,23 @@
-"""What a fit will cost before it starts: the basis timed on a sample of the data, and a budget.
+"""What a fit will cost before it starts: measured from the data and the basis, and a budget.
 
-The ACE basis of the fit is built in this process (pyace) and evaluated on a sample of the
-training structures: that measures what depends on the data and the basis (atoms, neighbours
-within the cutoff, functions, species blocks) on this machine. pacemaker's TensorFlow fit does
-more per iteration than one evaluation (gradients of the loss, line searches) and has a start-up
-(TensorFlow, graph tracing); the factors between the two were calibrated on 2 cores with
-``benchmarks/cost_estimate.py`` and are constants below. The start-up is scaled by the load of
-the machine (a shared machine traces slower); the time per iteration is measured under it.
+A pacemaker iteration evaluates energies, forces and the gradient of the loss for every
+training atom over its neighbours within the cutoff, with every basis function. Measured on
+2 cores (``benchmarks/cost_estimate.py --from-runs``), its time grows as
+
+    s per iteration = K * (training atoms) * (mean neighbours) * sqrt(functions in the basis)
+
+on one element and five alike. Before each fit, the neighbours are counted on a sample of the
+data and the functions come from pacemaker's own basis construction (pyace), so the estimate
+follows the data and the basis; the machine enters through the threads and the load (a shared
+machine runs slower), against the 2 cores K was measured on. The start-up (Python, TensorFlow,
+graph tracing for the training set and again for a test set) barely depends on the basis and is
+a measured constant, scaled by the load.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,21 +25,22 @@ import numpy as np
 
 from mlip_autopipec.domain_models.dataset import Dataset
 
-#: Atoms of the sample the basis is timed on (whole structures, drawn at random).
+#: Atoms of the sample the neighbours are counted on (whole structures, drawn at random).
 SAMPLE_ATOMS = 400
-#: s of a fit iteration per (s of one evaluation of the training atoms by pyace's calculator):
-#: calibrated with benchmarks/cost_estimate.py.
-ITERATION_PER_EVALUATION = 3.0
-#: s of pacemaker's start-up before the fit (Python, TensorFlow, neighbour lists) on an idle
-#: machine.
+#: µs per atom, neighbour and sqrt(function) of a fit iteration on an idle machine with
+#: CALIBRATION_THREADS threads (benchmarks/cost_estimate.py --from-runs).
+US_PER_ATOM_NEIGHBOUR = 0.45
+CALIBRATION_THREADS = 2
+#: s of pacemaker's start-up before the fit (Python, TensorFlow, neighbour lists), idle machine.
 STARTUP_FIXED_S = 10.0
 #: s of TensorFlow's graph tracing before the first evaluation, once for the training set and
 #: once more for a test set, on an idle machine (10 to 20 s measured for 8 to 600 functions).
 TRACING_S = 15.0
-#: s after the last iteration: pacemaker's predictions, .yace, active set, dimers, report.
+#: s after the last iteration besides evaluations: .yace, active set, dimers, report.
 FINISH_FIXED_S = 15.0
-#: Evaluations of all the data after the last iteration (predictions, active set).
-FINISH_EVALUATIONS = 3.0
+#: Evaluations of all the data after the last iteration (test metrics, predictions, active set)
+#: in iterations' worth.
+FINISH_ITERATIONS = 3.0
 #: Fewest iterations a time budget may leave a fit; below, the basis is made smaller.
 MIN_BUDGET_ITERATIONS = 200
 
@@ -44,10 +49,11 @@ MIN_BUDGET_ITERATIONS = 200
 class CostEstimate:
     """What a fit will cost on this machine, in seconds of wall time."""
 
-    evaluator_us_per_atom: float  # measured: pyace's calculator on the sample, µs per atom
+    mean_neighbours: float  # within the cutoff, counted on the sample
     sample_atoms: int
     fitted_atoms: int  # atoms of the training part (after the test split)
-    total_functions: int
+    total_functions: int  # what pacemaker builds: the functions of every species block
+    load_factor: float  # how much slower than idle the machine runs now (at least 1)
     seconds_per_iteration: float
     startup_s: float
     finish_s: float
@@ -62,14 +68,15 @@ class CostEstimate:
         return max(0, math.floor(room / self.seconds_per_iteration))
 
     def describe(self, iterations: int) -> str:
-        """'about 0.42 s per iteration, 300 iterations: about 2m36s (start-up ~20s ...)'."""
+        """'about 0.42 s per iteration, 300 iterations: about 2m36s (start-up ~40s, ...)'."""
         from mlip_autopipec.infrastructure.trainer.progress import format_duration
 
         return (
             f"about {_seconds(self.seconds_per_iteration)} per iteration, {iterations} "
             f"iterations: about {format_duration(self.total_s(iterations))} (start-up "
             f"~{format_duration(self.startup_s)}, finishing ~{format_duration(self.finish_s)}; "
-            f"{self.total_functions} functions, {self.fitted_atoms} atoms fitted)"
+            f"{self.total_functions} functions, {self.fitted_atoms} atoms fitted, "
+            f"{self.mean_neighbours:.0f} neighbours per atom, load x{self.load_factor:.1f})"
         )
 
 
@@ -78,53 +85,60 @@ def estimate_cost(
     dataset: Dataset,
     *,
     test_size: float,
+    threads: int,
     seed: int = 0,
 ) -> CostEstimate:
-    """Time pacemaker's basis (``potential`` section of input.yaml) on a sample of ``dataset``.
-
-    The sample is whole structures drawn at random until it holds ``SAMPLE_ATOMS`` atoms; its
-    evaluation time per atom, scaled to the atoms of the training part, gives the seconds per
-    iteration.
-    """
-    from pyace import ACEBBasisSet, PyACECalculator
+    """The cost of fitting pacemaker's basis (``potential`` section of input.yaml) to
+    ``dataset`` with ``threads`` threads; the neighbours are counted on a random sample of
+    whole structures holding at least ``SAMPLE_ATOMS`` atoms."""
     from pyace.multispecies_basisextension import create_multispecies_basis_config
 
-    basis = create_multispecies_basis_config(potential_section)
-    total_functions = int(basis.total_number_of_functions)
-    calculator = PyACECalculator(ACEBBasisSet(basis))
+    total_functions = int(
+        create_multispecies_basis_config(potential_section).total_number_of_functions
+    )
+    cutoff = max(float(bond["rcut"]) for bond in potential_section["bonds"].values())
     sample = _sample(dataset, seed)
-    first = sample[0].copy()  # warm-up: the first call sets up the evaluator
-    first.calc = calculator
-    first.get_forces()
-    started = time.perf_counter()
-    for atoms in sample:
-        atoms = atoms.copy()
-        atoms.calc = calculator
-        atoms.get_forces()
-    elapsed = time.perf_counter() - started
     sample_atoms = sum(len(atoms) for atoms in sample)
-    us_per_atom = 1e6 * elapsed / sample_atoms
+    neighbours = _neighbour_count(sample, cutoff) / sample_atoms
     fitted_atoms = max(1, round(dataset.n_atoms * (1.0 - test_size)))
-    evaluation_s = us_per_atom * 1e-6 * fitted_atoms
+    load = machine_load()
+    per_iteration = (
+        US_PER_ATOM_NEIGHBOUR
+        * 1e-6
+        * fitted_atoms
+        * neighbours
+        * math.sqrt(total_functions)
+        * CALIBRATION_THREADS
+        / max(1, threads)
+        * load
+    )
     return CostEstimate(
-        evaluator_us_per_atom=us_per_atom,
+        mean_neighbours=neighbours,
         sample_atoms=sample_atoms,
         fitted_atoms=fitted_atoms,
         total_functions=total_functions,
-        seconds_per_iteration=ITERATION_PER_EVALUATION * evaluation_s,
-        startup_s=(STARTUP_FIXED_S + TRACING_S * (2 if test_size > 0 else 1)) * machine_load(),
-        finish_s=FINISH_FIXED_S + FINISH_EVALUATIONS * us_per_atom * 1e-6 * dataset.n_atoms,
+        load_factor=load,
+        seconds_per_iteration=per_iteration,
+        startup_s=(STARTUP_FIXED_S + TRACING_S * (2 if test_size > 0 else 1)) * load,
+        finish_s=FINISH_FIXED_S * load
+        + FINISH_ITERATIONS * per_iteration * dataset.n_atoms / fitted_atoms,
     )
 
 
 def machine_load() -> float:
-    """How many times slower than idle a start-up runs now: the load average of the last
+    """How many times slower than idle the machine runs now: the load average of the last
     minute per core, at least 1 (1 when the system does not tell)."""
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return 1.0
     return max(1.0, load / (os.cpu_count() or 1))
+
+
+def _neighbour_count(structures: list[Any], cutoff: float) -> int:
+    from ase.neighborlist import neighbor_list
+
+    return sum(len(neighbor_list("i", atoms, cutoff)) for atoms in structures)
 
 
 def _sample(dataset: Dataset, seed: int) -> list[Any]:

@@ -198,6 +198,7 @@ class PacemakerTrainer(BaseTrainer):
             training_set,
             fit,
             basis_given=self.config.ace_params.number_of_functions_per_element is not None,
+            threads=self.config.threads or os.cpu_count() or 1,
             elapsed_s=elapsed_s,
         )
         if sized.estimate is not None:
