@@ -52,7 +52,8 @@ class BaseTrainer(ABC):
         """Reference energies, shortest distances, baseline cutoffs and pacemaker's input.
 
         ``n_training`` is the number of structures that will be fitted (fewer than the dataset
-        after a selection); it sizes the basis when the config leaves that open.
+        after a selection); their atoms (in proportion) size the basis when the config leaves
+        that open.
         """
         try:
             reference_energies = resolve_reference_energies(self.config.reference_energies, dataset)
@@ -80,7 +81,7 @@ class BaseTrainer(ABC):
             elements=dataset.elements,
             min_distances=distances,
             data_filename=DATA_FILE,
-            n_structures=n_training or len(dataset),
+            n_atoms=dataset.n_atoms * (n_training or len(dataset)) // len(dataset),
         )
         return RunPlan(pacemaker_input, baseline, baseline_potential, reference_energies, distances)
 
