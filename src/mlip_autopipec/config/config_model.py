@@ -143,13 +143,16 @@ class AceParams(StrictModel):
     ``nradmax_by_orders``/``lmax_by_orders`` give the pool of basis functions per body order
     (first entry: pair term). Left unset, pacemaker's recommended pools are used for every
     species combination (unary to quinary). ``number_of_functions_per_element`` then trims the
-    pool to the most important functions; left unset, it grows with the dataset size.
+    pool to the most important functions; left unset, it grows with the atomic environments
+    of the dataset, per species block.
     """
 
     number_of_functions_per_element: PositiveInt | None = Field(
         None,
         description=(
-            "basis size per element; None: 10 * sqrt(number of training structures), 20 to 700"
+            "basis size per element; None: 3 * sqrt(atoms per element), at least 4 per "
+            "species block (2**(n-1) blocks per element for n elements), at most the atoms "
+            "per element and 700 (README, 'Basis size')"
         ),
     )
     nradmax_by_orders: list[PositiveInt] | None = Field(
