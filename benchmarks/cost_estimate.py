@@ -14,7 +14,7 @@ Usage:
 ``--from-runs`` prints, for finished run directories, the factor K of the cost model (µs per
 training atom, neighbour and square root of the number of functions, see ``cost.py``) that
 their measured seconds per iteration imply: ``cost.US_PER_ATOM_NEIGHBOUR`` was set from such
-runs, divided by the load of the machine they ran on. The machine's load changes every
+runs. The machine's load changes every
 timing; on a shared machine the figures are noisy.
 """
 
@@ -73,7 +73,7 @@ def estimate_vs_actual(data: dict[str, Dataset], maxiter: int, workdir: Path) ->
                 }
             )
             run = workdir / f"{name.replace(' ', '_')}_{functions}"
-            load = os.getloadavg()[0]
+            load = os.getloadavg()[0]  # before the fit: the other work on the machine
             potential = create_trainer(config).train(dataset, run)
             cost = potential.cost
             assert cost is not None and cost.s_per_iteration is not None
@@ -124,7 +124,6 @@ def budgeted(dataset: Dataset, budgets: list[float], workdir: Path) -> None:
 
 def from_runs(runs: list[Path]) -> None:
     """K (µs per atom, neighbour and sqrt(function)) that each finished run implies."""
-    cost.machine_load = lambda: 1.0  # K on an idle machine: divide by the load of the runs
     print(f"{'run':<32} {'atoms':>6} {'neigh':>6} {'funcs':>6} {'s/it act':>8} {'K':>6}")
     values = []
     for run in runs:

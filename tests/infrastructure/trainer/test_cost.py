@@ -16,7 +16,6 @@ def _estimate(**overrides: float) -> CostEstimate:
         "sample_atoms": 400,
         "fitted_atoms": 1000,
         "total_functions": 80,
-        "load_factor": 1.0,
         "seconds_per_iteration": 0.5,
         "startup_s": 30.0,
         "finish_s": 20.0,
@@ -34,15 +33,12 @@ def test_total_and_iterations_within_a_budget() -> None:
 
 
 @pytest.mark.requires_pacemaker
-def test_the_cost_follows_the_data_the_basis_and_the_threads(
-    cu_pt_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_cost_follows_the_data_the_basis_and_the_threads(cu_pt_dataset: Dataset) -> None:
     config = parse_trainer_config(
         {"type": "pacemaker", "cutoff": 4.5, "ace_params": {"number_of_functions_per_element": 8}}
     )
     plan = PacemakerTrainer(config).plan_run(cu_pt_dataset)
     potential = plan.pacemaker_input.to_yaml_dict()["potential"]
-    monkeypatch.setattr(cost, "machine_load", lambda: 1.0)
     estimate = estimate_cost(potential, cu_pt_dataset, test_size=0.25, threads=1)
     assert estimate.total_functions == 16  # 8 per element, two elements
     assert estimate.sample_atoms == cu_pt_dataset.n_atoms  # fewer than SAMPLE_ATOMS: all
@@ -57,6 +53,9 @@ def test_the_cost_follows_the_data_the_basis_and_the_threads(
         * 4.0  # sqrt(16 functions)
         * cost.CALIBRATION_THREADS  # one thread
     )
-    assert estimate.startup_s == cost.STARTUP_FIXED_S + 2 * cost.TRACING_S  # with a test set
+    tracing = cost.TRACING_FIXED_S + 16 * cost.TRACING_PER_FUNCTION_S + 4 * cost.TRACING_PER_BLOCK_S
+    assert estimate.startup_s == pytest.approx(
+        cost.STARTUP_FIXED_S + tracing * (1 + cost.TEST_TRACING_SHARE)  # with a test set
+    )
     fewer = estimate_cost(potential, cu_pt_dataset[:4], test_size=0.25, threads=1)
     assert fewer.seconds_per_iteration < estimate.seconds_per_iteration

@@ -8,16 +8,17 @@ training atom over its neighbours within the cutoff, with every basis function. 
 
 on one element and five alike. Before each fit, the neighbours are counted on a sample of the
 data and the functions come from pacemaker's own basis construction (pyace), so the estimate
-follows the data and the basis; the machine enters through the threads and the load (a shared
-machine runs slower), against the 2 cores K was measured on. The start-up (Python, TensorFlow,
-graph tracing for the training set and again for a test set) barely depends on the basis and is
-a measured constant, scaled by the load.
+follows the data and the basis; the machine enters through the threads, against the 2 cores K
+was measured on. The start-up is mostly TensorFlow tracing the fit's graph, which grows with
+the functions and, much more, with the species blocks (n * 2**(n-1) for n elements): a linear
+fit to the measured start-ups. The constants were measured on a 2-core machine shared with
+other work (a load of about 2.5 per core); an idle or larger machine is faster than estimated,
+and a time budget is then used by more iterations than planned (the deadline ends the fit).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,15 +28,18 @@ from mlip_autopipec.domain_models.dataset import Dataset
 
 #: Atoms of the sample the neighbours are counted on (whole structures, drawn at random).
 SAMPLE_ATOMS = 400
-#: µs per atom, neighbour and sqrt(function) of a fit iteration on an idle machine with
-#: CALIBRATION_THREADS threads (benchmarks/cost_estimate.py --from-runs).
-US_PER_ATOM_NEIGHBOUR = 0.45
+#: µs per atom, neighbour and sqrt(function) of a fit iteration with CALIBRATION_THREADS
+#: threads (benchmarks/cost_estimate.py --from-runs: 0.66 to 1.19 over 6 runs).
+US_PER_ATOM_NEIGHBOUR = 0.9
 CALIBRATION_THREADS = 2
-#: s of pacemaker's start-up before the fit (Python, TensorFlow, neighbour lists), idle machine.
-STARTUP_FIXED_S = 10.0
-#: s of TensorFlow's graph tracing before the first evaluation, once for the training set and
-#: once more for a test set, on an idle machine (10 to 20 s measured for 8 to 600 functions).
-TRACING_S = 15.0
+#: s of pacemaker's start-up before the fit: Python, TensorFlow, neighbour lists.
+STARTUP_FIXED_S = 15.0
+#: s of TensorFlow's graph tracing of the fit: fixed, per function and per species block.
+TRACING_FIXED_S = 10.0
+TRACING_PER_FUNCTION_S = 0.1
+TRACING_PER_BLOCK_S = 1.3
+#: Share of the tracing spent again on a test set (its evaluation is traced separately).
+TEST_TRACING_SHARE = 0.5
 #: s after the last iteration besides evaluations: .yace, active set, dimers, report.
 FINISH_FIXED_S = 15.0
 #: Evaluations of all the data after the last iteration (test metrics, predictions, active set)
@@ -53,7 +57,6 @@ class CostEstimate:
     sample_atoms: int
     fitted_atoms: int  # atoms of the training part (after the test split)
     total_functions: int  # what pacemaker builds: the functions of every species block
-    load_factor: float  # how much slower than idle the machine runs now (at least 1)
     seconds_per_iteration: float
     startup_s: float
     finish_s: float
@@ -76,7 +79,7 @@ class CostEstimate:
             f"iterations: about {format_duration(self.total_s(iterations))} (start-up "
             f"~{format_duration(self.startup_s)}, finishing ~{format_duration(self.finish_s)}; "
             f"{self.total_functions} functions, {self.fitted_atoms} atoms fitted, "
-            f"{self.mean_neighbours:.0f} neighbours per atom, load x{self.load_factor:.1f})"
+            f"{self.mean_neighbours:.0f} neighbours per atom)"
         )
 
 
@@ -101,7 +104,11 @@ def estimate_cost(
     sample_atoms = sum(len(atoms) for atoms in sample)
     neighbours = _neighbour_count(sample, cutoff) / sample_atoms
     fitted_atoms = max(1, round(dataset.n_atoms * (1.0 - test_size)))
-    load = machine_load()
+    n_elements = len(potential_section["elements"])
+    blocks = n_elements * 2 ** (n_elements - 1)
+    tracing = (
+        TRACING_FIXED_S + TRACING_PER_FUNCTION_S * total_functions + TRACING_PER_BLOCK_S * blocks
+    ) * (1 + (TEST_TRACING_SHARE if test_size > 0 else 0.0))
     per_iteration = (
         US_PER_ATOM_NEIGHBOUR
         * 1e-6
@@ -110,29 +117,17 @@ def estimate_cost(
         * math.sqrt(total_functions)
         * CALIBRATION_THREADS
         / max(1, threads)
-        * load
     )
     return CostEstimate(
         mean_neighbours=neighbours,
         sample_atoms=sample_atoms,
         fitted_atoms=fitted_atoms,
         total_functions=total_functions,
-        load_factor=load,
         seconds_per_iteration=per_iteration,
-        startup_s=(STARTUP_FIXED_S + TRACING_S * (2 if test_size > 0 else 1)) * load,
-        finish_s=FINISH_FIXED_S * load
+        startup_s=STARTUP_FIXED_S + tracing,
+        finish_s=FINISH_FIXED_S
         + FINISH_ITERATIONS * per_iteration * dataset.n_atoms / fitted_atoms,
     )
-
-
-def machine_load() -> float:
-    """How many times slower than idle the machine runs now: the load average of the last
-    minute per core, at least 1 (1 when the system does not tell)."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 1.0
-    return max(1.0, load / (os.cpu_count() or 1))
 
 
 def _neighbour_count(structures: list[Any], cutoff: float) -> int:
