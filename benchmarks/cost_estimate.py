@@ -4,7 +4,7 @@ Usage:
   python benchmarks/cost_estimate.py [--maxiter 40] [--budgets 100 200] [--workdir DIR]
   python benchmarks/cost_estimate.py --from-runs RUN_DIR ...   (calibration: see below)
 
-1. Estimate vs actual: three datasets (the demo's EMT Cu-Pt set, 300 structures of Cu-II, 30
+1. Estimate vs actual: three datasets (the demo's EMT Cu-Pt set, 300 structures of Cu-II, 20
    five-element EMT alloy cells) with two basis sizes each are fitted for ``--maxiter``
    iterations; for each, the seconds per iteration and the start-up estimated before the fit
    are printed beside what pacemaker's log shows.
@@ -49,11 +49,11 @@ def datasets(cu_ii_path: Path) -> dict[str, Dataset]:
     return {
         "EMT Cu-Pt": demo_dataset(),
         "Cu-II 300": cu_ii.subset(order[:300].tolist()),
-        "EMT-5": emt_alloys(30, seed=3),
+        "EMT-5": emt_alloys(20, seed=3),
     }
 
 
-SIZES = {"EMT Cu-Pt": (16, 64), "Cu-II 300": (30, 150), "EMT-5": (32, 96)}
+SIZES = {"EMT Cu-Pt": (16, 64), "Cu-II 300": (30, 150), "EMT-5": (16, 32)}
 
 
 def estimate_vs_actual(data: dict[str, Dataset], maxiter: int, workdir: Path) -> None:
