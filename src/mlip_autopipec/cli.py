@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     size = select.add_mutually_exclusive_group()
     size.add_argument("--max-structures", type=int, help="number of structures to keep")
     size.add_argument("--fraction", type=float, help="fraction of the structures to keep")
+    size.add_argument("--max-atoms", type=int, help="atoms to keep (a cost budget)")
     select.add_argument(
         "--previous",
         type=Path,
@@ -211,8 +212,12 @@ def _select(args: argparse.Namespace) -> int:
 
     config = load_config(args.config).trainer
     overrides: dict[str, object] = {"enabled": True}
-    if args.max_structures is not None or args.fraction is not None:
-        overrides |= {"max_structures": args.max_structures, "fraction": args.fraction}
+    if args.max_structures is not None or args.fraction is not None or args.max_atoms is not None:
+        overrides |= {
+            "max_structures": args.max_structures,
+            "fraction": args.fraction,
+            "max_atoms": args.max_atoms,
+        }
     if args.previous is not None:
         overrides["previous_potential"] = args.previous
     active_set = {**config.active_set.model_dump(), **overrides}
@@ -227,7 +232,10 @@ def _select(args: argparse.Namespace) -> int:
         write_data_file(dataset_to_dataframe(selected), out)
     else:
         write(out, selected.to_atoms())
-    print(f"selected {selection.n_selected} of {selection.n_total} structures: {out}")
+    print(
+        f"selected {selection.n_selected} of {selection.n_total} structures "
+        f"({selection.n_atoms} atoms): {out}"
+    )
     return EXIT_OK
 
 

@@ -270,6 +270,13 @@ class ActiveSetSettings(StrictModel):
     fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
         None, description="fraction of the structures to keep, in (0, 1]"
     )
+    max_atoms: PositiveInt | None = Field(
+        None,
+        description=(
+            "atoms to keep: a cost budget (a fit's time per iteration grows with its atoms; "
+            "D-optimality by structures favours large ones)"
+        ),
+    )
     batch_size: PositiveInt | None = Field(
         None, description="structures per batch of pace_select (bounds its memory); None: all"
     )
@@ -294,10 +301,11 @@ class ActiveSetSettings(StrictModel):
 
     @model_validator(mode="after")
     def _one_size(self) -> ActiveSetSettings:
-        if self.max_structures is not None and self.fraction is not None:
-            raise ValueError("give max_structures or fraction, not both")
-        if self.enabled and self.max_structures is None and self.fraction is None:
-            raise ValueError("an enabled selection needs max_structures or fraction")
+        sizes = [self.max_structures, self.fraction, self.max_atoms]
+        if sum(size is not None for size in sizes) > 1:
+            raise ValueError("give one of max_structures, fraction or max_atoms, not both")
+        if self.enabled and all(size is None for size in sizes):
+            raise ValueError("an enabled selection needs max_structures or fraction (or max_atoms)")
         return self
 
 

@@ -55,6 +55,7 @@ class Selection(_Record):
     indices: tuple[int, ...] = Field(description="positions in the dataset, in selection order")
     names: tuple[str, ...]
     file: str = Field(description="the selection's record in the run directory")
+    n_atoms: int | None = Field(None, description="atoms in the selected structures")
 
 
 class FitCost(_Record):

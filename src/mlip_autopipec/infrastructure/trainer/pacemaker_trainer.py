@@ -89,7 +89,9 @@ class PacemakerTrainer(BaseTrainer):
 
         # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
         n_training = (
-            requested_count(self.config.active_set, len(dataset)) if selecting else len(dataset)
+            requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
+            if selecting
+            else len(dataset)
         )
         plan = self.plan_run(dataset, n_training=n_training)
 
@@ -241,7 +243,7 @@ class PacemakerTrainer(BaseTrainer):
         previous = self._previous_potential()
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        wanted = requested_count(self.config.active_set, len(dataset))
+        wanted = requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
         plan = self.plan_run(dataset, n_training=wanted)
         environment = program_environment(self.config)
         return self._select(dataset, plan, wanted, pace_select, previous, workdir, environment)
