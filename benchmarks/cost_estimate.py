@@ -123,7 +123,9 @@ def budgeted(dataset: Dataset, budgets: list[float], workdir: Path) -> None:
 
 
 def from_runs(runs: list[Path]) -> None:
-    """K (µs per atom, neighbour and sqrt(function)) that each finished run implies."""
+    """K (µs per atom, neighbour and sqrt(function)) that each finished run implies, taking
+    the runs to have had the calibration's contention (the load then is not known now)."""
+    cost.contention = lambda threads: cost.CALIBRATION_CONTENTION  # type: ignore[assignment]
     print(f"{'run':<32} {'atoms':>6} {'neigh':>6} {'funcs':>6} {'s/it act':>8} {'K':>6}")
     values = []
     for run in runs:

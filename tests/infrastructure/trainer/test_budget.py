@@ -28,7 +28,7 @@ def _fake_estimate(monkeypatch: pytest.MonkeyPatch, seconds_per_function: float)
         functions = potential["functions"]["number_of_functions_per_element"]
         asked.append(functions)
         total = functions * len(potential["elements"])
-        return CostEstimate(40.0, 400, 1000, total, seconds_per_function * total, 30.0, 20.0)
+        return CostEstimate(40.0, 400, 1000, total, 1.0, seconds_per_function * total, 30.0, 20.0)
 
     monkeypatch.setattr(budget, "estimate_cost", fake)
     return asked

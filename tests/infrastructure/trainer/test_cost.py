@@ -16,6 +16,7 @@ def _estimate(**overrides: float) -> CostEstimate:
         "sample_atoms": 400,
         "fitted_atoms": 1000,
         "total_functions": 80,
+        "contention": 1.0,
         "seconds_per_iteration": 0.5,
         "startup_s": 30.0,
         "finish_s": 20.0,
@@ -33,7 +34,11 @@ def test_total_and_iterations_within_a_budget() -> None:
 
 
 @pytest.mark.requires_pacemaker
-def test_the_cost_follows_the_data_the_basis_and_the_threads(cu_pt_dataset: Dataset) -> None:
+def test_the_cost_follows_the_data_the_basis_and_the_threads(
+    cu_pt_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cost.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
     config = parse_trainer_config(
         {"type": "pacemaker", "cutoff": 4.5, "ace_params": {"number_of_functions_per_element": 8}}
     )
@@ -52,10 +57,19 @@ def test_the_cost_follows_the_data_the_basis_and_the_threads(cu_pt_dataset: Data
         * estimate.mean_neighbours
         * 4.0  # sqrt(16 functions)
         * cost.CALIBRATION_THREADS  # one thread
+        * (1.0 + 1)
+        / 2
+        / cost.CALIBRATION_CONTENTION  # (load + threads) / cores
     )
+    assert estimate.contention == 1.0
     tracing = cost.TRACING_FIXED_S + 16 * cost.TRACING_PER_FUNCTION_S + 4 * cost.TRACING_PER_BLOCK_S
     assert estimate.startup_s == pytest.approx(
-        cost.STARTUP_FIXED_S + tracing * (1 + cost.TEST_TRACING_SHARE)  # with a test set
+        (cost.STARTUP_FIXED_S + tracing * (1 + cost.TEST_TRACING_SHARE))  # with a test set
+        / cost.CALIBRATION_CONTENTION
     )
+    monkeypatch.setattr(cost.os, "getloadavg", lambda: (7.0, 1.0, 1.0))  # a busy machine
+    busy = estimate_cost(potential, cu_pt_dataset, test_size=0.25, threads=1)
+    assert busy.contention == 4.0
+    assert busy.seconds_per_iteration == pytest.approx(4 * estimate.seconds_per_iteration)
     fewer = estimate_cost(potential, cu_pt_dataset[:4], test_size=0.25, threads=1)
-    assert fewer.seconds_per_iteration < estimate.seconds_per_iteration
+    assert fewer.seconds_per_iteration < busy.seconds_per_iteration

@@ -8,17 +8,19 @@ training atom over its neighbours within the cutoff, with every basis function. 
 
 on one element and five alike. Before each fit, the neighbours are counted on a sample of the
 data and the functions come from pacemaker's own basis construction (pyace), so the estimate
-follows the data and the basis; the machine enters through the threads, against the 2 cores K
-was measured on. The start-up is mostly TensorFlow tracing the fit's graph, which grows with
-the functions and, much more, with the species blocks (n * 2**(n-1) for n elements): a linear
-fit to the measured start-ups. The constants were measured on a 2-core machine shared with
-other work (a load of about 2.5 per core); an idle or larger machine is faster than estimated,
-and a time budget is then used by more iterations than planned (the deadline ends the fit).
+follows the data and the basis. The start-up is mostly TensorFlow tracing the fit's graph,
+which grows with the functions and, much more, with the species blocks (n * 2**(n-1) for n
+elements): a linear fit to the measured start-ups. The machine enters through the threads and
+its contention: the constants were measured on 2 cores shared with other work, about twice as
+many runnable threads as cores (CALIBRATION_CONTENTION); everything is scaled by the contention
+now, (load average + threads) / cores, at least 1. A time budget does not rely on the estimate
+alone: the deadline ends the fit (fit_deadline.py).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,8 @@ SAMPLE_ATOMS = 400
 #: threads (benchmarks/cost_estimate.py --from-runs: 0.66 to 1.19 over 6 runs).
 US_PER_ATOM_NEIGHBOUR = 0.9
 CALIBRATION_THREADS = 2
+#: (load average + fit threads) / cores while the constants were measured.
+CALIBRATION_CONTENTION = 2.0
 #: s of pacemaker's start-up before the fit: Python, TensorFlow, neighbour lists.
 STARTUP_FIXED_S = 15.0
 #: s of TensorFlow's graph tracing of the fit: fixed, per function and per species block.
@@ -57,6 +61,7 @@ class CostEstimate:
     sample_atoms: int
     fitted_atoms: int  # atoms of the training part (after the test split)
     total_functions: int  # what pacemaker builds: the functions of every species block
+    contention: float  # runnable threads per core with the fit's, at least 1
     seconds_per_iteration: float
     startup_s: float
     finish_s: float
@@ -79,7 +84,8 @@ class CostEstimate:
             f"iterations: about {format_duration(self.total_s(iterations))} (start-up "
             f"~{format_duration(self.startup_s)}, finishing ~{format_duration(self.finish_s)}; "
             f"{self.total_functions} functions, {self.fitted_atoms} atoms fitted, "
-            f"{self.mean_neighbours:.0f} neighbours per atom)"
+            f"{self.mean_neighbours:.0f} neighbours per atom, {self.contention:.1f} threads "
+            "per core)"
         )
 
 
@@ -109,7 +115,9 @@ def estimate_cost(
     tracing = (
         TRACING_FIXED_S + TRACING_PER_FUNCTION_S * total_functions + TRACING_PER_BLOCK_S * blocks
     ) * (1 + (TEST_TRACING_SHARE if test_size > 0 else 0.0))
-    per_iteration = (
+    slowdown = contention(threads) / CALIBRATION_CONTENTION
+    tracing *= slowdown
+    per_iteration = slowdown * (
         US_PER_ATOM_NEIGHBOUR
         * 1e-6
         * fitted_atoms
@@ -124,10 +132,23 @@ def estimate_cost(
         fitted_atoms=fitted_atoms,
         total_functions=total_functions,
         seconds_per_iteration=per_iteration,
-        startup_s=STARTUP_FIXED_S + tracing,
-        finish_s=FINISH_FIXED_S
+        contention=contention(threads),
+        startup_s=STARTUP_FIXED_S * slowdown + tracing,
+        finish_s=FINISH_FIXED_S * slowdown
         + FINISH_ITERATIONS * per_iteration * dataset.n_atoms / fitted_atoms,
     )
+
+
+def contention(threads: int) -> float:
+    """Runnable threads per core once the fit runs: (load average of the last minute + the
+    fit's threads) / cores, at least 1; the fit's threads alone when the system does not
+    tell its load."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return max(1.0, (load + threads) / cores)
 
 
 def _neighbour_count(structures: list[Any], cutoff: float) -> int:
