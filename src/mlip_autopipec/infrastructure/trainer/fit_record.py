@@ -111,3 +111,32 @@ def warn_about_test_set(workdir: Path, elements: Sequence[str]) -> None:
             "the test set holds few atoms of %s: its errors say little about them",
             ", ".join(thin),
         )
+
+
+def cost_rows(cost: FitCost) -> list[list[object]]:
+    """(what, value) rows of the cost for the training report: estimated against measured."""
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3g}"
+
+    rows: list[list[object]] = [
+        [
+            "s per iteration, estimated / measured",
+            f"{seconds(cost.estimated_s_per_iteration)} / {seconds(cost.s_per_iteration)}",
+        ],
+        ["iterations, planned / run", f"{cost.estimated_iterations} / {cost.iterations or '-'}"],
+        [
+            "start-up s, estimated / measured",
+            f"{seconds(cost.estimated_startup_s)} / {seconds(cost.startup_s)}",
+        ],
+        [
+            "wall time of the fit s, estimated / measured",
+            f"{seconds(cost.estimated_total_s)} / {seconds(cost.fit_s)}",
+        ],
+    ]
+    if cost.time_budget_s is not None:
+        ended = "yes" if cost.stopped_at_budget else "no"
+        rows.append(["time budget s (ended the fit)", f"{cost.time_budget_s:g} ({ended})"])
+    if cost.still_improving is not None:
+        rows.append(["not converged", cost.still_improving])
+    return rows
