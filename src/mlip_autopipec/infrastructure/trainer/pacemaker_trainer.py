@@ -105,7 +105,7 @@ class PacemakerTrainer(BaseTrainer):
                 )
             training_set = dataset.subset(selection.indices)
 
-        # 4. What the fit will cost; with a time budget, the iterations (and basis) it allows.
+        # 3b. What the fit will cost; with a time budget, the iterations (and basis) it allows.
         sized = self._size_fit(training_set, plan, time.monotonic() - started)
         plan = replace(plan, pacemaker_input=sized.pacemaker_input)
         fit_environment = dict(environment)
@@ -113,11 +113,11 @@ class PacemakerTrainer(BaseTrainer):
             plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
             fit_environment[DEADLINE_ENV] = repr(time.time() + sized.optimiser_time_s)
 
-        # 5. Write the data file and input.yaml.
+        # 4. Write the data file and input.yaml.
         with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
             self.write_inputs(training_set, workdir, plan)
 
-        # 6. Fit; the baseline and reference energies go into the potential's metadata.
+        # 5. Fit; the baseline and reference energies go into the potential's metadata.
         with self._step("fitting (pacemaker)"):
             fit_started = datetime.now()  # local time, as pacemaker's log
             self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, fit_environment)
@@ -132,7 +132,7 @@ class PacemakerTrainer(BaseTrainer):
             self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
             add_metadata(output_yaml, potential_metadata(plan.baseline, plan.reference_energies))
 
-        # 7. Convert to .yace (under a temporary name: a .yace exists only when complete).
+        # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
         with self._step("converting to .yace (pace_yaml2yace)"):
             partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
             self._run(
@@ -146,11 +146,11 @@ class PacemakerTrainer(BaseTrainer):
             set_reference_energies(partial_yace, plan.reference_energies)
             partial_yace.replace(workdir / POTENTIAL_YACE)
 
-        # 8. Active set of the fitted potential: the extrapolation grade of new structures.
+        # 7. Active set of the fitted potential: the extrapolation grade of new structures.
         with self._step("active set (pace_activeset)"):
             active_set = self._active_set(activeset, workdir, environment)
 
-        # 9. Read pacemaker's own predictions of the final potential.
+        # 8. Read pacemaker's own predictions of the final potential.
         self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
         test_path = workdir / TEST_PREDICTIONS
         potential = Potential(
@@ -171,7 +171,7 @@ class PacemakerTrainer(BaseTrainer):
         )
         warn_about_test_set(workdir, potential.elements)
 
-        # 10. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
+        # 9. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
         with self._step("short-range check (dimers)"):
             checks = check_short_range(
                 potential.ase_calculator(),
@@ -182,10 +182,10 @@ class PacemakerTrainer(BaseTrainer):
             )
             potential = potential.model_copy(update={"dimer_checks": tuple(checks)})
 
-        # 11. potential.json is written last: it marks a finished run.
+        # 10. potential.json is written last: it marks a finished run.
         potential.save()
 
-        # 12. The training report; a finished potential stands without it.
+        # 11. The training report; a finished potential stands without it.
         with self._step("training report"):
             self._report(workdir)
         return potential
