@@ -33,6 +33,7 @@ import yaml
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.demo import demo_dataset
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.trainer import cost, create_trainer
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
@@ -74,7 +75,10 @@ def estimate_vs_actual(data: dict[str, Dataset], maxiter: int, workdir: Path) ->
             )
             run = workdir / f"{name.replace(' ', '_')}_{functions}"
             load = os.getloadavg()[0]  # before the fit: the other work on the machine
-            potential = create_trainer(config).train(dataset, run)
+            if (run / "potential.json").exists():  # finished before: reported again
+                potential, load = Potential.load(run), float("nan")
+            else:
+                potential = create_trainer(config).train(dataset, run)
             cost = potential.cost
             assert cost is not None and cost.s_per_iteration is not None
             estimated_startup = cost.estimated_startup_s or float("nan")
