@@ -150,7 +150,7 @@ class AceParams(StrictModel):
     number_of_functions_per_element: PositiveInt | None = Field(
         None,
         description=(
-            "basis size per element; None: 3 * sqrt(atoms per element), at least 4 per "
+            "basis size per element; None: 3 * sqrt(atoms per element), at least 6 per "
             "species block (2**(n-1) blocks per element for n elements), at most the atoms "
             "per element and 700 (README, 'Basis size')"
         ),

@@ -153,10 +153,10 @@ def test_default_basis_size_grows_with_the_environments_per_block_within_bounds(
     assert default_functions_per_element(11309, 1) == 319  # Cu-II: 3 * sqrt(11309)
     assert default_functions_per_element(10**7, 1) == 700
     assert default_functions_per_element(1408, 2) == 80  # the demo: 3 * sqrt(704)
-    # Five elements: 16 blocks per element; 3600 atoms give 80 per element, 5 per block...
-    assert default_functions_per_element(3600, 5) == 80
-    # ...fewer atoms still 4 per block, unless the element has fewer environments than that.
-    assert default_functions_per_element(1000, 5) == 64
+    # Five elements: 16 blocks per element; 3600 atoms give 80 per element, but at least 6
+    # per block: 96, unless the element has fewer environments than that.
+    assert default_functions_per_element(3600, 5) == 96
+    assert default_functions_per_element(20000, 5) == 190  # 3 * sqrt(4000)
     assert default_functions_per_element(200, 5) == 40
     assert default_functions_per_element(20, 5) == 16  # at least one per block
     assert default_functions_per_element(4, 1) == 4

@@ -131,7 +131,7 @@ ENERGY_BASED_WEIGHTING: dict[str, Any] = {
 #: Functions per element grow as this times sqrt(atomic environments per element).
 FUNCTIONS_PER_SQRT_ENVIRONMENT = 3.0
 #: Fewest functions per species block the default gives when the data has the environments.
-MIN_FUNCTIONS_PER_BLOCK = 4
+MIN_FUNCTIONS_PER_BLOCK = 6
 #: Most functions per element by default (pacemaker recommends up to ~700 for large sets).
 MAX_FUNCTIONS_PER_ELEMENT = 700
 
