@@ -34,6 +34,7 @@ from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.demo import demo_dataset
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer import cost, create_trainer
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
@@ -112,7 +113,11 @@ def budgeted(dataset: Dataset, budgets: list[float], workdir: Path) -> None:
         )
         run = workdir / f"budget_{budget:g}"
         started = time.perf_counter()
-        potential = create_trainer(config).train(dataset, run)
+        try:
+            potential = create_trainer(config).train(dataset, run)
+        except ConfigurationError as error:  # a budget below the estimated start-up
+            print(f"{budget:8.0f}  refused: {error.problems[0][1]}", flush=True)
+            continue
         wall = time.perf_counter() - started
         cost = potential.cost
         assert cost is not None
