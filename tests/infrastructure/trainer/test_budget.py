@@ -84,13 +84,22 @@ def test_a_given_maxiter_bounds_the_budgeted_fit(
 def test_a_tight_budget_shrinks_a_basis_left_open(
     cu_pt_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asked = _fake_estimate(monkeypatch, 0.01)
+    asked = _fake_estimate(monkeypatch, 0.005)
     sized = _size(cu_pt_dataset, fit={"time_budget": 100})
-    # 40 s for iterations: at least MIN_BUDGET_ITERATIONS needs <= 40/200/0.01/2 = 10 per element
+    # 40 s for iterations: at least MIN_BUDGET_ITERATIONS needs <= 40/200/0.005/2 = 20 per element
     assert asked[0] > asked[-1] and asked == sorted(asked, reverse=True)
     functions = sized.pacemaker_input.potential.functions["number_of_functions_per_element"]
-    assert functions == asked[-1] <= 10
+    assert functions == asked[-1] <= 20
     assert sized.planned_iterations >= budget.MIN_BUDGET_ITERATIONS
+
+
+def test_a_basis_is_not_shrunk_below_the_minimum_per_block(
+    cu_pt_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _fake_estimate(monkeypatch, 0.05)
+    sized = _size(cu_pt_dataset, fit={"time_budget": 100})
+    assert asked[-1] == 12  # 6 per block, 2 blocks per element: fewer iterations instead
+    assert sized.planned_iterations == 33  # 40 s at 1.2 s per iteration
 
 
 def test_a_given_basis_is_kept_within_a_tight_budget(

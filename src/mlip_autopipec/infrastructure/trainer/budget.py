@@ -15,7 +15,7 @@ from mlip_autopipec.infrastructure.trainer.cost import (
     estimate_cost,
 )
 from mlip_autopipec.infrastructure.trainer.fit_deadline import CALLBACK_NAME
-from mlip_autopipec.infrastructure.trainer.input_yaml import PacemakerInput
+from mlip_autopipec.infrastructure.trainer.input_yaml import MIN_FUNCTIONS_PER_BLOCK, PacemakerInput
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,10 @@ def size_fit(
         return SizedFit(pacemaker_input, None, fit.maxiter, fit.maxiter, remaining - FINISH_FIXED_S)
 
     functions = _functions_per_element(pacemaker_input)
-    fewest = 2 ** (len(pacemaker_input.potential.elements) - 1)  # one per species block
+    # Fewer than MIN_FUNCTIONS_PER_BLOCK per species block starve the fit (README, "Basis
+    # size"): a tight budget then runs fewer iterations instead.
+    blocks = 2 ** (len(pacemaker_input.potential.elements) - 1)
+    fewest = min(functions, MIN_FUNCTIONS_PER_BLOCK * blocks)
     iterations = estimate.iterations_within(remaining)
     while not basis_given and iterations < MIN_BUDGET_ITERATIONS and functions > fewest:
         functions = max(fewest, int(functions * SHRINK_FACTOR))
