@@ -53,13 +53,13 @@ def demo_dataset(seed: int = 0) -> Dataset:
 
 
 def demo_config() -> TrainerConfig:
-    """A small, quick basis fitted for two minutes: the time budget, not maxiter, ends the fit."""
+    """A small, quick basis fitted for three minutes: the time budget, not maxiter, ends the fit."""
     return parse_trainer_config(
         {
             "type": "pacemaker",
             "cutoff": 5.0,
             "ace_params": {"number_of_functions_per_element": 40},
-            "fit": {"time_budget": "2min", "test_size": 0.1, "display_step": 20},
+            "fit": {"time_budget": "3min", "test_size": 0.1, "display_step": 20},
         }
     )
 
