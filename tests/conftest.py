@@ -65,6 +65,17 @@ if mode == "sleep":
     time.sleep(120)
 if mode == "no_output":
     sys.exit(0)
+if config["fit"].get("callbacks"):  # a time budget: the deadline callback and its deadline
+    assert config["fit"]["callbacks"] == [
+        "mlip_autopipec.infrastructure.trainer.fit_deadline.stop_at_deadline"
+    ], config["fit"]["callbacks"]
+    deadline = float(os.environ["MLIP_AUTOPIPEC_FIT_DEADLINE"])
+    assert time.time() < deadline < time.time() + 7200, "the deadline is not within the budget"
+    for n, second in ((1, "10,000"), (2, "10,500")):
+        print(f"2026-01-01 00:00:{second} - pyace.metrics_aggregator - INFO - Iteration   #{n}"
+              "    (1 evals):        Loss: 1.0e+00 | RMSE Energy(low): 1.00 (1.00) meV/at |"
+              " Forces(low): 1.00 (1.00) meV/A | Time/eval: 1.00 mcs/at", flush=True)
+    print("mlip-autopipec: time budget reached after iteration 1: stopping the fit", flush=True)
 # A real (tiny, barely fitted) Cu-Pt potential stands in for the fit's result.
 assert config["potential"]["elements"] == ["Cu", "Pt"], "the fake knows only Cu-Pt"
 shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt_output_potential.yaml",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -316,3 +317,28 @@ def test_train_with_a_fixed_test_file(
     assert potential.test_metrics.force_rmse_mev_per_angstrom == pytest.approx(50.0)
     assert "1 of 5 structures of the test data are also in the training data" in caplog.text
     assert "test data 4 'alloy_2' = training 2 'alloy_2'" in caplog.text
+
+
+def test_a_budgeted_fit_prints_its_estimate_first_and_its_cost_last(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
+    config = _write_config(
+        tmp_path / "config.yaml",
+        "trainer:\n  type: pacemaker\n  cutoff: 5\n  fit: {time_budget: 30min}\n",
+    )
+    code = main(
+        ["train", "--config", str(config), "--data", str(data), "--out", str(tmp_path / "r")]
+    )
+    assert code == EXIT_OK
+    captured = capsys.readouterr()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("cost estimate: about") for message in messages)
+    assert "the time budget ended the fit after 2 iterations" in caplog.text
+    assert "cost: 2 iterations, 0.5 s measured per iteration (estimated" in captured.out
+    assert "time budget: 1800 s, the fit ended by the budget" in captured.out

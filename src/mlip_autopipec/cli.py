@@ -13,7 +13,7 @@ from pathlib import Path
 from mlip_autopipec import __version__
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitCost, FitMetrics, Potential
 from mlip_autopipec.errors import (
     ConfigurationError,
     DatasetValidationError,
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     size = select.add_mutually_exclusive_group()
     size.add_argument("--max-structures", type=int, help="number of structures to keep")
     size.add_argument("--fraction", type=float, help="fraction of the structures to keep")
+    size.add_argument("--max-atoms", type=int, help="atoms to keep (a cost budget)")
     select.add_argument(
         "--previous",
         type=Path,
@@ -341,8 +342,12 @@ def _select(args: argparse.Namespace) -> int:
         log.warning("--overwrite: the selection replaces its own input %s", out)
     config = load_config(args.config).trainer
     overrides: dict[str, object] = {"enabled": True}
-    if args.max_structures is not None or args.fraction is not None:
-        overrides |= {"max_structures": args.max_structures, "fraction": args.fraction}
+    if args.max_structures is not None or args.fraction is not None or args.max_atoms is not None:
+        overrides |= {
+            "max_structures": args.max_structures,
+            "fraction": args.fraction,
+            "max_atoms": args.max_atoms,
+        }
     if args.previous is not None:
         overrides["previous_potential"] = args.previous
     active_set = {**config.active_set.model_dump(), **overrides}
@@ -359,7 +364,10 @@ def _select(args: argparse.Namespace) -> int:
             write_data_file(dataset_to_dataframe(selected), temporary)
         else:
             write(temporary, selected.to_atoms(), format="extxyz")
-    print(f"selected {selection.n_selected} of {selection.n_total} structures: {out}")
+    print(
+        f"selected {selection.n_selected} of {selection.n_total} structures "
+        f"({selection.n_atoms} atoms): {out}"
+    )
     return EXIT_OK
 
 
@@ -457,6 +465,8 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     for label, metrics in (("train", potential.train_metrics), ("test", potential.test_metrics)):
         if metrics is not None:
             lines.append(_metrics_line(label, metrics))
+    if potential.cost is not None:
+        lines += _cost_lines(potential.cost)
     if potential.selection is not None:
         lines.append(
             f"trained on {potential.selection.n_selected} of {potential.selection.n_total} "
@@ -475,6 +485,23 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     if potential.trainer == "mock":
         lines.append("(mock trainer: nothing was fitted)")
     return "\n".join(lines)
+
+
+def _cost_lines(cost: FitCost) -> list[str]:
+    """Estimated against measured cost, the budget, and whether the fit had converged."""
+    measured = (
+        "not measured" if cost.s_per_iteration is None else f"{cost.s_per_iteration:.3g} s measured"
+    )
+    lines = [
+        f"cost: {cost.iterations or 0} iterations, {measured} per iteration "
+        f"(estimated {cost.estimated_s_per_iteration:.3g} s)"
+    ]
+    if cost.time_budget_s is not None:
+        ended = "ended by the budget" if cost.stopped_at_budget else "ended before the budget"
+        lines.append(f"time budget: {cost.time_budget_s:g} s, the fit {ended}")
+    if cost.still_improving is not None:
+        lines.append(f"NOTE: {cost.still_improving}")
+    return lines
 
 
 def _metrics_line(label: str, metrics: FitMetrics) -> str:

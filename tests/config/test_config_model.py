@@ -519,3 +519,34 @@ def test_load_config_without_trainer_section(tmp_path: Path) -> None:
         ("trainer", "Field required"),
     ]
     assert "no_trainer.yaml" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90.0),
+        ("30min", 1800.0),
+        ("2h", 7200.0),
+        ("1.5h", 5400.0),
+        ("1:30:00", 5400.0),
+        ("45:00", 2700.0),
+        ("600", 600.0),
+        (600, 600.0),
+    ],
+)
+def test_time_budget_accepts_durations(text: str | int, seconds: float) -> None:
+    config = parse_trainer_config({"type": "mock", "cutoff": 5.0, "fit": {"time_budget": text}})
+    assert config.fit.time_budget == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "10 days", "1:x", "1:2:3:4", "-5min"])
+def test_time_budget_that_is_no_duration_is_named(text: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        parse_trainer_config({"type": "mock", "cutoff": 5.0, "fit": {"time_budget": text}})
+    assert "trainer.fit.time_budget" in str(error.value)
+    assert text in str(error.value)
+
+
+def test_time_budget_must_be_positive() -> None:
+    with pytest.raises(ConfigurationError, match=r"trainer\.fit\.time_budget.*greater than 0"):
+        parse_trainer_config({"type": "mock", "cutoff": 5.0, "fit": {"time_budget": 0}})

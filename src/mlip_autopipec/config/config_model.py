@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -194,13 +195,16 @@ class AceParams(StrictModel):
     ``nradmax_by_orders``/``lmax_by_orders`` give the pool of basis functions per body order
     (first entry: pair term). Left unset, pacemaker's recommended pools are used for every
     species combination (unary to quinary). ``number_of_functions_per_element`` then trims the
-    pool to the most important functions; left unset, it grows with the dataset size.
+    pool to the most important functions; left unset, it grows with the atomic environments
+    of the dataset, per species block.
     """
 
     number_of_functions_per_element: PositiveInt | None = Field(
         None,
         description=(
-            "basis size per element; None: 10 * sqrt(number of training structures), 20 to 700"
+            "basis size per element; None: 3 * sqrt(atoms per element), at least 6 per "
+            "species block (2**(n-1) blocks per element for n elements), at most the atoms "
+            "per element and 700 (README, 'Basis size')"
         ),
     )
     nradmax_by_orders: list[PositiveInt] | None = Field(
@@ -266,6 +270,44 @@ class FitSettings(StrictModel):
     display_step: PositiveInt = Field(
         50, description="iterations between detailed metrics in pacemaker's log"
     )
+    time_budget: PositiveFloat | None = Field(
+        None,
+        description=(
+            "s of wall time for the whole training (also '90s', '30min', '2h', '1:30:00'): "
+            "the iterations (and, if number_of_functions_per_element is not given, the basis "
+            "size) are chosen from a measured cost estimate, and the fit is stopped at the "
+            "budget with the potential of its last iteration; maxiter, if given, stays an upper "
+            "bound. None: no budget"
+        ),
+    )
+
+    @field_validator("time_budget", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
+_DURATION_UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
+_DURATION = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-z]*)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration written as '90', '90s', '30min', '2h', '1.5h', '1:30:00' or '45:00'."""
+    if ":" in text:
+        parts = text.strip().split(":")
+        if len(parts) in (2, 3) and all(part.isdigit() for part in parts):
+            seconds = 0.0
+            for part in parts:
+                seconds = 60 * seconds + int(part)
+            return seconds
+        raise ValueError(f"'{text}' is not a duration like 1:30:00 (h:min:s) or 45:00 (min:s)")
+    match = _DURATION.match(text.lower())
+    if match is None or match["unit"] not in {"", *_DURATION_UNITS}:
+        raise ValueError(
+            f"'{text}' is not a duration: use seconds (5400) or e.g. '90s', '30min', '2h', "
+            "'1:30:00'"
+        )
+    return float(match["number"]) * _DURATION_UNITS.get(match["unit"], 1.0)
 
 
 class ActiveSetSettings(StrictModel):
@@ -283,6 +325,13 @@ class ActiveSetSettings(StrictModel):
     )
     fraction: Annotated[float, NotBool, Field(gt=0.0, le=1.0)] | None = Field(
         None, description="fraction of the structures to keep, in (0, 1]"
+    )
+    max_atoms: PositiveInt | None = Field(
+        None,
+        description=(
+            "atoms to keep: a cost budget (a fit's time per iteration grows with its atoms; "
+            "D-optimality by structures favours large ones)"
+        ),
     )
     batch_size: PositiveInt | None = Field(
         None, description="structures per batch of pace_select (bounds its memory); None: all"
@@ -308,10 +357,11 @@ class ActiveSetSettings(StrictModel):
 
     @model_validator(mode="after")
     def _one_size(self) -> ActiveSetSettings:
-        if self.max_structures is not None and self.fraction is not None:
-            raise ValueError("give max_structures or fraction, not both")
-        if self.enabled and self.max_structures is None and self.fraction is None:
-            raise ValueError("an enabled selection needs max_structures or fraction")
+        sizes = [self.max_structures, self.fraction, self.max_atoms]
+        if sum(size is not None for size in sizes) > 1:
+            raise ValueError("give one of max_structures, fraction or max_atoms, not both")
+        if self.enabled and all(size is None for size in sizes):
+            raise ValueError("an enabled selection needs max_structures or fraction (or max_atoms)")
         return self
 
 

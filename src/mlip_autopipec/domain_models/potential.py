@@ -58,6 +58,25 @@ class Selection(_Record):
     indices: tuple[int, ...] = Field(description="positions in the dataset, in selection order")
     names: tuple[str, ...]
     file: str = Field(description="the selection's record in the run directory")
+    n_atoms: int | None = Field(None, description="atoms in the selected structures")
+
+
+class FitCost(_Record):
+    """What a fit cost: estimated before it started and measured (s of wall time)."""
+
+    estimated_s_per_iteration: float
+    estimated_iterations: int = Field(description="iterations planned (the budget's share)")
+    estimated_total_s: float = Field(description="start-up, iterations and finishing")
+    estimated_startup_s: float | None = Field(None, description="before the first iteration")
+    time_budget_s: float | None = Field(None, description="fit.time_budget; None: no budget")
+    s_per_iteration: float | None = Field(None, description="measured, from pacemaker's log")
+    iterations: int | None = Field(None, description="iterations the fit ran")
+    startup_s: float | None = Field(None, description="measured, before the first iteration")
+    fit_s: float | None = Field(None, description="wall time of the pacemaker run")
+    stopped_at_budget: bool = Field(False, description="the fit was ended by the time budget")
+    still_improving: str | None = Field(
+        None, description="set when the test loss was still falling at the end: by how much"
+    )
 
 
 class Provenance(_Record):
@@ -113,6 +132,7 @@ class Potential(_Record):
     checks_passed: bool | None = Field(
         None, description="whether the potential passed the safety gate; None: not checked"
     )
+    cost: FitCost | None = Field(None, description="estimated and measured cost of the fit")
     provenance: Provenance
 
     # -- files --------------------------------------------------------------------------------

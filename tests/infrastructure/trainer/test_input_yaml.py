@@ -38,7 +38,7 @@ def _build(raw_config: dict, elements: list[str]) -> tuple[PacemakerInput, dict]
         elements=elements,
         min_distances=distances,
         data_filename="data.pckl.gzip",
-        n_structures=200,
+        n_atoms=2000,
     )
     return pacemaker_input, yaml.safe_load(
         yaml.safe_dump(pacemaker_input.to_yaml_dict(), sort_keys=False)
@@ -92,7 +92,7 @@ def test_per_pair_zbl_fades_ace_over_each_pairs_own_switching_region() -> None:
         elements=["C", "H", "O"],
         min_distances=distances,
         data_filename="data.pckl.gzip",
-        n_structures=50,
+        n_atoms=500,
     )
     bonds = pacemaker_input.to_yaml_dict()["potential"]["bonds"]
     assert isinstance(baseline, ZBLBaseline)
@@ -180,11 +180,17 @@ def test_no_test_split_leaves_test_size_out() -> None:
     assert "weighting" not in document["fit"]
 
 
-def test_default_basis_size_grows_with_the_data_within_bounds() -> None:
-    assert default_functions_per_element(1) == 20
-    assert default_functions_per_element(100) == 100
-    assert default_functions_per_element(1000) == 316
-    assert default_functions_per_element(10**6) == 700
+def test_default_basis_size_grows_with_the_environments_per_block_within_bounds() -> None:
+    assert default_functions_per_element(11309, 1) == 319  # Cu-II: 3 * sqrt(11309)
+    assert default_functions_per_element(10**7, 1) == 700
+    assert default_functions_per_element(1408, 2) == 80  # the demo: 3 * sqrt(704)
+    # Five elements: 16 blocks per element; 3600 atoms give 80 per element, but at least 6
+    # per block: 96, unless the element has fewer environments than that.
+    assert default_functions_per_element(3600, 5) == 96
+    assert default_functions_per_element(20000, 5) == 190  # 3 * sqrt(4000)
+    assert default_functions_per_element(200, 5) == 40
+    assert default_functions_per_element(20, 5) == 16  # at least one per block
+    assert default_functions_per_element(4, 1) == 4
 
 
 @pytest.mark.requires_pacemaker

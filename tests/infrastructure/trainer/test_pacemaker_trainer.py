@@ -271,3 +271,37 @@ def test_a_safe_potential_passes_the_gate(cu_pt_dataset: Dataset, tmp_path: Path
     assert len(potential.compression_checks) == 5
     assert all(check.passed for check in potential.compression_checks)
     assert all(check.energy_rise_ev > 0 for check in potential.compression_checks)
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_time_budget_reaches_pacemaker_and_its_end_is_recorded(
+    cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    trainer = _trainer(ace_params={"number_of_functions_per_element": 8}, fit={"time_budget": "1h"})
+    potential = trainer.train(cu_pt_dataset, tmp_path / "run")
+
+    assert "cost estimate: about" in caplog.text  # before the fit
+    assert caplog.text.index("cost estimate") < caplog.text.index("the time budget ended")
+    cost = potential.cost
+    assert cost is not None and cost.time_budget_s == 3600
+    assert cost.stopped_at_budget and cost.iterations == 2
+    assert cost.s_per_iteration == pytest.approx(0.5)
+    assert cost.estimated_iterations > 1000  # an hour of a tiny fit
+    assert Potential.load(tmp_path / "run").cost == cost
+    written = yaml.safe_load((tmp_path / "run" / "input.yaml").read_text())
+    assert written["fit"]["maxiter"] >= cost.estimated_iterations
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_tiny_test_set_is_warned_about(
+    cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _trainer(fit={"test_size": 0.2}).train(cu_pt_dataset, tmp_path / "run")
+    assert "the test set will hold 2 structure(s)" in caplog.text
+    assert potential_cost_is_recorded(tmp_path / "run")
+
+
+def potential_cost_is_recorded(run_dir: Path) -> bool:
+    cost = Potential.load(run_dir).cost
+    return cost is not None and not cost.stopped_at_budget and cost.time_budget_s is None

@@ -49,6 +49,8 @@ def test_requested_count_from_size_or_fraction(caplog: pytest.LogCaptureFixture)
     assert "500 of the 100 structures: all are used, nothing is selected" in caplog.text
     assert "100 of the 100 structures: all are used" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # max_atoms: the structures of average size (here 5 atoms) that hold them
+    assert requested_count(ActiveSetSettings(enabled=True, max_atoms=60), 100, 500) == 12
 
 
 @pytest.mark.parametrize(
@@ -59,6 +61,8 @@ def test_requested_count_from_size_or_fraction(caplog: pytest.LogCaptureFixture)
         ({"enabled": True, "fraction": 1.5}, "trainer.active_set.fraction"),
         ({"enabled": True}, "needs max_structures or fraction"),
         ({"enabled": True, "fraction": 0.5, "max_structures": 3}, "not both"),
+        ({"enabled": True, "fraction": 0.5, "max_atoms": 30}, "not both"),
+        ({"enabled": True, "max_atoms": 0}, "trainer.active_set.max_atoms"),
     ],
 )
 def test_bad_selection_settings_name_the_field(settings: dict, message: str) -> None:
@@ -124,3 +128,44 @@ def test_pace_select_keeps_the_requested_number_and_the_odd_one_out(tmp_path: Pa
     assert record["rounds"] >= 1
     # More rounds than one are needed when a round finds fewer structures than asked for.
     assert np.all(np.array(selection.indices) < 25)
+
+
+@pytest.mark.requires_pacemaker
+def test_max_atoms_bounds_the_atoms_of_the_selection(tmp_path: Path) -> None:
+    dataset = _rattled_copies_and_one_compressed()  # 8 atoms each, and large cells of 32:
+    big = [bulk("Cu", "fcc", a=3.61 * (0.95 + 0.02 * k), cubic=True) * (2, 2, 2) for k in range(4)]
+    for k, atoms in enumerate(big):
+        atoms.rattle(0.05, seed=k)
+        atoms.info["name"] = f"big_{k}"
+    dataset = Dataset.from_atoms([*dataset.to_atoms(), *label_with_emt(big).to_atoms()])
+    config = parse_trainer_config(
+        {
+            "type": "pacemaker",
+            "cutoff": 4.5,
+            "ace_params": {"number_of_functions_per_element": 6},
+            "active_set": {"enabled": True, "max_atoms": 60},
+        }
+    )
+    trainer = PacemakerTrainer(config)
+    plan = trainer.plan_run(dataset)
+    candidates = trainer.write_data(dataset, plan, tmp_path / "candidates.pckl.gzip")
+    basis = write_target_basis(
+        plan.pacemaker_input.to_yaml_dict()["potential"], tmp_path / "b.yaml"
+    )
+
+    selection = select_structures(
+        dataset,
+        candidates,
+        wanted=requested_count(config.active_set, len(dataset), dataset.n_atoms),
+        settings=config.active_set,
+        pace_select=resolve_executable("pace_select"),
+        basis_yaml=basis,
+        active_set=None,
+        workdir=tmp_path,
+        environment=program_environment(config),
+    )
+
+    sizes = [len(dataset[index].atoms) for index in selection.indices]
+    assert selection.n_atoms == sum(sizes)
+    assert 8 < selection.n_atoms <= 60
+    assert len(set(selection.indices)) == selection.n_selected

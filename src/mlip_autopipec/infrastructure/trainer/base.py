@@ -87,10 +87,10 @@ class BaseTrainer(ABC):
         """Reference energies, shortest distances, baseline cutoffs and pacemaker's input.
 
         ``n_training`` is the number of structures that will be fitted (fewer than the dataset
-        after a selection); it sizes the basis when the config leaves that open.
-        ``free_atom_energies`` (eV, per element) are the reference energies of those elements
-        when ``reference_energies`` is 'auto'. With ``fitting`` (not for a selection alone),
-        the test split must leave pacemaker a test structure.
+        after a selection); their atoms (in proportion) size the basis when the config leaves
+        that open. ``free_atom_energies`` (eV, per element) are the reference energies of those
+        elements when ``reference_energies`` is 'auto'. With ``fitting`` (not for a selection
+        alone), the test split must leave pacemaker a test structure.
         """
         setting = self.config.reference_energies
         known = {e: v for e, v in (free_atom_energies or {}).items() if e in dataset.elements}
@@ -123,7 +123,7 @@ class BaseTrainer(ABC):
             elements=dataset.elements,
             min_distances=distances,
             data_filename=DATA_FILE,
-            n_structures=n_fit,
+            n_atoms=dataset.n_atoms * n_fit // len(dataset),
         )
         return RunPlan(
             pacemaker_input,

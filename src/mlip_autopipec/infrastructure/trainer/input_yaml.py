@@ -88,6 +88,7 @@ class FitSection(_Section):
     optimizer: str
     maxiter: int
     weighting: dict[str, Any] | None = None
+    callbacks: list[str] | None = None  # importable names, called after every iteration
 
 
 class BackendSection(_Section):
@@ -129,13 +130,30 @@ ENERGY_BASED_WEIGHTING: dict[str, Any] = {
 }
 
 
-def default_functions_per_element(n_structures: int) -> int:
-    """Basis size when the config leaves it open: grows as sqrt of the dataset, 20 to 700.
+#: Functions per element grow as this times sqrt(atomic environments per element).
+FUNCTIONS_PER_SQRT_ENVIRONMENT = 3.0
+#: Fewest functions per species block the default gives when the data has the environments.
+MIN_FUNCTIONS_PER_BLOCK = 6
+#: Most functions per element by default (pacemaker recommends up to ~700 for large sets).
+MAX_FUNCTIONS_PER_ELEMENT = 700
 
-    A few hundred structures support about a hundred functions per element without
-    over-fitting; pacemaker's documentation recommends up to ~700 for large production sets.
+
+def default_functions_per_element(n_atoms: int, n_elements: int) -> int:
+    """Basis size when the config leaves it open, from the atomic environments of the data.
+
+    pacemaker shares an element's functions over the 2**(n-1) species blocks it takes part in
+    (n elements), so the size is set per block: 3 * sqrt(environments per element), but at
+    least MIN_FUNCTIONS_PER_BLOCK per block, at most as many as the element has environments
+    (and MAX_FUNCTIONS_PER_ELEMENT), and never less than one per block. The learning curve
+    behind it is in README ("Basis size").
     """
-    return int(min(700, max(20, round(10 * math.sqrt(n_structures)))))
+    blocks = 2 ** (n_elements - 1)
+    environments = n_atoms / n_elements
+    functions = max(
+        FUNCTIONS_PER_SQRT_ENVIRONMENT * math.sqrt(environments), MIN_FUNCTIONS_PER_BLOCK * blocks
+    )
+    functions = min(functions, environments, MAX_FUNCTIONS_PER_ELEMENT)
+    return int(max(blocks, round(functions)))
 
 
 def build_pacemaker_input(
@@ -145,7 +163,7 @@ def build_pacemaker_input(
     elements: Sequence[str],
     min_distances: Mapping[tuple[str, str], float],
     data_filename: str,
-    n_structures: int,
+    n_atoms: int,
 ) -> PacemakerInput:
     """pacemaker's input for ``config`` on data with these elements and shortest distances (Å).
 
@@ -215,7 +233,7 @@ def build_pacemaker_input(
             bonds[f"{second} {first}"] = bond
 
     functions_per_element = ace.number_of_functions_per_element or default_functions_per_element(
-        n_structures
+        n_atoms, len(elements)
     )
     # pacemaker shares the functions out evenly over the species blocks (n * 2**(n-1) for n
     # elements), rounding down: too few per element leave some blocks, or all, empty.

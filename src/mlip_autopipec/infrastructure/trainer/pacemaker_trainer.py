@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -22,6 +25,17 @@ from mlip_autopipec.infrastructure.trainer.base import (
     BaseTrainer,
     RunPlan,
     check_test_split,
+)
+from mlip_autopipec.infrastructure.trainer.budget import (
+    SizedFit,
+    size_fit,
+    with_deadline_callback,
+)
+from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
+from mlip_autopipec.infrastructure.trainer.fit_record import (
+    measured_cost,
+    warn_about_test_set,
+    warn_about_test_split,
 )
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
@@ -40,7 +54,7 @@ from mlip_autopipec.infrastructure.trainer.potential_file import (
     potential_metadata,
     set_reference_energies,
 )
-from mlip_autopipec.infrastructure.trainer.progress import reporting_step
+from mlip_autopipec.infrastructure.trainer.progress import ProgressReporter, reporting_step
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
 from mlip_autopipec.infrastructure.trainer.selection import (
@@ -75,6 +89,7 @@ class PacemakerTrainer(BaseTrainer):
     def train(
         self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
     ) -> Potential:
+        started = time.monotonic()  # a time budget covers the whole training
         executables = self.config.executables
         if test_dataset is not None:
             self.check_test_dataset(dataset, test_dataset)
@@ -98,6 +113,7 @@ class PacemakerTrainer(BaseTrainer):
                 activeset,
                 pace_select,
                 previous,
+                started,
             )
 
     def _train(
@@ -110,15 +126,17 @@ class PacemakerTrainer(BaseTrainer):
         activeset: str,
         pace_select: str | None,
         previous: Potential | None,
+        started: float,
     ) -> Potential:
-        """The run itself, in a claimed and locked ``workdir``."""
+        """The run itself, in a claimed and locked ``workdir`` (``started``: time.monotonic()
+        when train() was called, from which a time budget counts)."""
         dataset = accounted.fit
         environment = program_environment(self.config)
 
         # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
         n_training = len(dataset)
         if pace_select is not None:
-            n_training = requested_count(self.config.active_set, len(dataset))
+            n_training = requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
             if n_training == len(dataset):  # "use all": nothing to select
                 pace_select = None
         plan = self.plan_run(
@@ -138,6 +156,14 @@ class PacemakerTrainer(BaseTrainer):
                 )
             training_set = dataset.subset(selection.indices)
 
+        # 3b. What the fit will cost; with a time budget, the iterations (and basis) it allows.
+        sized = self._size_fit(training_set, plan, time.monotonic() - started, test_dataset)
+        plan = replace(plan, pacemaker_input=sized.pacemaker_input)
+        fit_environment = dict(environment)
+        if sized.optimiser_time_s is not None:
+            plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
+            fit_environment[DEADLINE_ENV] = repr(time.time() + sized.optimiser_time_s)
+
         # 4. Write the data file and input.yaml (a selection may have found fewer structures).
         if test_dataset is None:
             check_test_split(self.config.fit.test_size, len(training_set))
@@ -146,7 +172,15 @@ class PacemakerTrainer(BaseTrainer):
 
         # 5. Fit; the baseline and reference energies go into the potential's metadata.
         with self._step("fitting (pacemaker)"):
-            self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, environment)
+            fit_started = datetime.now()  # local time, as pacemaker's log
+            self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, fit_environment)
+            cost = measured_cost(
+                workdir,
+                workdir / PACEMAKER_LOG,
+                sized,
+                self.config.fit,
+                fit_started,
+            )
             output_yaml = workdir / OUTPUT_POTENTIAL_YAML
             self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
             try:
@@ -201,8 +235,11 @@ class PacemakerTrainer(BaseTrainer):
                 predictions[TEST_PREDICTIONS].metrics if TEST_PREDICTIONS in predictions else None
             ),
             selection=selection,
+            cost=cost,
             provenance=self.provenance(dataset),
         )
+        if TEST_PREDICTIONS in predictions:
+            warn_about_test_set(predictions[TEST_PREDICTIONS].symbols.tolist(), potential.elements)
 
         # 9. The safety gate on the deployed potential (ACE + baseline): isolated dimers of
         #    every element pair, and training structures compressed to 0.6 of their volume.
@@ -281,6 +318,35 @@ class PacemakerTrainer(BaseTrainer):
             log.warning("%s: fit.weighting energy_based leaves out high-energy structures", message)
         return predictions
 
+    def _size_fit(
+        self,
+        training_set: Dataset,
+        plan: RunPlan,
+        elapsed_s: float,
+        test_dataset: Dataset | None,
+    ) -> SizedFit:
+        """The cost estimate, logged before the fit; the progress bar counts the planned
+        iterations."""
+        fit = self.config.fit
+        if test_dataset is None:
+            warn_about_test_split(len(training_set), fit.test_size)
+        sized = size_fit(
+            plan.pacemaker_input,
+            training_set,
+            fit,
+            basis_given=self.config.ace_params.number_of_functions_per_element is not None,
+            threads=self.config.threads or os.cpu_count() or 1,
+            elapsed_s=elapsed_s,
+        )
+        if sized.estimate is not None:
+            budget = "" if fit.time_budget is None else f" (time budget {fit.time_budget:g} s)"
+            log.info(
+                "cost estimate: %s%s", sized.estimate.describe(sized.planned_iterations), budget
+            )
+        if isinstance(self.on_output_line, ProgressReporter):
+            self.on_output_line.maxiter = sized.planned_iterations
+        return sized
+
     def _step(self, name: str) -> AbstractContextManager[None]:
         return reporting_step(self.on_output_line, name)
 
@@ -310,7 +376,7 @@ class PacemakerTrainer(BaseTrainer):
             )
         pace_select = resolve_executable(self.config.executables.pace_select)
         previous = self._previous_potential()
-        wanted = requested_count(self.config.active_set, len(dataset))
+        wanted = requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
         plan = self.plan_run(dataset, n_training=wanted, fitting=False)
         environment = program_environment(self.config)
         with claim_run_directory(workdir) as run:

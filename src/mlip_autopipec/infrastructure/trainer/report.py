@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from mlip_autopipec.analysis.dimers import DIMERS_PNG as RUN_DIMERS_PNG
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
 from mlip_autopipec.files import atomic_path
+from mlip_autopipec.infrastructure.trainer.fit_record import cost_rows
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     TEST_METRICS_TXT,
@@ -712,6 +713,8 @@ def _provenance_html(run_dir: Path, potential: Potential | None) -> str:
             ["structures / atoms", f"{provenance.n_structures} / {provenance.n_atoms}"],
         ]
         rows += [[f"fitted with {name}", v] for name, v in provenance.tool_versions.items()]
+        if potential.cost is not None:
+            rows += cost_rows(potential.cost)
     return _table(("what", "value"), rows, text_columns=2)
 
 

@@ -27,9 +27,10 @@ TARGET_BASIS_YAML = "target_basis.yaml"
 METHOD = "D-optimal (MaxVol over ACE B-projections, pace_select)"
 
 
-def requested_count(settings: ActiveSetSettings, n_total: int) -> int:
+def requested_count(settings: ActiveSetSettings, n_total: int, n_atoms: int | None = None) -> int:
     """How many structures the settings ask for, at most ``n_total``.
 
+    With ``max_atoms``, the structures of an average size (``n_atoms`` in all) that hold them.
     ``n_total`` (a fraction of 1, or ``max_structures`` at least the dataset) means "use all":
     there is nothing to select, which is said in the log.
     """
@@ -37,6 +38,8 @@ def requested_count(settings: ActiveSetSettings, n_total: int) -> int:
         wanted = max(1, math.ceil(settings.fraction * n_total))
     elif settings.max_structures is not None:
         wanted = settings.max_structures
+    elif settings.max_atoms is not None and n_atoms is not None:
+        wanted = max(1, settings.max_atoms * n_total // n_atoms)
     else:
         raise ConfigurationError([("trainer.active_set", "needs max_structures or fraction")])
     if wanted >= n_total:
@@ -140,14 +143,30 @@ def select_structures(
     largest volume of B-projections; with ``active_set`` (a previous potential's .asi) those
     already known count too, so the new structures are those that add to it. Rounds repeat on
     the structures left until the requested number is reached or a round finds nothing new.
+    With ``settings.max_atoms`` the size is in atoms: each round asks for what the atoms left
+    hold at the average size of the structures left, keeps those chosen that still fit, drops
+    the others (they never will), and rounds repeat until no structure left fits.
     The result is written to ``selection/selection.json``.
     """
     selection_dir = workdir / SELECTION_DIR
     selection_dir.mkdir(exist_ok=True)
     remaining = read_data_file(candidates_file)
+    sizes = {int(index): len(dataset[int(index)].atoms) for index in remaining.index}
+    max_atoms = settings.max_atoms
     selected: list[int] = []
+    used = 0  # atoms selected
     round_number = 0
-    while len(selected) < wanted and len(remaining):
+    while len(remaining):
+        if max_atoms is None:
+            if len(selected) >= wanted:
+                break
+            asked = wanted - len(selected)
+        else:
+            room = max_atoms - used
+            left = [sizes[int(index)] for index in remaining.index]
+            if room < min(left):
+                break
+            asked = max(1, int(room * len(left) / sum(left)))
         round_number += 1
         round_input = selection_dir / f"candidates_{round_number}.pckl.gzip"
         round_output = selection_dir / f"selected_{round_number}.pkl.gz"
@@ -157,7 +176,7 @@ def select_structures(
             "-p",
             str(basis_yaml),
             "-m",
-            str(wanted - len(selected)),
+            str(asked),
             "-g",
             str(settings.gamma_tolerance),
             "-o",
@@ -185,7 +204,10 @@ def select_structures(
         log.info("selection round %d: %d structures", round_number, len(chosen))
         if not chosen:
             break
-        selected += chosen
+        for index in chosen:
+            if max_atoms is None or used + sizes[index] <= max_atoms:
+                selected.append(index)
+                used += sizes[index]
         remaining = remaining.drop(index=chosen)
 
     selection = Selection(
@@ -195,9 +217,10 @@ def select_structures(
         indices=tuple(selected),
         names=tuple(dataset[index].name for index in selected),
         file=f"{SELECTION_DIR}/{SELECTION_JSON}",
+        n_atoms=used,
     )
     _write_selection(selection, selection_dir, rounds=round_number)
-    if len(selected) < wanted:
+    if max_atoms is None and len(selected) < wanted:
         log.warning(
             "D-optimal selection found %d informative structures of the %d requested",
             len(selected),
