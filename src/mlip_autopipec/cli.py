@@ -17,6 +17,7 @@ from mlip_autopipec.errors import ConfigurationError, DatasetValidationError, Tr
 EXIT_OK = 0
 EXIT_TRAINING_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -48,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="labelled structures: any file ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml, ...)",
     )
     train.add_argument("--out", required=True, type=Path, help="run directory for every artifact")
+    train.add_argument(
+        "--detach",
+        action="store_true",
+        help=(
+            "with a batch execution (trainer.execution): submit the job, print its id and exit; "
+            "'mlip-autopipec wait OUT' follows it and builds the potential"
+        ),
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -125,6 +134,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gamma.add_argument("run_dir", type=Path, help="run directory of a trained potential")
     gamma.add_argument("data", type=Path, help="structures, any ASE format")
+
+    status = commands.add_parser(
+        "status",
+        help="what a batch run is doing: pending, running, finished or failed",
+        description=(
+            "Say what the run of RUN_DIR is doing: pending (queued), running (with its last "
+            "progress line), finished, or failed (with the reason and the log's end). "
+            "Exit code 0, or 1 for a failed run."
+        ),
+    )
+    status.add_argument("run_dir", type=Path, help="run directory of a batch run")
+
+    wait = commands.add_parser(
+        "wait",
+        help="follow a batch run to its end and build the potential",
+        description=(
+            "Follow the batch job of RUN_DIR (submitted with train --detach) to its end, then "
+            "build the potential, its record and report there, as a followed train does. "
+            "Ctrl-C cancels the job."
+        ),
+    )
+    wait.add_argument("run_dir", type=Path, help="run directory of a batch run")
     return parser
 
 
@@ -138,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             config = load_config(args.config).trainer
             dataset = Dataset.read(args.data)
+            if args.detach:
+                return _submit(config, dataset, args.out, _progress_reporter(config, args))
             return _train(config, dataset, args.out, _progress_reporter(config, args))
         if args.command == "demo":
             return _demo(args)
@@ -149,6 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _select(args)
         if args.command == "gamma":
             return _gamma(args.run_dir, args.data)
+        if args.command == "status":
+            return _status(args.run_dir)
+        if args.command == "wait":
+            return _wait(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ConfigurationError, DatasetValidationError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -181,6 +221,50 @@ def _train(
     log.info("%s", dataset)
     started = time.perf_counter()
     potential = create_trainer(config, on_output_line=progress).train(dataset, out)
+    print(summary(potential, wall_time_s=time.perf_counter() - started))
+    return EXIT_OK
+
+
+def _submit(
+    config: TrainerConfig,
+    dataset: Dataset,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+) -> int:
+    from mlip_autopipec.config.execution import BatchExecution
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer.batch import BatchFit, BatchRecord
+
+    if config.type != "pacemaker" or not isinstance(config.execution, BatchExecution):
+        raise ConfigurationError(
+            [("trainer.execution.type", "--detach needs a batch execution: slurm, pbs or lsf")]
+        )
+    log.info("%s", dataset)
+    run_dir = BatchFit(PacemakerTrainer(config, on_output_line=progress)).submit(dataset, out)
+    record = BatchRecord.load(run_dir)
+    print(f"submitted {record.backend} job {record.job_id}; run directory {run_dir}")
+    print(f"follow it with:  mlip-autopipec wait {run_dir}")
+    print(f"ask about it:    mlip-autopipec status {run_dir}")
+    return EXIT_OK
+
+
+def _status(run_dir: Path) -> int:
+    from mlip_autopipec.infrastructure.trainer.batch_status import describe
+
+    state, text = describe(run_dir)
+    print(text)
+    return EXIT_TRAINING_FAILED if state == "failed" else EXIT_OK
+
+
+def _wait(args: argparse.Namespace) -> int:
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer.batch import BatchFit, BatchRecord
+
+    record = BatchRecord.load(args.run_dir)
+    config = record.config
+    started = time.perf_counter()
+    trainer = PacemakerTrainer(config, on_output_line=_progress_reporter(config, args))
+    potential = BatchFit(trainer).wait(args.run_dir)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK
 

@@ -6,14 +6,17 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
 from mlip_autopipec.config.config_model import TrainerConfig
+from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, TrainerError
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, prepare_workdir
+from mlip_autopipec.infrastructure.trainer.batch_job import JobResult, ProgramStep
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
     FITTING_DATA,
@@ -23,6 +26,7 @@ from mlip_autopipec.infrastructure.trainer.outputs import (
     TRAIN_PREDICTIONS,
     read_prediction_metrics,
 )
+from mlip_autopipec.infrastructure.trainer.pending_run import PendingRun
 from mlip_autopipec.infrastructure.trainer.potential_file import (
     add_metadata,
     potential_metadata,
@@ -59,18 +63,42 @@ class PacemakerTrainer(BaseTrainer):
         self.on_output_line = on_output_line
 
     def train(self, dataset: Dataset, workdir: Path) -> Potential:
+        if isinstance(self.config.execution, BatchExecution):
+            # The compute part runs as a batch job (README, "On a cluster").
+            from mlip_autopipec.infrastructure.trainer.batch import BatchFit
+
+            return BatchFit(self).run(dataset, workdir)
+        environment = program_environment(self.config)
+        prepared = self.prepare(dataset, workdir, environment)
+        workdir = prepared.workdir
+
+        # 5. Fit.
+        with self._step("fitting (pacemaker)"):
+            fit = prepared.compute_steps[0]
+            self._run(fit.argv[0], fit.argv[1:], workdir, fit.log, environment)
+        # 6.-11. .yace, active set, the potential's record, dimer check, report.
+        return self.finish(workdir, prepared.run, job_result=None, environment=environment)
+
+    def prepare(
+        self, dataset: Dataset, workdir: Path, environment: dict[str, str] | None = None
+    ) -> PreparedRun:
+        """Everything before the fit: checks, selection, pacemaker's data file and input.yaml.
+
+        Returns the run directory, what the post-processing needs and the compute steps
+        (pacemaker, then pace_activeset) as argument lists, for this machine or a batch job.
+        """
         executables = self.config.executables
         selecting = self.config.active_set.enabled
+        environment = program_environment(self.config) if environment is None else environment
         # 1. Find the programs (and a previous potential) before anything is written.
         pacemaker = resolve_executable(executables.pacemaker)
-        yaml2yace = resolve_executable(executables.pace_yaml2yace)
+        resolve_executable(executables.pace_yaml2yace)
         activeset = resolve_executable(executables.pace_activeset)
         pace_select = resolve_executable(executables.pace_select) if selecting else None
         previous = self._previous_potential() if selecting else None
         workdir = prepare_workdir(workdir)
         for name in (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET):
             (workdir / name).unlink(missing_ok=True)
-        environment = program_environment(self.config)
 
         # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
         n_training = (
@@ -92,32 +120,73 @@ class PacemakerTrainer(BaseTrainer):
         with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
             self.write_inputs(training_set, workdir, plan)
 
-        # 5. Fit; the baseline and reference energies go into the potential's metadata.
-        with self._step("fitting (pacemaker)"):
-            self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, environment)
-            output_yaml = workdir / OUTPUT_POTENTIAL_YAML
-            self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
-            add_metadata(output_yaml, potential_metadata(plan.baseline, plan.reference_energies))
+        settings = self.config.active_set
+        options = ["-g", str(settings.gamma_tolerance)] + (["-a"] if settings.all_atoms else [])
+        steps = [
+            ProgramStep(name="pacemaker", argv=[pacemaker, INPUT_YAML], log=PACEMAKER_LOG),
+            ProgramStep(
+                name="pace_activeset",
+                argv=[activeset, "-d", FITTING_DATA, *options, OUTPUT_POTENTIAL_YAML],
+                log=ACTIVESET_LOG,
+                required=False,  # a potential without an active set is still a potential
+            ),
+        ]
+        run = PendingRun(
+            elements=dataset.elements,
+            baseline=plan.baseline,
+            reference_energies=plan.reference_energies,
+            shortest_distances=[(a, b, d) for (a, b), d in plan.shortest_distances.items()],
+            selection=selection,
+            provenance=self.provenance(dataset),
+        )
+        return PreparedRun(workdir, run, steps)
 
-        # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
+    def finish(
+        self,
+        workdir: Path,
+        run: PendingRun,
+        job_result: JobResult | None,
+        environment: dict[str, str] | None = None,
+    ) -> Potential:
+        """Everything after the fit: .yace, active set, record, dimer check, report.
+
+        ``job_result`` is the outcome of a batch job, which ran pace_activeset already; None
+        runs it here.
+        """
+        environment = program_environment(self.config) if environment is None else environment
+        # 6. The baseline and reference energies go into the potential's metadata.
+        output_yaml = workdir / OUTPUT_POTENTIAL_YAML
+        self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
+        add_metadata(output_yaml, potential_metadata(run.baseline, run.reference_energies))
+
+        # 7. Convert to .yace (under a temporary name: a .yace exists only when complete).
         with self._step("converting to .yace (pace_yaml2yace)"):
             partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
             self._run(
-                yaml2yace,
+                resolve_executable(self.config.executables.pace_yaml2yace),
                 [OUTPUT_POTENTIAL_YAML, "-o", partial_yace.name],
                 workdir,
                 YAML2YACE_LOG,
                 environment,
             )
             self._require(partial_yace, "pace_yaml2yace wrote no .yace file", YAML2YACE_LOG)
-            set_reference_energies(partial_yace, plan.reference_energies)
+            set_reference_energies(partial_yace, run.reference_energies)
             partial_yace.replace(workdir / POTENTIAL_YACE)
 
-        # 7. Active set of the fitted potential: the extrapolation grade of new structures.
-        with self._step("active set (pace_activeset)"):
-            active_set = self._active_set(activeset, workdir, environment)
+        # 8. Active set of the fitted potential: the extrapolation grade of new structures.
+        if job_result is None:
+            with self._step("active set (pace_activeset)"):
+                active_set = self._active_set(
+                    resolve_executable(self.config.executables.pace_activeset),
+                    workdir,
+                    environment,
+                )
+        else:
+            from mlip_autopipec.infrastructure.trainer.batch import active_set_of_job
 
-        # 8. Read pacemaker's own predictions of the final potential.
+            active_set = active_set_of_job(job_result, workdir)
+
+        # 9. Read pacemaker's own predictions of the final potential.
         self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
         test_path = workdir / TEST_PREDICTIONS
         potential = Potential(
@@ -126,31 +195,31 @@ class PacemakerTrainer(BaseTrainer):
             yace_file=POTENTIAL_YACE,
             yaml_file=OUTPUT_POTENTIAL_YAML,
             active_set_file=active_set,
-            elements=dataset.elements,
+            elements=run.elements,
             cutoff=self.config.cutoff,
-            baseline=plan.baseline,
-            reference_energies=plan.reference_energies,
+            baseline=run.baseline,
+            reference_energies=run.reference_energies,
             train_metrics=read_prediction_metrics(workdir / TRAIN_PREDICTIONS),
             test_metrics=read_prediction_metrics(test_path) if test_path.exists() else None,
-            selection=selection,
-            provenance=self.provenance(dataset),
+            selection=run.selection,
+            provenance=run.provenance,
         )
 
-        # 9. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
+        # 10. Check the deployed potential (ACE + baseline) at short range: isolated dimers.
         with self._step("short-range check (dimers)"):
             checks = check_short_range(
                 potential.ase_calculator(),
                 potential.elements,
                 potential.cutoff,
-                plan.shortest_distances,
+                run.distances(),
                 workdir / DIMERS_PNG,
             )
             potential = potential.model_copy(update={"dimer_checks": tuple(checks)})
 
-        # 10. potential.json is written last: it marks a finished run.
+        # 11. potential.json is written last: it marks a finished run.
         potential.save()
 
-        # 11. The training report; a finished potential stands without it.
+        # 12. The training report; a finished potential stands without it.
         with self._step("training report"):
             self._report(workdir)
         return potential
@@ -281,6 +350,15 @@ class PacemakerTrainer(BaseTrainer):
                 workdir=path.parent,
                 log_path=path.parent / log_name,
             )
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run directory ready for the fit: what the post-processing needs, the compute steps."""
+
+    workdir: Path
+    run: PendingRun
+    compute_steps: list[ProgramStep]
 
 
 def program_environment(config: TrainerConfig) -> dict[str, str]:
