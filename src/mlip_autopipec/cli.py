@@ -165,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     if args.verbose:  # our own DEBUG messages carry the programs' output, line by line
         logging.getLogger("mlip_autopipec").setLevel(logging.DEBUG)
+    else:  # psij (batch jobs) logs every queue poll at INFO
+        logging.getLogger("psij").setLevel(logging.WARNING)
     try:
         if args.command == "train":
             config = load_config(args.config).trainer

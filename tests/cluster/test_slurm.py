@@ -166,6 +166,13 @@ def test_ctrl_c_cancels_the_job(
             time.sleep(0.5)
         job_id = BatchRecord.load(out).job_id
         assert _in_squeue(job_id)
+        name = subprocess.run(
+            ["squeue", "--noheader", "--jobs", job_id, "--format=%j"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert name.stdout.strip() == "mlip-autopipec-run"
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:
@@ -178,6 +185,35 @@ def test_ctrl_c_cancels_the_job(
     assert record.outcome == "cancelled"
     assert not (out / "potential.json").exists()
     assert (out / BATCH_JOB_JSON).exists()
+
+
+def test_a_job_cancelled_by_the_user_ends_as_a_failed_run(
+    slurm: str,
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "sleep")
+    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
+    config = _config(tmp_path / "config.yaml", slurm)
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(out)]
+    assert main([*argv, "--detach"]) == EXIT_OK
+    job_id = BatchRecord.load(out).job_id
+    log = out / "pacemaker.log"
+    while "fake pacemaker starting" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.5)
+    subprocess.run(["scancel", job_id], check=True)
+    capsys.readouterr()
+    assert main(["wait", str(out)]) == EXIT_TRAINING_FAILED
+    assert f"slurm job {job_id} was cancelled" in capsys.readouterr().err
+    assert not (out / "potential.json").exists()
+    assert BatchRecord.load(out).outcome == "failed"
+    # The directory takes a new run once the job has ended.
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "ok")
+    assert main(argv) == EXIT_OK
 
 
 @pytest.mark.slow
@@ -194,7 +230,7 @@ def test_a_real_fit_through_slurm_equals_the_local_fit(slurm: str, tmp_path: Pat
         "type": "pacemaker",
         "cutoff": 4.5,
         "ace_params": {"number_of_functions_per_element": 10},
-        "fit": {"maxiter": 20, "test_size": 0.2, "display_step": 10, "seed": 7},
+        "fit": {"maxiter": 10, "test_size": 0.2, "display_step": 5, "seed": 7},
         "threads": 1,
     }
     local = create_trainer(parse_trainer_config(trainer)).train(dataset, tmp_path / "local")

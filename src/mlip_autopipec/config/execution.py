@@ -83,19 +83,19 @@ class BatchExecution(_Strict):
 class SlurmExecution(BatchExecution):
     """A SLURM batch job (sbatch)."""
 
-    type: Literal["slurm"] = Field(description="SLURM")
+    type: Literal["slurm"] = Field("slurm", description="SLURM")
 
 
 class PbsExecution(BatchExecution):
     """A PBS Pro / OpenPBS batch job (qsub)."""
 
-    type: Literal["pbs"] = Field(description="PBS Pro or OpenPBS")
+    type: Literal["pbs"] = Field("pbs", description="PBS Pro or OpenPBS")
 
 
 class LsfExecution(BatchExecution):
     """An IBM Spectrum LSF batch job (bsub)."""
 
-    type: Literal["lsf"] = Field(description="IBM Spectrum LSF")
+    type: Literal["lsf"] = Field("lsf", description="IBM Spectrum LSF")
 
 
 Execution = Annotated[

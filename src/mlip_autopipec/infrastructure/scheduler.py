@@ -143,6 +143,8 @@ class Scheduler:
             duration=execution.duration,
             queue_name=execution.queue,
             account=execution.account,
+            # psij's SLURM script names the job after its file; this gives it our name.
+            custom_attributes={"slurm.job-name": request.name} if self.backend == "slurm" else None,
         )
         spec = psij.JobSpec(
             executable=request.executable,

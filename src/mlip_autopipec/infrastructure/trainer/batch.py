@@ -170,7 +170,7 @@ class BatchFit:
         log_offset = pacemaker_log.stat().st_size if pacemaker_log.exists() else 0
         request = JobRequest(
             executable=sys.executable,
-            arguments=["-m", "mlip_autopipec.infrastructure.trainer.batch_job", str(run_dir)],
+            arguments=["-m", "mlip_autopipec.infrastructure.trainer.job_entry", str(run_dir)],
             directory=run_dir,
             output=run_dir / JOB_OUTPUT,
             name=f"mlip-autopipec-{run_dir.name}",
@@ -226,7 +226,7 @@ class BatchFit:
                         log.info("%s: %s%s", name, status.state, where if shown == "queued" else "")
                     tail.read()
                     if status.final:
-                        break
+                        return job_result(record, run_dir, status)
                     time.sleep(_FOLLOW_STEP_S)
         except KeyboardInterrupt:
             print(f"\ninterrupted: cancelling {name} ...", file=sys.stderr, flush=True)
@@ -234,7 +234,6 @@ class BatchFit:
             _mark(record, run_dir, "cancelled", f"{name} was cancelled (Ctrl-C)")
             print(f"{name} cancelled", file=sys.stderr, flush=True)
             raise
-        return job_result(record, run_dir, status)
 
 
 def active_set_of_job(job_result: JobResult, workdir: Path) -> str | None:
@@ -304,7 +303,15 @@ def job_result(record: BatchRecord, run_dir: Path, status: JobStatus) -> JobResu
         raise _failure(_mark(record, run_dir, "failed", reason), run_dir, reason)
     failed = result.failed_step
     if failed is not None:
-        reason = f"{failed.name} failed in {name}: {failed.message}{scheduler_says}"
+        stopped = failed.exit_code is None  # by a signal: the scheduler ended the job
+        if stopped and status.state == "cancelled":
+            reason = f"{name} was cancelled; {failed.name} was stopped"
+        elif stopped and status.message:
+            reason = (
+                f"{name} was ended by {record.backend}: {status.message} ({failed.name} stopped)"
+            )
+        else:
+            reason = f"{failed.name} failed in {name}: {failed.message}{scheduler_says}"
         _mark(record, run_dir, "failed", reason)
         raise TrainerError(
             reason,

@@ -1,6 +1,6 @@
-"""The program a batch job runs on the compute node: the fit's programs, one after the other.
+"""What a batch job runs on the compute node: the fit's programs, one after the other.
 
-``python -m mlip_autopipec.infrastructure.trainer.batch_job RUN_DIR`` reads the steps the
+``python -m mlip_autopipec.infrastructure.trainer.job_entry RUN_DIR`` reads the steps the
 trainer wrote (``job_steps.json``: argument lists, log files), runs each with the same runner
 as a local fit (log file, time limit, no orphaned processes) and records how each ended in
 ``job_result.json``. Its exit code is 0 when every required step succeeded.
@@ -8,7 +8,6 @@ as a local fit (log file, time limit, no orphaned processes) and records how eac
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,21 +117,3 @@ def run_steps(run_dir: Path) -> JobResult:
 
 def _save(run_dir: Path, result: JobResult) -> None:
     write_text_atomic(run_dir / JOB_RESULT_JSON, result.model_dump_json(indent=2) + "\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the job: run the steps of the run directory given as the argument."""
-    arguments = sys.argv[1:] if argv is None else argv
-    if len(arguments) != 1:
-        print("usage: python -m mlip_autopipec.infrastructure.trainer.batch_job RUN_DIR")
-        return 2
-    result = run_steps(Path(arguments[0]))
-    failed = result.failed_step
-    if failed is not None:
-        print(f"{failed.name} failed: {failed.message}", flush=True)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -97,6 +97,10 @@ class PacemakerTrainer(BaseTrainer):
         pace_select = resolve_executable(executables.pace_select) if selecting else None
         previous = self._previous_potential() if selecting else None
         workdir = prepare_workdir(workdir)
+        if (workdir / "batch_job.json").exists():  # a batch job may still write here
+            from mlip_autopipec.infrastructure.trainer.batch import refuse_running_job
+
+            refuse_running_job(workdir)
         for name in (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET):
             (workdir / name).unlink(missing_ok=True)
 
