@@ -172,7 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = load_config(args.config).trainer
             dataset = Dataset.read(args.data)
             if args.detach:
-                return _submit(config, dataset, args.out, _progress_reporter(config, args))
+                from mlip_autopipec.cli_batch import submit
+
+                return submit(config, dataset, args.out, _progress_reporter(config, args))
             return _train(config, dataset, args.out, _progress_reporter(config, args))
         if args.command == "demo":
             return _demo(args)
@@ -184,10 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _select(args)
         if args.command == "gamma":
             return _gamma(args.run_dir, args.data)
-        if args.command == "status":
-            return _status(args.run_dir)
-        if args.command == "wait":
-            return _wait(args)
+        if args.command in {"status", "wait"}:
+            from mlip_autopipec import cli_batch
+
+            if args.command == "status":
+                return cli_batch.status(args.run_dir)
+            return cli_batch.wait(args.run_dir, _progress_reporter, args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -223,50 +227,6 @@ def _train(
     log.info("%s", dataset)
     started = time.perf_counter()
     potential = create_trainer(config, on_output_line=progress).train(dataset, out)
-    print(summary(potential, wall_time_s=time.perf_counter() - started))
-    return EXIT_OK
-
-
-def _submit(
-    config: TrainerConfig,
-    dataset: Dataset,
-    out: Path,
-    progress: Callable[[str], None] | None = None,
-) -> int:
-    from mlip_autopipec.config.execution import BatchExecution
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.batch import BatchFit, BatchRecord
-
-    if config.type != "pacemaker" or not isinstance(config.execution, BatchExecution):
-        raise ConfigurationError(
-            [("trainer.execution.type", "--detach needs a batch execution: slurm, pbs or lsf")]
-        )
-    log.info("%s", dataset)
-    run_dir = BatchFit(PacemakerTrainer(config, on_output_line=progress)).submit(dataset, out)
-    record = BatchRecord.load(run_dir)
-    print(f"submitted {record.backend} job {record.job_id}; run directory {run_dir}")
-    print(f"follow it with:  mlip-autopipec wait {run_dir}")
-    print(f"ask about it:    mlip-autopipec status {run_dir}")
-    return EXIT_OK
-
-
-def _status(run_dir: Path) -> int:
-    from mlip_autopipec.infrastructure.trainer.batch_status import describe
-
-    state, text = describe(run_dir)
-    print(text)
-    return EXIT_TRAINING_FAILED if state == "failed" else EXIT_OK
-
-
-def _wait(args: argparse.Namespace) -> int:
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.batch import BatchFit, BatchRecord
-
-    record = BatchRecord.load(args.run_dir)
-    config = record.config
-    started = time.perf_counter()
-    trainer = PacemakerTrainer(config, on_output_line=_progress_reporter(config, args))
-    potential = BatchFit(trainer).wait(args.run_dir)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK
 

@@ -216,6 +216,41 @@ def test_a_job_cancelled_by_the_user_ends_as_a_failed_run(
     assert main(argv) == EXIT_OK
 
 
+def test_status_says_pending_while_the_node_is_busy(
+    slurm: str,
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "sleep")
+    cpus = subprocess.run(
+        ["sinfo", "--noheader", "--partition", slurm, "--format=%c"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
+    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
+    config = _config(tmp_path / "config.yaml", slurm, cpus=int(cpus))  # a whole node each
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run in runs:
+        argv = ["train", "--config", str(config), "--data", str(data), "--out", str(run)]
+        assert main([*argv, "--detach"]) == EXIT_OK
+    jobs = [BatchRecord.load(run).job_id for run in runs]
+    try:
+        log = runs[0] / "pacemaker.log"
+        while "fake pacemaker starting" not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.5)
+        capsys.readouterr()
+        assert main(["status", str(runs[0])]) == EXIT_OK
+        assert capsys.readouterr().out.startswith(f"running: slurm job {jobs[0]}")
+        assert main(["status", str(runs[1])]) == EXIT_OK
+        assert capsys.readouterr().out.startswith(f"pending: slurm job {jobs[1]} is queued")
+    finally:
+        subprocess.run(["scancel", *jobs], check=True)
+
+
 @pytest.mark.slow
 @pytest.mark.requires_pacemaker
 def test_a_real_fit_through_slurm_equals_the_local_fit(slurm: str, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from mlip_autopipec.infrastructure.trainer.batch_job import (
     JobSteps,
     ProgramStep,
 )
-from mlip_autopipec.infrastructure.trainer.pending_run import PendingRun
+from mlip_autopipec.infrastructure.trainer.pending_run import BATCH_JOB_JSON, PendingRun
 from mlip_autopipec.infrastructure.trainer.progress import reporting_step
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BATCH_JOB_JSON = "batch_job.json"
 JOB_OUTPUT = "batch_job.log"
 SETUP_SCRIPT = "job_setup.sh"
 #: psij's files: the job script it generated, the job's exit code.
@@ -151,7 +150,6 @@ class BatchFit:
         # 1. The scheduler and its queue are checked before anything is written.
         scheduler = scheduler_for(self.execution, Path(workdir).resolve())
         scheduler.check()
-        refuse_running_job(workdir)
         # 2. The cheap steps, on this machine: checks, selection, data file, input.yaml.
         prepared = trainer.prepare(dataset, workdir)
         run_dir = prepared.workdir

@@ -26,7 +26,7 @@ from mlip_autopipec.infrastructure.trainer.outputs import (
     TRAIN_PREDICTIONS,
     read_prediction_metrics,
 )
-from mlip_autopipec.infrastructure.trainer.pending_run import PendingRun
+from mlip_autopipec.infrastructure.trainer.pending_run import BATCH_JOB_JSON, PendingRun
 from mlip_autopipec.infrastructure.trainer.potential_file import (
     add_metadata,
     potential_metadata,
@@ -97,7 +97,7 @@ class PacemakerTrainer(BaseTrainer):
         pace_select = resolve_executable(executables.pace_select) if selecting else None
         previous = self._previous_potential() if selecting else None
         workdir = prepare_workdir(workdir)
-        if (workdir / "batch_job.json").exists():  # a batch job may still write here
+        if (workdir / BATCH_JOB_JSON).exists():  # a batch job may still write here
             from mlip_autopipec.infrastructure.trainer.batch import refuse_running_job
 
             refuse_running_job(workdir)

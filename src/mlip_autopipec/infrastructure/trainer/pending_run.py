@@ -7,6 +7,9 @@ from pydantic import BaseModel, ConfigDict
 from mlip_autopipec.config.config_model import Baseline
 from mlip_autopipec.domain_models.potential import Provenance, Selection
 
+#: The record of a batch run (``batch.BatchRecord``), which holds a PendingRun.
+BATCH_JOB_JSON = "batch_job.json"
+
 
 class PendingRun(BaseModel):
     """What the post-processing needs from before the fit (decided from the whole dataset).
