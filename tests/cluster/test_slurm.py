@@ -79,7 +79,11 @@ def test_followed_and_detached_runs_end_alike(
     assert str(followed / "potential.yace") in out and "test:" in out
     record = BatchRecord.load(followed)
     assert record.backend == "slurm" and record.job_id and record.outcome is None
-    assert not _in_squeue(record.job_id)
+    result = json.loads((followed / "job_result.json").read_text())
+    assert [(step["name"], step["succeeded"]) for step in result["steps"]] == [
+        ("pacemaker", True),
+        ("pace_activeset", True),
+    ]
 
     # Detached: train submits and exits; status answers; wait finishes the run.
     assert main([*argv, "--out", str(detached), "--detach"]) == EXIT_OK

@@ -225,6 +225,12 @@ class BatchFit:
                     tail.read()
                     if status.final:
                         return job_result(record, run_dir, status)
+                    # The job records its programs' success as its last act: no need to wait
+                    # for the scheduler's next poll. A failure waits for the scheduler's reason.
+                    finished = read_job_result(run_dir)
+                    if finished is not None and finished.failed_step is None:
+                        log.info("%s: its programs have finished", name)
+                        return finished
                     time.sleep(_FOLLOW_STEP_S)
         except KeyboardInterrupt:
             print(f"\ninterrupted: cancelling {name} ...", file=sys.stderr, flush=True)
@@ -282,13 +288,16 @@ class _LogTail:
                 self.on_line(line)
 
 
+def read_job_result(run_dir: Path) -> JobResult | None:
+    """What the job recorded of its programs (``job_result.json``); None until it has ended."""
+    path = run_dir / JOB_RESULT_JSON
+    return JobResult.model_validate_json(path.read_text()) if path.exists() else None
+
+
 def job_result(record: BatchRecord, run_dir: Path, status: JobStatus) -> JobResult:
     """The job's result when every required program succeeded; else TrainerError (recorded)."""
     name = f"{record.backend} job {record.job_id}"
-    result_path = run_dir / JOB_RESULT_JSON
-    result = (
-        JobResult.model_validate_json(result_path.read_text()) if result_path.exists() else None
-    )
+    result = read_job_result(run_dir)
     scheduler_says = f" ({record.backend}: {status.message})" if status.message else ""
     if result is None:
         if status.state == "cancelled":
