@@ -123,6 +123,27 @@ def test_bad_queue_is_an_error_before_anything_is_written(
     assert not out.exists()
 
 
+def test_a_failed_pacemaker_in_the_job_is_a_failed_run_with_its_log(
+    slurm: str,
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "fail")  # 100 log lines, exit code 3
+    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
+    config = _config(tmp_path / "config.yaml", slurm)
+    out = tmp_path / "run"
+    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out)])
+    assert code == EXIT_TRAINING_FAILED
+    error = capsys.readouterr().err
+    assert "pacemaker failed with exit code 3" in error
+    assert str(out / "pacemaker.log") in error and "log line 100" in error
+    assert not (out / "potential.json").exists()
+    assert not (out / "output_potential.asi").exists()  # the job stopped at the failure
+
+
 def test_time_limit_kill_ends_as_a_failed_run_with_the_reason(
     slurm: str,
     cu_pt_dataset: Dataset,
