@@ -124,13 +124,11 @@ class PacemakerTrainer(BaseTrainer):
         with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
             self.write_inputs(training_set, workdir, plan)
 
-        settings = self.config.active_set
-        options = ["-g", str(settings.gamma_tolerance)] + (["-a"] if settings.all_atoms else [])
         steps = [
             ProgramStep(name="pacemaker", argv=[pacemaker, INPUT_YAML], log=PACEMAKER_LOG),
             ProgramStep(
                 name="pace_activeset",
-                argv=[activeset, "-d", FITTING_DATA, *options, OUTPUT_POTENTIAL_YAML],
+                argv=[activeset, *self._activeset_arguments()],
                 log=ACTIVESET_LOG,
                 required=False,  # a potential without an active set is still a potential
             ),
@@ -305,6 +303,12 @@ class PacemakerTrainer(BaseTrainer):
         except Exception as error:  # a plotting failure must not lose a finished potential
             log.warning("no training report for %s: %s", workdir, error)
 
+    def _activeset_arguments(self) -> list[str]:
+        """pace_activeset's arguments: the training data pacemaker used and the potential."""
+        settings = self.config.active_set
+        options = ["-g", str(settings.gamma_tolerance)] + (["-a"] if settings.all_atoms else [])
+        return ["-d", FITTING_DATA, *options, OUTPUT_POTENTIAL_YAML]
+
     def _active_set(self, activeset: str, workdir: Path, environment: dict[str, str]) -> str | None:
         """Run pace_activeset; its file name, or None (with a warning) when it cannot be built.
 
@@ -312,12 +316,10 @@ class PacemakerTrainer(BaseTrainer):
         grade is unavailable. pace_activeset fails when the training set holds fewer atomic
         environments of an element than the basis has functions for it.
         """
-        settings = self.config.active_set
-        options = ["-g", str(settings.gamma_tolerance)] + (["-a"] if settings.all_atoms else [])
         try:
             self._run(
                 activeset,
-                ["-d", FITTING_DATA, *options, OUTPUT_POTENTIAL_YAML],
+                self._activeset_arguments(),
                 workdir,
                 ACTIVESET_LOG,
                 environment,
