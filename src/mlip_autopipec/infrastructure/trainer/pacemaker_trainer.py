@@ -53,6 +53,7 @@ from mlip_autopipec.infrastructure.trainer.selection import (
     TARGET_BASIS_YAML,
     check_previous_potential,
     keep_all,
+    load_previous_potential,
     requested_count,
     select_structures,
     write_target_basis,
@@ -113,7 +114,7 @@ class PacemakerTrainer(BaseTrainer):
             yaml2yace=resolve_executable(executables.pace_yaml2yace),
             activeset=resolve_executable(executables.pace_activeset),
             pace_select=resolve_executable(executables.pace_select) if selecting else None,
-            previous=self._previous_potential() if selecting else None,
+            previous=load_previous_potential(self.config.active_set) if selecting else None,
         )
         return programs, self.account_for_structures(dataset)
 
@@ -318,7 +319,7 @@ class PacemakerTrainer(BaseTrainer):
                 [("trainer.active_set.enabled", "must be true (with max_structures or fraction)")]
             )
         pace_select = resolve_executable(self.config.executables.pace_select)
-        previous = self._previous_potential()
+        previous = load_previous_potential(self.config.active_set)
         wanted = requested_count(self.config.active_set, len(dataset))
         plan = self.plan_run(dataset, n_training=wanted, fitting=False)
         environment = program_environment(self.config)
@@ -367,17 +368,6 @@ class PacemakerTrainer(BaseTrainer):
             log.info("training report: %s", build_report(workdir))
         except Exception as error:  # a plotting failure must not lose a finished potential
             log.warning("no training report for %s: %s", workdir, error)
-
-    def _previous_potential(self) -> Potential | None:
-        path = self.config.active_set.previous_potential
-        if path is None:
-            return None
-        try:
-            return Potential.load(path)
-        except (FileNotFoundError, ValueError) as error:
-            raise ConfigurationError(
-                [("trainer.active_set.previous_potential", f"cannot load {path}: {error}")]
-            ) from error
 
     @staticmethod
     def _require(path: Path, message: str, log_name: str) -> None:
