@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep a potential that fails the safety checks (dimers, compression): exit 0",
     )
+    train.add_argument(
+        "--detach",
+        action="store_true",
+        help=(
+            "with a batch execution (trainer.execution): submit the job, print its id and exit; "
+            "'mlip-autopipec wait OUT' follows it and builds the potential"
+        ),
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -190,6 +198,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", type=Path, help="labelled structures, any ASE format")
     evaluate.add_argument("--out", type=Path, default=None, help="report directory")
     evaluate.add_argument("--worst", type=int, default=5, help="worst structures to list")
+
+    status = commands.add_parser(
+        "status",
+        help="what a batch run is doing: pending, running, finished or failed",
+        description=(
+            "Say what the run of RUN_DIR is doing: pending (queued), running (with its last "
+            "progress line), finished, or failed (with the reason and the log's end). "
+            "Exit code 0, or 1 for a failed run."
+        ),
+    )
+    status.add_argument("run_dir", type=Path, help="run directory of a batch run")
+
+    wait = commands.add_parser(
+        "wait",
+        help="follow a batch run to its end and build the potential",
+        description=(
+            "Follow the batch job of RUN_DIR (submitted with train --detach) to its end, then "
+            "build the potential, its record and report there, as a followed train does. "
+            "Ctrl-C cancels the job."
+        ),
+    )
+    wait.add_argument("run_dir", type=Path, help="run directory of a batch run")
     return parser
 
 
@@ -199,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     if args.verbose:  # our own DEBUG messages carry the programs' output, line by line
         logging.getLogger("mlip_autopipec").setLevel(logging.DEBUG)
+    else:  # psij (batch jobs) logs every queue poll at INFO
+        logging.getLogger("psij").setLevel(logging.WARNING)
     try:
         return _run_command(args)
     except (ConfigurationError, DatasetValidationError, OutputError, UsageError) as error:
@@ -238,6 +270,10 @@ def _run_command(args: argparse.Namespace) -> int:
             config.accept_failed_checks = True
         dataset = _read_data(args.data, args.trust_pickle)
         test_dataset = None if args.test_data is None else _read_data(args.test_data, False)
+        if args.detach:
+            from mlip_autopipec.cli_batch import submit
+
+            return submit(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
         return _train(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
     if args.command == "demo":
         return _demo(args)
@@ -251,6 +287,12 @@ def _run_command(args: argparse.Namespace) -> int:
         return _gamma(args.run_dir, _read_data(args.data, args.trust_pickle))
     if args.command == "evaluate":
         return _evaluate(args.run_dir, args.data, args.out, args.worst)
+    if args.command in {"status", "wait"}:
+        from mlip_autopipec import cli_batch
+
+        if args.command == "status":
+            return cli_batch.status(args.run_dir)
+        return cli_batch.wait(args.run_dir, _progress_reporter, args)
     raise AssertionError(f"unknown command {args.command}")  # argparse rejects these
 
 

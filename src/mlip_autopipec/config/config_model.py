@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlip_autopipec.config.execution import Execution, LocalExecution
 from mlip_autopipec.errors import ConfigurationError
 
 _ELEMENTS = frozenset(chemical_symbols[1:])
@@ -434,6 +435,13 @@ class TrainerConfig(StrictModel):
             "machine if it has any, else CPU only; '' forces CPU only"
         ),
     )
+    execution: Execution = Field(
+        default_factory=LocalExecution,
+        description=(
+            "where the fit runs: local (this machine) or a batch job of slurm, pbs or lsf "
+            "(README, 'On a cluster')"
+        ),
+    )
 
     @field_validator("cutoff")
     @classmethod
@@ -453,6 +461,22 @@ class TrainerConfig(StrictModel):
             unknown = sorted(key for key in value if key not in _ELEMENTS)
             if unknown:
                 raise ValueError(f"unknown element symbols: {unknown}")
+        return value
+
+    @field_validator("execution")
+    @classmethod
+    def _gpus_of_a_batch_job(cls, value: Any, info: ValidationInfo) -> Any:
+        if value.type != "local" and info.data.get("gpu_devices") is not None:
+            raise ValueError(
+                "gpu_devices chooses GPUs of this machine; for a batch job ask for them "
+                "with execution.gpus"
+            )
+        fit = info.data.get("fit")
+        if value.type != "local" and fit is not None and fit.time_budget is not None:
+            raise ValueError(
+                "fit.time_budget sizes a fit on this machine; a batch job is bounded by "
+                "execution.time_limit: give fit.maxiter instead"
+            )
         return value
 
     @field_validator("b_ref")

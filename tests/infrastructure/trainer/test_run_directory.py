@@ -58,6 +58,28 @@ def test_a_second_claim_names_the_holder(tmp_path: Path) -> None:
         pass
 
 
+def test_a_directory_handed_over_to_a_batch_job_is_taken_back_only_to_finish_it(
+    tmp_path: Path,
+) -> None:
+    with claim_run_directory(tmp_path / "second") as run:
+        (run.path / "batch_job.json").write_text("{}\n")
+        run.hand_over()
+        assert read_manifest(run.path)["status"] == "submitted"  # type: ignore[index]
+    manifest = read_manifest(tmp_path / "second")
+    assert manifest is not None and manifest["status"] == "submitted"  # not "finished"
+    before = (tmp_path / "second" / MANIFEST).read_text()
+    with pytest.raises(OutputError, match=r"holds a batch job submitted from it.*wait"):
+        claim_run_directory(tmp_path / "second")
+    assert (tmp_path / "second" / MANIFEST).read_text() == before  # nothing written
+    with (
+        claim_run_directory(tmp_path / "second", resume=True),
+        pytest.raises(OutputError, match="in use by another run"),
+    ):
+        claim_run_directory(tmp_path / "second", resume=True)
+    manifest = read_manifest(tmp_path / "second")
+    assert manifest is not None and manifest["status"] == "finished"
+
+
 def test_a_rerun_replaces_only_the_results_its_predecessor_wrote(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with claim_run_directory(run_dir) as run:

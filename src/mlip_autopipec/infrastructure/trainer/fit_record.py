@@ -130,3 +130,15 @@ def cost_rows(cost: FitCost) -> list[list[object]]:
     if cost.still_improving is not None:
         rows.append(["not converged", cost.still_improving])
     return rows
+
+
+def log_estimate(
+    sized: SizedFit, fit: FitSettings, n_training: int, *, fixed_test_set: bool
+) -> None:
+    """Say before the fit what it will cost, and warn about a test split too small to mean much
+    (``fixed_test_set``: a test file was given, so there is no split)."""
+    if not fixed_test_set:
+        warn_about_test_split(n_training, fit.test_size)
+    if sized.estimate is not None:
+        budget = "" if fit.time_budget is None else f" (time budget {fit.time_budget:g} s)"
+        log.info("cost estimate: %s%s", sized.estimate.describe(sized.planned_iterations), budget)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from mlip_autopipec.domain_models.potential import FitMetrics
+from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import atomic_path
+from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
+
+if TYPE_CHECKING:
+    from mlip_autopipec.domain_models.dataset import Dataset
+
+log = logging.getLogger(__name__)
 
 OUTPUT_POTENTIAL_YAML = "output_potential.yaml"
 #: The training set as pacemaker split and processed it (its active set is built from it).
@@ -95,6 +104,54 @@ def convert_predictions(
     with atomic_path(npz_path) as temporary, open(temporary, "wb") as stream:
         np.savez_compressed(stream, **{f.name: getattr(arrays, f.name) for f in fields(arrays)})
     return arrays
+
+
+def convert_fit_predictions(
+    workdir: Path,
+    training_set: Dataset,
+    test_dataset: Dataset | None,
+    *,
+    weighting: str,
+    log_name: str,
+) -> dict[str, PredictionArrays]:
+    """pacemaker's ``*_pred.pckl.gzip``, just written in ``workdir``, copied to ``.npz``
+    (:func:`convert_predictions`), by pickle name; raises TrainerError when pacemaker used other
+    numbers of structures or atoms than we wrote (``test_dataset``: the fixed test set we wrote
+    beside the training data), unless ``weighting`` is energy_based, which leaves some out."""
+    written_sets = [training_set] if test_dataset is None else [training_set, test_dataset]
+    symbols = {s.name: s.atoms.get_chemical_symbols() for s in training_set}
+    test_symbols = symbols
+    if test_dataset is not None:
+        test_symbols = {s.name: s.atoms.get_chemical_symbols() for s in test_dataset}
+    predictions = {
+        name: convert_predictions(workdir / name, workdir / npz, known)
+        for name, npz, known in (
+            (TRAIN_PREDICTIONS, TRAIN_PREDICTIONS_NPZ, symbols),
+            (TEST_PREDICTIONS, TEST_PREDICTIONS_NPZ, test_symbols),
+        )
+        if (workdir / name).exists()
+    }
+    used = (
+        sum(len(p.n_atoms) for p in predictions.values()),
+        sum(int(p.n_atoms.sum()) for p in predictions.values()),
+    )
+    written = (
+        sum(len(written_set) for written_set in written_sets),
+        sum(written_set.n_atoms for written_set in written_sets),
+    )
+    if used != written:
+        message = (
+            f"pacemaker fitted {used[0]} structures ({used[1]} atoms) of the {written[0]} "
+            f"({written[1]} atoms) in {DATA_FILE}"
+        )
+        if weighting != "energy_based":
+            raise TrainerError(
+                f"{message}: it dropped some; see {log_name}",
+                workdir=workdir,
+                log_path=workdir / log_name,
+            )
+        log.warning("%s: fit.weighting energy_based leaves out high-energy structures", message)
+    return predictions
 
 
 def read_predictions(path: Path) -> PredictionArrays:

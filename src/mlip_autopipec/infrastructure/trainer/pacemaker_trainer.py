@@ -16,16 +16,18 @@ import yaml
 from mlip_autopipec.analysis.dimers import DIMERS_PNG
 from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_checks
 from mlip_autopipec.config.config_model import TrainerConfig
+from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
-from mlip_autopipec.domain_models.potential import Potential, Selection
+from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, FailedChecksError, TrainerError
-from mlip_autopipec.infrastructure.trainer.base import (
-    DATA_FILE,
-    BaseTrainer,
-    RunPlan,
-    check_test_split,
+from mlip_autopipec.infrastructure.trainer.active_set import (
+    ACTIVE_SET,
+    active_set_of_job,
+    build_active_set,
 )
+from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, check_test_split
+from mlip_autopipec.infrastructure.trainer.batch_job import JobResult
 from mlip_autopipec.infrastructure.trainer.budget import (
     SizedFit,
     size_fit,
@@ -33,21 +35,24 @@ from mlip_autopipec.infrastructure.trainer.budget import (
 )
 from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
 from mlip_autopipec.infrastructure.trainer.fit_record import (
+    log_estimate,
     measured_cost,
     warn_about_test_set,
-    warn_about_test_split,
 )
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.outputs import (
-    FITTING_DATA,
     OUTPUT_POTENTIAL_YAML,
     RESULT_FILES,
     TEST_PREDICTIONS,
-    TEST_PREDICTIONS_NPZ,
     TRAIN_PREDICTIONS,
-    TRAIN_PREDICTIONS_NPZ,
     PredictionArrays,
-    convert_predictions,
+    convert_fit_predictions,
+)
+from mlip_autopipec.infrastructure.trainer.pending_run import (
+    PendingRun,
+    PreparedRun,
+    Programs,
+    refuse_running_job,
 )
 from mlip_autopipec.infrastructure.trainer.potential_file import (
     add_metadata,
@@ -62,6 +67,7 @@ from mlip_autopipec.infrastructure.trainer.selection import (
     TARGET_BASIS_YAML,
     check_previous_potential,
     keep_all,
+    load_previous_potential,
     requested_count,
     select_structures,
     write_target_basis,
@@ -72,9 +78,9 @@ log = logging.getLogger(__name__)
 POTENTIAL_YACE = "potential.yace"
 PACEMAKER_LOG = "pacemaker.log"
 YAML2YACE_LOG = "pace_yaml2yace.log"
-ACTIVESET_LOG = "pace_activeset.log"
-ACTIVE_SET = "output_potential.asi"
 CANDIDATES = "candidates.pckl.gzip"
+#: What a new fit must not find stale in its run directory.
+REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
 
 
 class PacemakerTrainer(BaseTrainer):
@@ -90,48 +96,73 @@ class PacemakerTrainer(BaseTrainer):
         self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
     ) -> Potential:
         started = time.monotonic()  # a time budget covers the whole training
+        if isinstance(self.config.execution, BatchExecution):
+            # The compute part runs as a batch job (README, "On a cluster").
+            from mlip_autopipec.infrastructure.trainer.batch import BatchFit
+
+            return BatchFit(self).run(dataset, workdir, test_dataset=test_dataset)
+        # 1. Find the programs, check the data, before anything is written.
+        programs, accounted = self.check_inputs(dataset, test_dataset)
+        refuse_running_job(workdir)  # a batch job may still write there
+        environment = program_environment(self.config)
+        with claim_run_directory(workdir, replaces=REPLACED) as run:
+            # 2.-4. Plan, select, write pacemaker's input.
+            prepared = self.prepare(
+                accounted, test_dataset, run.path, programs, environment, budget_from=started
+            )
+            # 5. Fit (ended at the deadline of a time budget, if any); the baseline and
+            #    reference energies go into the potential's metadata.
+            sized = prepared.sized
+            fit_environment = dict(environment)
+            if sized is not None and sized.optimiser_time_s is not None:
+                fit_environment[DEADLINE_ENV] = repr(time.time() + sized.optimiser_time_s)
+            with self._step("fitting (pacemaker)"):
+                fit_started = datetime.now()  # local time, as pacemaker's log
+                self._run(
+                    programs.pacemaker, [INPUT_YAML], run.path, PACEMAKER_LOG, fit_environment
+                )
+                predictions = self.read_fit(prepared)
+            cost = None
+            if sized is not None:
+                log_path = run.path / PACEMAKER_LOG
+                cost = measured_cost(run.path, log_path, sized, self.config.fit, fit_started)
+            # 6.-12. .yace, active set, record, safety gate, report.
+            return self.finish(prepared, predictions, environment, cost=cost)
+
+    def check_inputs(
+        self, dataset: Dataset, test_dataset: Dataset | None
+    ) -> tuple[Programs, AccountedDataset]:
+        """The programs (and a previous potential) of the fit, and the structures to fit:
+        those pacemaker would drop silently (free atoms, lone atoms) are decided on."""
         executables = self.config.executables
         if test_dataset is not None:
             self.check_test_dataset(dataset, test_dataset)
         selecting = self.config.active_set.enabled
-        # 1. Find the programs (and a previous potential) before anything is written.
-        pacemaker = resolve_executable(executables.pacemaker)
-        yaml2yace = resolve_executable(executables.pace_yaml2yace)
-        activeset = resolve_executable(executables.pace_activeset)
-        pace_select = resolve_executable(executables.pace_select) if selecting else None
-        previous = self._previous_potential() if selecting else None
-        # Structures pacemaker would drop silently (free atoms, lone atoms) are decided on.
-        accounted = self.account_for_structures(dataset)
-        replaced = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
-        with claim_run_directory(workdir, replaces=replaced) as run:
-            return self._train(
-                accounted,
-                test_dataset,
-                run.path,
-                pacemaker,
-                yaml2yace,
-                activeset,
-                pace_select,
-                previous,
-                started,
-            )
+        programs = Programs(
+            pacemaker=resolve_executable(executables.pacemaker),
+            yaml2yace=resolve_executable(executables.pace_yaml2yace),
+            activeset=resolve_executable(executables.pace_activeset),
+            pace_select=resolve_executable(executables.pace_select) if selecting else None,
+            previous=load_previous_potential(self.config.active_set) if selecting else None,
+        )
+        return programs, self.account_for_structures(dataset)
 
-    def _train(
+    def prepare(
         self,
         accounted: AccountedDataset,
         test_dataset: Dataset | None,
         workdir: Path,
-        pacemaker: str,
-        yaml2yace: str,
-        activeset: str,
-        pace_select: str | None,
-        previous: Potential | None,
-        started: float,
-    ) -> Potential:
-        """The run itself, in a claimed and locked ``workdir`` (``started``: time.monotonic()
-        when train() was called, from which a time budget counts)."""
+        programs: Programs,
+        environment: dict[str, str],
+        budget_from: float | None = None,
+    ) -> PreparedRun:
+        """Everything before the fit, in a claimed and locked ``workdir``: reference energies,
+        baseline, selection, the cost estimate, pacemaker's data file(s) and input.yaml.
+
+        ``budget_from`` (time.monotonic() when the training began) sizes the fit on this
+        machine, to ``fit.time_budget`` if one is set; None (a batch job) does not."""
         dataset = accounted.fit
-        environment = program_environment(self.config)
+        pace_select = programs.pace_select
 
         # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
         n_training = len(dataset)
@@ -152,70 +183,100 @@ class PacemakerTrainer(BaseTrainer):
         if pace_select is not None:
             with self._step("selecting structures (pace_select)"):
                 selection = self._select(
-                    dataset, plan, n_training, pace_select, previous, workdir, environment
+                    dataset, plan, n_training, pace_select, programs.previous, workdir, environment
                 )
             training_set = dataset.subset(selection.indices)
 
         # 3b. What the fit will cost; with a time budget, the iterations (and basis) it allows.
-        sized = self._size_fit(training_set, plan, time.monotonic() - started, test_dataset)
-        plan = replace(plan, pacemaker_input=sized.pacemaker_input)
-        fit_environment = dict(environment)
-        if sized.optimiser_time_s is not None:
-            plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
-            fit_environment[DEADLINE_ENV] = repr(time.time() + sized.optimiser_time_s)
+        sized = None
+        if budget_from is not None:
+            sized = self._size_fit(training_set, plan, time.monotonic() - budget_from, test_dataset)
+            plan = replace(plan, pacemaker_input=sized.pacemaker_input)
+            if sized.optimiser_time_s is not None:
+                plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
 
         # 4. Write the data file and input.yaml (a selection may have found fewer structures).
         if test_dataset is None:
             check_test_split(self.config.fit.test_size, len(training_set))
         with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
             self.write_inputs(training_set, workdir, plan, test_dataset)
+        run = PendingRun(
+            elements=dataset.elements,
+            baseline=plan.baseline,
+            reference_energies=plan.reference_energies,
+            reference_energies_warning=plan.reference_energies_warning,
+            shortest_distances=[(a, b, d) for (a, b), d in plan.shortest_distances.items()],
+            selection=selection,
+            provenance=self.provenance(dataset),
+            fixed_test_set=test_dataset is not None,
+        )
+        return PreparedRun(workdir, run, training_set, test_dataset, sized)
 
-        # 5. Fit; the baseline and reference energies go into the potential's metadata.
-        with self._step("fitting (pacemaker)"):
-            fit_started = datetime.now()  # local time, as pacemaker's log
-            self._run(pacemaker, [INPUT_YAML], workdir, PACEMAKER_LOG, fit_environment)
-            cost = measured_cost(
-                workdir,
-                workdir / PACEMAKER_LOG,
-                sized,
-                self.config.fit,
-                fit_started,
-            )
-            output_yaml = workdir / OUTPUT_POTENTIAL_YAML
-            self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
-            try:
-                add_metadata(
-                    output_yaml, potential_metadata(plan.baseline, plan.reference_energies)
-                )
-            except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as error:
-                raise TrainerError(
-                    f"pacemaker wrote an unreadable {OUTPUT_POTENTIAL_YAML} "
-                    f"({type(error).__name__}: {str(error).splitlines()[0]})",
-                    workdir=workdir,
-                    log_path=workdir / PACEMAKER_LOG,
-                ) from error
+    def read_fit(self, prepared: PreparedRun) -> dict[str, PredictionArrays]:
+        """Right after pacemaker: metadata into its potential, and its predictions copied to a
+        format that cannot run code; every structure and atom we wrote must be in them."""
+        workdir, run = prepared.workdir, prepared.run
+        output_yaml = workdir / OUTPUT_POTENTIAL_YAML
+        self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
+        try:
+            add_metadata(output_yaml, potential_metadata(run.baseline, run.reference_energies))
+        except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as error:
+            raise TrainerError(
+                f"pacemaker wrote an unreadable {OUTPUT_POTENTIAL_YAML} "
+                f"({type(error).__name__}: {str(error).splitlines()[0]})",
+                workdir=workdir,
+                log_path=workdir / PACEMAKER_LOG,
+            ) from error
+        self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
+        return convert_fit_predictions(
+            workdir,
+            prepared.training_set,
+            prepared.test_dataset,
+            weighting=self.config.fit.weighting,
+            log_name=PACEMAKER_LOG,
+        )
 
-            # Its predictions, copied at once to a format that cannot run code; every
-            # structure and atom we wrote must be in them.
-            predictions = self._convert_predictions(workdir, training_set, test_dataset)
+    def finish(
+        self,
+        prepared: PreparedRun,
+        predictions: dict[str, PredictionArrays],
+        environment: dict[str, str],
+        job_result: JobResult | None = None,
+        cost: FitCost | None = None,
+    ) -> Potential:
+        """Everything after the fit: .yace, active set, record, safety gate, report.
 
+        ``job_result``: the batch job that ran pace_activeset already; None runs it here.
+        ``cost``: the fit's estimated and measured cost, for the record.
+        """
+        workdir, run = prepared.workdir, prepared.run
         # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
         with self._step("converting to .yace (pace_yaml2yace)"):
             partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
             self._run(
-                yaml2yace,
+                resolve_executable(self.config.executables.pace_yaml2yace),
                 [OUTPUT_POTENTIAL_YAML, "-o", partial_yace.name],
                 workdir,
                 YAML2YACE_LOG,
                 environment,
             )
             self._require(partial_yace, "pace_yaml2yace wrote no .yace file", YAML2YACE_LOG)
-            set_reference_energies(partial_yace, plan.reference_energies)
+            set_reference_energies(partial_yace, run.reference_energies)
             partial_yace.replace(workdir / POTENTIAL_YACE)
 
         # 7. Active set of the fitted potential: the extrapolation grade of new structures.
-        with self._step("active set (pace_activeset)"):
-            active_set = self._active_set(activeset, workdir, environment)
+        if job_result is None:
+            with self._step("active set (pace_activeset)"):
+                active_set = build_active_set(
+                    resolve_executable(self.config.executables.pace_activeset),
+                    self.config.active_set,
+                    workdir,
+                    lambda program, arguments, log_name: self._run(
+                        program, arguments, workdir, log_name, environment
+                    ),
+                )
+        else:
+            active_set = active_set_of_job(job_result, workdir)
 
         # 8. The record, with pacemaker's own errors of the final potential.
         potential = Potential(
@@ -225,18 +286,18 @@ class PacemakerTrainer(BaseTrainer):
             yaml_file=OUTPUT_POTENTIAL_YAML,
             active_set_file=active_set,
             gamma_tolerance=self.config.active_set.gamma_tolerance,
-            elements=dataset.elements,
+            elements=run.elements,
             cutoff=self.config.cutoff,
-            baseline=plan.baseline,
-            reference_energies=plan.reference_energies,
-            reference_energies_warning=plan.reference_energies_warning,
+            baseline=run.baseline,
+            reference_energies=run.reference_energies,
+            reference_energies_warning=run.reference_energies_warning,
             train_metrics=predictions[TRAIN_PREDICTIONS].metrics,
             test_metrics=(
                 predictions[TEST_PREDICTIONS].metrics if TEST_PREDICTIONS in predictions else None
             ),
-            selection=selection,
+            selection=run.selection,
             cost=cost,
-            provenance=self.provenance(dataset),
+            provenance=run.provenance,
         )
         if TEST_PREDICTIONS in predictions:
             warn_about_test_set(predictions[TEST_PREDICTIONS].symbols.tolist(), potential.elements)
@@ -248,8 +309,8 @@ class PacemakerTrainer(BaseTrainer):
                 potential.ase_calculator(),
                 potential.elements,
                 potential.cutoff,
-                plan.shortest_distances,
-                training_set,
+                run.distances(),
+                prepared.training_set,
                 workdir / DIMERS_PNG,
             )
             potential = potential.model_copy(
@@ -276,48 +337,6 @@ class PacemakerTrainer(BaseTrainer):
             log.warning("%s\naccepted (accept_failed_checks)", message)
         return potential
 
-    def _convert_predictions(
-        self, workdir: Path, training_set: Dataset, test_dataset: Dataset | None
-    ) -> dict[str, PredictionArrays]:
-        """pacemaker's ``*_pred.pckl.gzip``, just written, copied to ``.npz``; raises
-        TrainerError when pacemaker used other numbers of structures or atoms than we wrote
-        (``test_dataset``: the fixed test set we wrote beside the training data)."""
-        self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
-        written_sets = [training_set] if test_dataset is None else [training_set, test_dataset]
-        symbols = {s.name: s.atoms.get_chemical_symbols() for s in training_set}
-        test_symbols = symbols
-        if test_dataset is not None:
-            test_symbols = {s.name: s.atoms.get_chemical_symbols() for s in test_dataset}
-        predictions = {
-            name: convert_predictions(workdir / name, workdir / npz, known)
-            for name, npz, known in (
-                (TRAIN_PREDICTIONS, TRAIN_PREDICTIONS_NPZ, symbols),
-                (TEST_PREDICTIONS, TEST_PREDICTIONS_NPZ, test_symbols),
-            )
-            if (workdir / name).exists()
-        }
-        used = (
-            sum(len(p.n_atoms) for p in predictions.values()),
-            sum(int(p.n_atoms.sum()) for p in predictions.values()),
-        )
-        written = (
-            sum(len(written_set) for written_set in written_sets),
-            sum(written_set.n_atoms for written_set in written_sets),
-        )
-        if used != written:
-            message = (
-                f"pacemaker fitted {used[0]} structures ({used[1]} atoms) of the {written[0]} "
-                f"({written[1]} atoms) in {DATA_FILE}"
-            )
-            if self.config.fit.weighting != "energy_based":
-                raise TrainerError(
-                    f"{message}: it dropped some; see {PACEMAKER_LOG}",
-                    workdir=workdir,
-                    log_path=workdir / PACEMAKER_LOG,
-                )
-            log.warning("%s: fit.weighting energy_based leaves out high-energy structures", message)
-        return predictions
-
     def _size_fit(
         self,
         training_set: Dataset,
@@ -327,22 +346,15 @@ class PacemakerTrainer(BaseTrainer):
     ) -> SizedFit:
         """The cost estimate, logged before the fit; the progress bar counts the planned
         iterations."""
-        fit = self.config.fit
-        if test_dataset is None:
-            warn_about_test_split(len(training_set), fit.test_size)
         sized = size_fit(
             plan.pacemaker_input,
             training_set,
-            fit,
+            self.config.fit,
             basis_given=self.config.ace_params.number_of_functions_per_element is not None,
             threads=self.config.threads or os.cpu_count() or 1,
             elapsed_s=elapsed_s,
         )
-        if sized.estimate is not None:
-            budget = "" if fit.time_budget is None else f" (time budget {fit.time_budget:g} s)"
-            log.info(
-                "cost estimate: %s%s", sized.estimate.describe(sized.planned_iterations), budget
-            )
+        log_estimate(sized, self.config.fit, len(training_set), fixed_test_set=bool(test_dataset))
         if isinstance(self.on_output_line, ProgressReporter):
             self.on_output_line.maxiter = sized.planned_iterations
         return sized
@@ -375,7 +387,7 @@ class PacemakerTrainer(BaseTrainer):
                 [("trainer.active_set.enabled", "must be true (with max_structures or fraction)")]
             )
         pace_select = resolve_executable(self.config.executables.pace_select)
-        previous = self._previous_potential()
+        previous = load_previous_potential(self.config.active_set)
         wanted = requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
         plan = self.plan_run(dataset, n_training=wanted, fitting=False)
         environment = program_environment(self.config)
@@ -424,47 +436,6 @@ class PacemakerTrainer(BaseTrainer):
             log.info("training report: %s", build_report(workdir))
         except Exception as error:  # a plotting failure must not lose a finished potential
             log.warning("no training report for %s: %s", workdir, error)
-
-    def _active_set(self, activeset: str, workdir: Path, environment: dict[str, str]) -> str | None:
-        """Run pace_activeset; its file name, or None (with a warning) when it cannot be built.
-
-        A potential without an active set is still a valid potential: only its extrapolation
-        grade is unavailable. pace_activeset fails when the training set holds fewer atomic
-        environments of an element than the basis has functions for it.
-        """
-        settings = self.config.active_set
-        options = ["-g", str(settings.gamma_tolerance)] + (["-a"] if settings.all_atoms else [])
-        try:
-            self._run(
-                activeset,
-                ["-d", FITTING_DATA, *options, OUTPUT_POTENTIAL_YAML],
-                workdir,
-                ACTIVESET_LOG,
-                environment,
-            )
-            self._require(workdir / ACTIVE_SET, "pace_activeset wrote no active set", ACTIVESET_LOG)
-        except TrainerError as error:
-            (workdir / ACTIVE_SET).unlink(missing_ok=True)
-            reason = error.log_tail[-1] if error.log_tail else error.message
-            log.warning(
-                "the potential has no active set, so no extrapolation grade: pace_activeset "
-                "failed (%s; see %s)",
-                reason.strip(),
-                workdir / ACTIVESET_LOG,
-            )
-            return None
-        return ACTIVE_SET
-
-    def _previous_potential(self) -> Potential | None:
-        path = self.config.active_set.previous_potential
-        if path is None:
-            return None
-        try:
-            return Potential.load(path)
-        except (FileNotFoundError, ValueError) as error:
-            raise ConfigurationError(
-                [("trainer.active_set.previous_potential", f"cannot load {path}: {error}")]
-            ) from error
 
     @staticmethod
     def _require(path: Path, message: str, log_name: str) -> None:

@@ -9,6 +9,9 @@ A run claims its directory with :func:`claim_run_directory` before it writes any
 - the manifest says ``running`` (with PID, host and start time) while the run lives, and
   ``finished``, ``failed`` or ``interrupted`` when it ends, with the files it left. A manifest
   still saying ``running`` when the lock is free means that run was killed;
+- ``submitted``: a batch job submitted from the directory may still write there (the lock is
+  released when the submitting process exits); only a claim with ``resume`` (``wait``, which
+  follows the job and finishes the run) takes such a directory;
 - files of an earlier run are replaced only if that run wrote them.
 """
 
@@ -39,6 +42,8 @@ LOCK_FILE = ".mlip-autopipec.lock"
 #: A finished run's record: such a run is never replaced.
 FINISHED_RECORD = POTENTIAL_JSON
 _OWN_FILES = (MANIFEST, LOCK_FILE)
+#: The status of a run handed over to a batch job (:meth:`RunDirectory.hand_over`).
+SUBMITTED = "submitted"
 
 
 def is_ours(directory: Path) -> bool:
@@ -77,6 +82,7 @@ class RunDirectory:
         self.path = path
         self.previous = previous
         self._lock_fd: int | None = lock_fd
+        self._handed_over = False
         self._started = time.time()
         self._manifest: dict[str, Any] = {
             "tool": "mlip-autopipec",
@@ -98,6 +104,8 @@ class RunDirectory:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._handed_over:  # the manifest says so already; the lock is released
+            return
         if kind is None:
             status = "finished"
         elif issubclass(kind, KeyboardInterrupt | SystemExit):
@@ -119,6 +127,14 @@ class RunDirectory:
         self._manifest |= {"status": status, "finished_at": _now(), "files": sorted(files)}
         self._write_manifest()
 
+    def hand_over(self) -> None:
+        """Leave the directory to a batch job submitted from it: the manifest says
+        ``submitted`` (not finished) and the lock is released; a claim with ``resume`` takes
+        it back."""
+        self.finish(SUBMITTED)
+        self._handed_over = True
+        self.release()
+
     def release(self) -> None:
         """Release the lock (the kernel does it anyway when the process ends)."""
         if self._lock_fd is not None:
@@ -129,12 +145,15 @@ class RunDirectory:
         write_text_atomic(self.path / MANIFEST, json.dumps(self._manifest, indent=1) + "\n")
 
 
-def claim_run_directory(directory: Path, *, replaces: Iterable[str] = ()) -> RunDirectory:
+def claim_run_directory(
+    directory: Path, *, replaces: Iterable[str] = (), resume: bool = False
+) -> RunDirectory:
     """Create or take over ``directory`` for one run, locked; raise OutputError (nothing written)
     when it holds files that are not ours, a finished run, or another run's lock.
 
     ``replaces`` are the names of result files a rerun must not find stale: those an earlier
-    run of ours left are removed; one we did not write is an error.
+    run of ours left are removed; one we did not write is an error. A directory handed over to
+    a batch job (status ``submitted``) is taken only with ``resume``: to finish that run.
     """
     path = Path(directory).absolute()
     _check_claimable(path)
@@ -150,7 +169,17 @@ def claim_run_directory(directory: Path, *, replaces: Iterable[str] = ()) -> Run
         # Under the lock: what the first look saw may have changed.
         _check_claimable(path)
         previous = read_manifest(path)
-        if previous is not None and previous.get("status") == "running":
+        if previous is not None and previous.get("status") == SUBMITTED and not resume:
+            raise OutputError(
+                f"{path} holds a batch job submitted from it (at {previous.get('finished_at')}) "
+                f"that may still write there: 'mlip-autopipec wait {path}' follows it to its end "
+                "(or says how it ended); choose another output directory meanwhile",
+                path=path,
+            )
+        if previous is not None and previous.get("status") == "running" and resume:
+            log.info("the process that followed the batch job in %s ended early", path)
+            previous = previous | {"status": "killed"}
+        elif previous is not None and previous.get("status") == "running":
             log.warning(
                 "the previous run in %s (PID %s on %s, started %s) was killed before it "
                 "finished; its files are replaced",

@@ -101,6 +101,19 @@ def _dataset_indices(chosen: pd.DataFrame, candidates: pd.DataFrame) -> list[int
     return indices
 
 
+def load_previous_potential(settings: ActiveSetSettings) -> Potential | None:
+    """The potential of the previous generation (``active_set.previous_potential``), or None."""
+    path = settings.previous_potential
+    if path is None:
+        return None
+    try:
+        return Potential.load(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigurationError(
+            [("trainer.active_set.previous_potential", f"cannot load {path}: {error}")]
+        ) from error
+
+
 def check_previous_potential(previous: Potential, dataset: Dataset) -> tuple[Path, Path]:
     """The B-basis and active set files of the previous generation, checked against the data."""
     field = "trainer.active_set.previous_potential"

@@ -1,0 +1,71 @@
+"""The CLI's batch commands: ``train --detach``, ``status RUN_DIR`` and ``wait RUN_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mlip_autopipec.cli import EXIT_OK, EXIT_TRAINING_FAILED, summary
+from mlip_autopipec.config.config_model import TrainerConfig
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.errors import ConfigurationError
+
+log = logging.getLogger("mlip_autopipec")
+
+
+def submit(
+    config: TrainerConfig,
+    dataset: Dataset,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+    test_dataset: Dataset | None = None,
+) -> int:
+    """Submit the batch job of a fit, say how to follow it, and exit."""
+    from mlip_autopipec.config.execution import BatchExecution
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer.batch import BatchFit
+    from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
+
+    if config.type != "pacemaker" or not isinstance(config.execution, BatchExecution):
+        raise ConfigurationError(
+            [("trainer.execution.type", "--detach needs a batch execution: slurm, pbs or lsf")]
+        )
+    log.info("%s", dataset)
+    trainer = PacemakerTrainer(config, on_output_line=progress)
+    run_dir = BatchFit(trainer).submit(dataset, out, test_dataset=test_dataset)
+    record = BatchRecord.load(run_dir)
+    print(f"submitted {record.backend} job {record.job_id}; run directory {run_dir}")
+    print(f"follow it with:  mlip-autopipec wait {run_dir}")
+    print(f"ask about it:    mlip-autopipec status {run_dir}")
+    return EXIT_OK
+
+
+def status(run_dir: Path) -> int:
+    """Print what the run of ``run_dir`` is doing; exit 1 for a failed run."""
+    from mlip_autopipec.infrastructure.trainer.batch_status import describe
+
+    state, text = describe(run_dir)
+    print(text)
+    return EXIT_TRAINING_FAILED if state == "failed" else EXIT_OK
+
+
+def wait(
+    run_dir: Path,
+    progress_reporter: Callable[[TrainerConfig, argparse.Namespace], Callable[[str], None] | None],
+    args: argparse.Namespace,
+) -> int:
+    """Follow the job of ``run_dir`` to its end and build the potential, as ``train`` does."""
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer.batch import BatchFit
+    from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
+
+    record = BatchRecord.load(run_dir)
+    config = record.config
+    started = time.perf_counter()
+    trainer = PacemakerTrainer(config, on_output_line=progress_reporter(config, args))
+    potential = BatchFit(trainer).wait(run_dir)
+    print(summary(potential, wall_time_s=time.perf_counter() - started))
+    return EXIT_OK

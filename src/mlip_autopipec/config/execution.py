@@ -1,0 +1,117 @@
+"""Where the fit runs: on this machine (default) or as a batch job of a cluster's scheduler."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
+
+#: [days-]hours:minutes:seconds, as SLURM, PBS and LSF users write it.
+_DURATION = re.compile(r"^(?:(?P<days>\d+)-)?(?P<hours>\d+):(?P<minutes>\d\d):(?P<seconds>\d\d)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LocalExecution(_Strict):
+    """The programs run as child processes of mlip-autopipec, on this machine."""
+
+    type: Literal["local"] = Field("local", description="run on this machine")
+
+
+class BatchExecution(_Strict):
+    """The compute part of a fit (pacemaker, then pace_activeset) runs as one batch job.
+
+    The run directory must be on a filesystem that the compute nodes share with this machine,
+    and this Python environment must be reachable from them at the same path.
+    """
+
+    queue: str | None = Field(None, description="queue (SLURM partition); None: the default one")
+    account: str | None = Field(None, description="account/project charged for the job")
+    time_limit: str = Field(
+        description=(
+            "wall-time limit of the job, [days-]hours:minutes:seconds (e.g. '12:00:00'); the "
+            "scheduler kills the job when it is exceeded"
+        )
+    )
+    nodes: PositiveInt = Field(1, description="nodes (pacemaker itself uses one)")
+    cpus: PositiveInt = Field(
+        1, description="CPU cores for the job; pacemaker's threads unless trainer.threads is set"
+    )
+    gpus: NonNegativeInt = Field(
+        0, description="GPUs for the job, visible to pacemaker (TensorFlow); 0: CPU only"
+    )
+    setup: list[str] = Field(
+        default_factory=list,
+        description=(
+            "shell lines run in the job before the programs, e.g. 'module load cuda/12' (the "
+            "only shell text of the job: the programs themselves run from argument lists)"
+        ),
+    )
+    poll_seconds: PositiveFloat = Field(
+        10.0, description="s between queries of the job's state while it is followed"
+    )
+
+    @field_validator("time_limit")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value) is None:
+            raise ValueError(
+                "expected [days-]hours:minutes:seconds, e.g. '12:00:00' or '1-00:00:00'"
+            )
+        return value
+
+    @property
+    def duration(self) -> timedelta:
+        """The time limit as a timedelta."""
+        duration = parse_duration(self.time_limit)
+        assert duration is not None  # checked on validation
+        return duration
+
+
+class SlurmExecution(BatchExecution):
+    """A SLURM batch job (sbatch)."""
+
+    type: Literal["slurm"] = Field("slurm", description="SLURM")
+
+
+class PbsExecution(BatchExecution):
+    """A PBS Pro / OpenPBS batch job (qsub)."""
+
+    type: Literal["pbs"] = Field("pbs", description="PBS Pro or OpenPBS")
+
+
+class LsfExecution(BatchExecution):
+    """An IBM Spectrum LSF batch job (bsub)."""
+
+    type: Literal["lsf"] = Field("lsf", description="IBM Spectrum LSF")
+
+
+Execution = Annotated[
+    LocalExecution | SlurmExecution | PbsExecution | LsfExecution, Field(discriminator="type")
+]
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """``[days-]hours:minutes:seconds`` as a positive timedelta; None if it is not one."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        return None
+    minutes, seconds = int(match["minutes"]), int(match["seconds"])
+    if minutes > 59 or seconds > 59:
+        return None
+    duration = timedelta(
+        days=int(match["days"] or 0), hours=int(match["hours"]), minutes=minutes, seconds=seconds
+    )
+    return duration if duration > timedelta(0) else None

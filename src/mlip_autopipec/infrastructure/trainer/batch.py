@@ -1,0 +1,390 @@
+"""A fit whose compute part runs as one batch job: submit, follow, finish, and what it is doing.
+
+The cheap steps stay on the login node: checks, reference energies, selection, the data file and
+input.yaml before the job; metadata, ``.yace``, dimer check, report after it. The job runs
+pacemaker and then pace_activeset (``batch_job.py``) in the run directory, which must be on a
+filesystem shared with the compute nodes. ``batch_job.json`` records the backend, the job id,
+the submission time and everything the post-processing needs, so that ``mlip-autopipec wait``
+in another process ends a detached run exactly as a followed one ends.
+
+The run directory is claimed (``run_directory``) before anything is written. A followed run
+holds its lock through submission, following and post-processing; a detached run hands the
+directory over to its job (manifest ``submitted``, lock released), and ``wait`` takes the lock
+back before it follows the job, so that only one process finishes a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from mlip_autopipec.config.config_model import TrainerConfig
+from mlip_autopipec.config.execution import BatchExecution
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
+from mlip_autopipec.errors import TrainerError
+from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.infrastructure.scheduler import JobRequest, JobStatus, Scheduler
+from mlip_autopipec.infrastructure.trainer.active_set import ACTIVESET_LOG, activeset_arguments
+from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
+from mlip_autopipec.infrastructure.trainer.batch_job import (
+    JOB_RESULT_JSON,
+    JOB_STEPS_JSON,
+    JobResult,
+    JobSteps,
+    ProgramStep,
+)
+from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
+from mlip_autopipec.infrastructure.trainer.pending_run import (
+    BATCH_JOB_JSON,
+    TEST_SET,
+    BatchRecord,
+    PreparedRun,
+    Programs,
+    refuse_running_job,
+)
+from mlip_autopipec.infrastructure.trainer.progress import reporting_step
+from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
+
+if TYPE_CHECKING:
+    from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
+    from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTrainer
+
+log = logging.getLogger(__name__)
+
+JOB_OUTPUT = "batch_job.log"
+SETUP_SCRIPT = "job_setup.sh"
+#: psij's files: the job script it generated, the job's exit code.
+SCHEDULER_DIR = "scheduler"
+#: What a batch run writes besides a local one's files (a new run replaces them).
+BATCH_FILES = (BATCH_JOB_JSON, JOB_STEPS_JSON, JOB_RESULT_JSON, JOB_OUTPUT, SETUP_SCRIPT, TEST_SET)
+LOG_TAIL_LINES = 40
+#: s between reads of the log and of the job's state while following; the scheduler itself is
+#: asked every ``execution.poll_seconds``.
+_FOLLOW_STEP_S = 1.0
+
+
+def job_environment(config: TrainerConfig, execution: BatchExecution) -> dict[str, str]:
+    """Threads and GPUs for pacemaker on the node: the job's cores, its GPUs or none.
+
+    With ``gpus > 0`` CUDA_VISIBLE_DEVICES is left to the scheduler, which sets it to the GPUs
+    it allocated; with ``gpus: 0`` CUDA is hidden, as ``gpu_devices: ''`` does locally.
+    """
+    threads = str(config.threads or execution.cpus)
+    environment = {
+        "OMP_NUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+        "TF_CPP_MIN_LOG_LEVEL": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if execution.gpus == 0:
+        environment["CUDA_VISIBLE_DEVICES"] = "-1"
+    return environment
+
+
+def scheduler_for(
+    execution: BatchExecution, run_dir: Path, poll_s: float | None = None
+) -> Scheduler:
+    return Scheduler(execution, run_dir / SCHEDULER_DIR, poll_s or execution.poll_seconds)
+
+
+class BatchFit:
+    """Runs the compute part of ``trainer``'s fit as a batch job (``trainer.execution``)."""
+
+    def __init__(self, trainer: PacemakerTrainer) -> None:
+        execution = trainer.config.execution
+        if not isinstance(execution, BatchExecution):
+            raise ValueError("BatchFit needs a batch execution (slurm, pbs or lsf)")
+        self.trainer = trainer
+        self.execution = execution
+
+    def run(
+        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+    ) -> Potential:
+        """Submit, follow and finish (``train`` with a batch execution), holding the run
+        directory's lock throughout."""
+        programs, accounted = self._check(dataset, workdir, test_dataset)
+        with claim_run_directory(workdir, replaces=self._replaced()) as run:
+            record, prepared = self._submit(programs, accounted, test_dataset, run.path)
+            result = self._follow(record, run.path)
+            return self._finish(record, run.path, result, prepared)
+
+    def submit(
+        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+    ) -> Path:
+        """Prepare the run directory and submit the job (``train --detach``); the directory is
+        handed over to the job (manifest ``submitted``, lock released). Returns it."""
+        programs, accounted = self._check(dataset, workdir, test_dataset)
+        with claim_run_directory(workdir, replaces=self._replaced()) as run:
+            self._submit(programs, accounted, test_dataset, run.path)
+            run.hand_over()
+        return run.path
+
+    def wait(self, run_dir: Path) -> Potential:
+        """Follow the job of ``run_dir`` to its end, then build the potential on this machine.
+
+        Takes the run directory's lock first: a second ``wait`` is refused (OutputError) while
+        one follows the job. Ctrl-C cancels the job (and says so). A job that failed or was
+        ended by the scheduler raises TrainerError with the reason, and is recorded as failed.
+        """
+        run_dir = Path(run_dir).absolute()
+        if (run_dir / POTENTIAL_JSON).exists():
+            return Potential.load(run_dir)
+        BatchRecord.load(run_dir)  # FileNotFoundError when there is no batch job to follow
+        with claim_run_directory(run_dir, resume=True) as run:
+            record = BatchRecord.load(run.path)  # under the lock: as the last process left it
+            if record.outcome is not None:
+                raise _failure(record, run.path, record.reason or record.outcome)
+            result = self._follow(record, run.path)
+            return self._finish(record, run.path, result)
+
+    def _check(
+        self, dataset: Dataset, workdir: Path, test_dataset: Dataset | None
+    ) -> tuple[Programs, AccountedDataset]:
+        """The scheduler and its queue, the programs, the data and the run directory's job,
+        checked before anything is written."""
+        scheduler_for(self.execution, Path(workdir).absolute()).check()
+        programs, accounted = self.trainer.check_inputs(dataset, test_dataset)
+        refuse_running_job(workdir)
+        return programs, accounted
+
+    @staticmethod
+    def _replaced() -> tuple[str, ...]:
+        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import REPLACED
+
+        return (*REPLACED, *BATCH_FILES)
+
+    def _submit(
+        self,
+        programs: Programs,
+        accounted: AccountedDataset,
+        test_dataset: Dataset | None,
+        run_dir: Path,
+    ) -> tuple[BatchRecord, PreparedRun]:
+        """The cheap steps on this machine, then the job; its record is saved in ``run_dir``."""
+        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
+            PACEMAKER_LOG,
+            program_environment,
+        )
+
+        trainer = self.trainer
+        # 2.-4. Checks, selection, data file, input.yaml (pace_select runs here).
+        environment = program_environment(trainer.config)
+        prepared = trainer.prepare(accounted, test_dataset, run_dir, programs, environment)
+        if test_dataset is not None:  # for wait in another process: a copy that runs no code
+            test_dataset.write(run_dir / TEST_SET)
+        # 5. The job: its steps, the user's setup lines, then the submission.
+        steps = JobSteps(
+            steps=compute_steps(programs, trainer.config),
+            time_limit_s=trainer.config.time_limit_seconds,
+        )
+        write_text_atomic(run_dir / JOB_STEPS_JSON, steps.model_dump_json(indent=2) + "\n")
+        setup = None
+        if self.execution.setup:
+            setup = run_dir / SETUP_SCRIPT
+            write_text_atomic(setup, "\n".join(self.execution.setup) + "\n")
+        pacemaker_log = run_dir / PACEMAKER_LOG
+        log_offset = pacemaker_log.stat().st_size if pacemaker_log.exists() else 0
+        request = JobRequest(
+            executable=sys.executable,
+            arguments=["-m", "mlip_autopipec.infrastructure.trainer.job_entry", str(run_dir)],
+            directory=run_dir,
+            output=run_dir / JOB_OUTPUT,
+            name=f"mlip-autopipec-{run_dir.name}",
+            environment=job_environment(trainer.config, self.execution),
+            setup_script=setup,
+        )
+        scheduler = scheduler_for(self.execution, run_dir)
+        with reporting_step(trainer.on_output_line, f"submitting to {self.execution.type}"):
+            job = scheduler.submit(request)
+        assert job.native_id is not None
+        record = BatchRecord(
+            backend=self.execution.type,
+            job_id=job.native_id,
+            submitted_at=datetime.now(UTC),
+            queue=self.execution.queue,
+            config=trainer.config,
+            run=prepared.run,
+            log_offset=log_offset,
+        )
+        record.save(run_dir)
+        return record, prepared
+
+    def _finish(
+        self,
+        record: BatchRecord,
+        run_dir: Path,
+        result: JobResult,
+        prepared: PreparedRun | None = None,
+    ) -> Potential:
+        """Everything a local fit does after pacemaker, in the locked ``run_dir``. ``prepared``
+        is None in another process than the submitting one: the structures written for the
+        fit are then read from their safe copies (extxyz), never from pacemaker's pickles."""
+        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import program_environment
+
+        trainer = self.trainer
+        if prepared is None:
+            test_path = run_dir / TEST_SET
+            prepared = PreparedRun(
+                run_dir,
+                record.run,
+                Dataset.read(run_dir / TRAINING_SET),
+                Dataset.read(test_path) if record.run.fixed_test_set else None,
+            )
+        with reporting_step(trainer.on_output_line, "reading pacemaker's results"):
+            predictions = trainer.read_fit(prepared)
+        return trainer.finish(
+            prepared, predictions, program_environment(trainer.config), job_result=result
+        )
+
+    def _follow(self, record: BatchRecord, run_dir: Path) -> JobResult:
+        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
+
+        scheduler = scheduler_for(record.execution, run_dir)
+        job = scheduler.attach(record.job_id)
+        name = f"{record.backend} job {record.job_id}"
+        tail = _LogTail(run_dir / PACEMAKER_LOG, record.log_offset, self.trainer.on_output_line)
+        shown: str | None = None
+        try:
+            with reporting_step(self.trainer.on_output_line, f"fitting (pacemaker) in {name}"):
+                while True:
+                    status = scheduler.status(job)
+                    if status.state != shown and status.state != "unknown":
+                        shown = status.state
+                        where = f" in queue {record.queue}" if record.queue else ""
+                        log.info("%s: %s%s", name, status.state, where if shown == "queued" else "")
+                    tail.read()
+                    if status.final:
+                        return job_result(record, run_dir, status)
+                    # The job records its programs' success as its last act: no need to wait
+                    # for the scheduler's next poll. A failure waits for the scheduler's reason.
+                    finished = read_job_result(run_dir)
+                    if finished is not None and finished.failed_step is None:
+                        log.info("%s: its programs have finished", name)
+                        return finished
+                    time.sleep(_FOLLOW_STEP_S)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: cancelling {name} ...", file=sys.stderr, flush=True)
+            scheduler.cancel(job)
+            _mark(record, run_dir, "cancelled", f"{name} was cancelled (Ctrl-C)")
+            print(f"{name} cancelled", file=sys.stderr, flush=True)
+            raise
+
+
+def compute_steps(programs: Programs, config: TrainerConfig) -> list[ProgramStep]:
+    """What the job runs: pacemaker, then pace_activeset (on large data it needs the node)."""
+    from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
+
+    return [
+        ProgramStep(name="pacemaker", argv=[programs.pacemaker, INPUT_YAML], log=PACEMAKER_LOG),
+        ProgramStep(
+            name="pace_activeset",
+            argv=[programs.activeset, *activeset_arguments(config.active_set)],
+            log=ACTIVESET_LOG,
+            required=False,  # a potential without an active set is still a potential
+        ),
+    ]
+
+
+class _LogTail:
+    """Passes the lines a program appends to its log file on to ``on_line``."""
+
+    def __init__(self, path: Path, offset: int, on_line: Callable[[str], None] | None) -> None:
+        self.path = path
+        self.offset = offset
+        self.on_line = on_line
+        self._partial = ""
+
+    def read(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8", errors="replace") as stream:
+            stream.seek(self.offset)
+            text = stream.read()
+            self.offset = stream.tell()
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()  # an unfinished last line waits for its end
+        if self.on_line is not None:
+            for line in lines:
+                self.on_line(line)
+
+
+def read_job_result(run_dir: Path) -> JobResult | None:
+    """What the job recorded of its programs (``job_result.json``); None until it has ended."""
+    path = run_dir / JOB_RESULT_JSON
+    return JobResult.model_validate_json(path.read_text()) if path.exists() else None
+
+
+def job_result(record: BatchRecord, run_dir: Path, status: JobStatus) -> JobResult:
+    """The job's result when every required program succeeded; else TrainerError (recorded)."""
+    name = f"{record.backend} job {record.job_id}"
+    result = read_job_result(run_dir)
+    scheduler_says = f" ({record.backend}: {status.message})" if status.message else ""
+    if result is None:
+        if status.state == "cancelled":
+            reason = f"{name} was cancelled before its programs finished{scheduler_says}"
+        else:
+            reason = (
+                f"{name} ended ({status.state}) without finishing its programs: the scheduler "
+                f"ended it (time limit, node failure or cancellation){scheduler_says}"
+            )
+        raise _failure(_mark(record, run_dir, "failed", reason), run_dir, reason)
+    failed = result.failed_step
+    if failed is not None:
+        stopped = failed.exit_code is None  # by a signal: the scheduler ended the job
+        if stopped and status.state == "cancelled":
+            reason = f"{name} was cancelled; {failed.name} was stopped"
+        elif stopped and status.message:
+            reason = (
+                f"{name} was ended by {record.backend}: {status.message} ({failed.name} stopped)"
+            )
+        else:
+            reason = f"{failed.name} failed in {name}: {failed.message}{scheduler_says}"
+        _mark(record, run_dir, "failed", reason)
+        raise TrainerError(
+            reason,
+            exit_code=failed.exit_code,
+            workdir=run_dir,
+            log_path=run_dir / next(s.log for s in _steps(run_dir) if s.name == failed.name),
+            log_tail=failed.log_tail or log_tail(run_dir),
+        )
+    return result
+
+
+def _steps(run_dir: Path) -> list[ProgramStep]:
+    return JobSteps.model_validate_json((run_dir / JOB_STEPS_JSON).read_text()).steps
+
+
+def _mark(
+    record: BatchRecord, run_dir: Path, outcome: Literal["failed", "cancelled"], reason: str
+) -> BatchRecord:
+    marked = record.model_copy(update={"outcome": outcome, "reason": reason})
+    marked.save(run_dir)
+    return marked
+
+
+def _failure(record: BatchRecord, run_dir: Path, reason: str) -> TrainerError:
+    from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
+
+    return TrainerError(
+        reason, workdir=run_dir, log_path=run_dir / PACEMAKER_LOG, log_tail=log_tail(run_dir)
+    )
+
+
+def log_tail(run_dir: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last lines of pacemaker's log in ``run_dir`` (the job's own output if there is none)."""
+    from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
+
+    for name in (PACEMAKER_LOG, JOB_OUTPUT):
+        path = run_dir / name
+        if path.exists() and path.stat().st_size > 0:
+            with open(path, encoding="utf-8", errors="replace") as stream:
+                return [line.rstrip("\n") for line in deque(stream, maxlen=lines)]
+    return []
