@@ -276,6 +276,14 @@ def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structure
     assert "also in the training data" in caplog.text
     assert (out / "evaluation.json").exists()
 
+    # An earlier evaluation's files are replaced only when asked.
+    before = (out / "evaluation.txt").read_bytes()
+    assert main(["evaluate", str(run), str(data), "--out", str(out)]) == EXIT_BAD_INPUT
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "evaluation.txt").read_bytes() == before
+    assert main(["evaluate", str(run), str(data), "--out", str(out), "--overwrite"]) == EXIT_OK
+    assert (out / "evaluation.txt").read_bytes() != before
+
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_evaluate_refuses_elements_the_potential_does_not_know(

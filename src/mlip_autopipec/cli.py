@@ -198,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", type=Path, help="labelled structures, any ASE format")
     evaluate.add_argument("--out", type=Path, default=None, help="report directory")
     evaluate.add_argument("--worst", type=int, default=5, help="worst structures to list")
+    evaluate.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier evaluation in the report directory",
+    )
 
     status = commands.add_parser(
         "status",
@@ -286,7 +291,7 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "gamma":
         return _gamma(args.run_dir, _read_data(args.data, args.trust_pickle))
     if args.command == "evaluate":
-        return _evaluate(args.run_dir, args.data, args.out, args.worst)
+        return _evaluate(args.run_dir, args.data, args.out, args.worst, args.overwrite)
     if args.command in {"status", "wait"}:
         from mlip_autopipec import cli_batch
 
@@ -425,16 +430,23 @@ def _gamma(run_dir: Path, data: Dataset) -> int:
     return EXIT_OK
 
 
-def _evaluate(run_dir: Path, data: Path, out: Path | None, worst: int) -> int:
+def _evaluate(run_dir: Path, data: Path, out: Path | None, worst: int, overwrite: bool) -> int:
     from mlip_autopipec.analysis.evaluation import (
+        EVALUATION_FILES,
         evaluate_potential,
         format_evaluation,
         overlap_warning,
         write_evaluation,
     )
     from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
+    from mlip_autopipec.infrastructure.trainer.run_directory import refuse_to_overwrite
 
     potential = _load_potential(run_dir)
+    report = out or potential.run_dir / f"evaluation_{data.name.split('.')[0]}"
+    if report.exists() and not report.is_dir():
+        raise UsageError(f"the report directory {report} is a file")
+    for name in EVALUATION_FILES:
+        refuse_to_overwrite(report / name, overwrite=overwrite, what="evaluation file")
     dataset = _read_data(data, trust_pickle=False)
     unknown = sorted(set(dataset.elements) - set(potential.elements))
     if unknown:
@@ -449,7 +461,6 @@ def _evaluate(run_dir: Path, data: Path, out: Path | None, worst: int) -> int:
         if warning is not None:
             log.warning("%s", warning)
     evaluation = evaluate_potential(potential, dataset)
-    report = out or potential.run_dir / f"evaluation_{data.name.split('.')[0]}"
     write_evaluation(evaluation, report, worst=worst)
     print(format_evaluation(evaluation, worst))
     print(f"report: {report}")

@@ -59,3 +59,18 @@ def test_gpu_devices_belong_to_local_runs() -> None:
             {"type": "pacemaker", "cutoff": 5.0, "gpu_devices": "0", "execution": execution}
         )
     assert "execution.gpus" in str(error.value)
+
+
+def test_a_time_budget_belongs_to_local_runs() -> None:
+    execution = {"type": "slurm", "time_limit": "01:00:00"}
+    with pytest.raises(ConfigurationError) as error:
+        parse_trainer_config(
+            {
+                "type": "pacemaker",
+                "cutoff": 5.0,
+                "fit": {"time_budget": "30min"},
+                "execution": execution,
+            }
+        )
+    assert "trainer.execution" in str(error.value)
+    assert "execution.time_limit: give fit.maxiter instead" in str(error.value)

@@ -18,6 +18,8 @@ EVALUATION_JSON = "evaluation.json"
 EVALUATION_TXT = "evaluation.txt"
 ENERGY_PARITY_PNG = "energy_parity.png"
 FORCE_PARITY_PNG = "force_parity.png"
+#: Every file an evaluation writes into its report directory.
+EVALUATION_FILES = (EVALUATION_JSON, EVALUATION_TXT, ENERGY_PARITY_PNG, FORCE_PARITY_PNG)
 
 
 @dataclass(frozen=True)
