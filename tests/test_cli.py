@@ -261,6 +261,7 @@ def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structure
     assert "6 structures" in printed and "forces by element: Cu RMSE" in printed
     assert "worst 3 structures (by force RMSE)" in printed
     assert "max gamma" in printed
+    assert "extrapolate (gamma > 1.01)" in printed  # the active set's tolerance, not 1
     report = run / "evaluation_unseen"
     record = json.loads((report / "evaluation.json").read_text())
     assert len(record["structures"]) == 6

@@ -49,6 +49,8 @@ class Evaluation:
     force_reference: np.ndarray
     force_predicted: np.ndarray
     force_elements: np.ndarray
+    #: Above this gamma a structure lies outside the training set (the active set's tolerance).
+    gamma_tolerance: float = 1.0
 
     def worst(self, count: int = 5) -> list[StructureError]:
         """The structures with the largest force RMSE, worst first."""
@@ -103,6 +105,7 @@ def evaluate_potential(potential: Potential, dataset: Dataset) -> Evaluation:
         reference,
         predicted,
         elements,
+        potential.gamma_tolerance,
     )
 
 
@@ -198,8 +201,11 @@ def format_evaluation(evaluation: Evaluation, worst: int = 5) -> str:
     ]
     gammas = [s.max_gamma for s in evaluation.structures if s.max_gamma is not None]
     if gammas:
-        outside = sum(gamma > 1.0 for gamma in gammas)
-        lines.append(f"max gamma {max(gammas):.2f}; {outside} structures with gamma > 1")
+        tolerance = evaluation.gamma_tolerance
+        outside = sum(gamma > tolerance for gamma in gammas)
+        lines.append(
+            f"max gamma {max(gammas):.2f}; {outside} structures extrapolate (gamma > {tolerance:g})"
+        )
     shortest = [s.shortest_distance for s in evaluation.structures if s.shortest_distance]
     if shortest:
         lines.append(f"shortest interatomic distance {min(shortest):.3f} Å")
