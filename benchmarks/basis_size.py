@@ -31,9 +31,8 @@ from ase.build import bulk
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
-from mlip_autopipec.domain_models.potential import FitMetrics, Potential
+from mlip_autopipec.domain_models.potential import FitMetrics, Potential, metrics_from_errors
 from mlip_autopipec.infrastructure.trainer import create_trainer
-from mlip_autopipec.infrastructure.trainer.outputs import metrics_from_errors
 from mlip_autopipec.oracle.emt import label_with_emt
 
 REPO = Path(__file__).resolve().parent.parent

@@ -22,9 +22,8 @@ import numpy as np
 from mlip_autopipec.analysis.extrapolation import extrapolation_grades
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import FitMetrics, Potential
+from mlip_autopipec.domain_models.potential import FitMetrics, Potential, metrics_from_errors
 from mlip_autopipec.infrastructure.trainer import create_trainer
-from mlip_autopipec.infrastructure.trainer.outputs import metrics_from_errors
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
-from mlip_autopipec.domain_models.potential import FitMetrics, Potential
+from mlip_autopipec.domain_models.potential import (
+    FitMetrics,
+    Potential,
+    metrics_from_errors,
+    rmse_mae_mev,
+)
 
 #: Files of an evaluation report.
 EVALUATION_JSON = "evaluation.json"
@@ -85,17 +90,11 @@ def evaluate_potential(potential: Potential, dataset: Dataset) -> Evaluation:
     elements = np.array(symbols)
     force_error = predicted - reference
     energy_error = np.array(energy_pred) - np.array(energy_ref)
-    by_element = {
-        element: _rmse_mae_mev(force_error[elements == element]) for element in sorted(set(symbols))
-    }
-    totals = _rmse_mae_mev(energy_error), _rmse_mae_mev(force_error)
-    metrics = FitMetrics(
-        energy_rmse_mev_per_atom=totals[0]["rmse"],
-        energy_mae_mev_per_atom=totals[0]["mae"],
-        force_rmse_mev_per_angstrom=totals[1]["rmse"],
-        force_mae_mev_per_angstrom=totals[1]["mae"],
-        n_structures=len(dataset),
-    )
+    by_element = {}
+    for element in sorted(set(symbols)):
+        rmse, mae = rmse_mae_mev(force_error[elements == element])
+        by_element[element] = {"rmse": rmse, "mae": mae}
+    metrics = metrics_from_errors(energy_error, force_error)
     return Evaluation(
         metrics,
         by_element,
@@ -125,19 +124,11 @@ def _structure_error(
         name=structure.name,
         n_atoms=structure.n_atoms,
         energy_error_mev_per_atom=1000 * (energy - structure.energy) / structure.n_atoms,
-        force_rmse_mev_per_angstrom=1000 * float(np.sqrt(np.mean(error**2))),
+        force_rmse_mev_per_angstrom=rmse_mae_mev(error)[0],
         max_force_error_mev_per_angstrom=1000 * float(np.linalg.norm(error, axis=1).max()),
         shortest_distance=float(distances.min()) if len(distances) else None,
         max_gamma=gamma,
     )
-
-
-def _rmse_mae_mev(error_ev: np.ndarray) -> dict[str, float]:
-    values = np.asarray(error_ev, dtype=float).ravel()
-    return {
-        "rmse": 1000 * float(np.sqrt(np.mean(values**2))),
-        "mae": 1000 * float(np.mean(np.abs(values))),
-    }
 
 
 # -- overlap of two datasets ----------------------------------------------------------------------

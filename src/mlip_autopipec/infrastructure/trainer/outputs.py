@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mlip_autopipec.domain_models.potential import FitMetrics
+from mlip_autopipec.domain_models.potential import FitMetrics, metrics_from_errors
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import atomic_path
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
@@ -174,18 +174,3 @@ def read_prediction_metrics(path: Path) -> FitMetrics:
     (meV/atom), forces per Cartesian component (meV/Å).
     """
     return read_predictions(path).metrics
-
-
-def metrics_from_errors(
-    energy_error_ev_per_atom: np.ndarray, force_error_ev_per_angstrom: np.ndarray
-) -> FitMetrics:
-    """RMSE and MAE in meV/atom and meV/Å from per-structure and per-component errors in eV."""
-    energy = np.asarray(energy_error_ev_per_atom, dtype=float)
-    forces = np.asarray(force_error_ev_per_angstrom, dtype=float).ravel()
-    return FitMetrics(
-        energy_rmse_mev_per_atom=1000 * float(np.sqrt(np.mean(energy**2))),
-        energy_mae_mev_per_atom=1000 * float(np.mean(np.abs(energy))),
-        force_rmse_mev_per_angstrom=1000 * float(np.sqrt(np.mean(forces**2))),
-        force_mae_mev_per_angstrom=1000 * float(np.mean(np.abs(forces))),
-        n_structures=len(energy),
-    )

@@ -22,7 +22,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mlip_autopipec.analysis.dimers import DIMERS_PNG as RUN_DIMERS_PNG
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitMetrics, Potential
+from mlip_autopipec.domain_models.potential import (
+    POTENTIAL_JSON,
+    FitMetrics,
+    Potential,
+    rmse_mae_mev,
+)
 from mlip_autopipec.files import atomic_path
 from mlip_autopipec.infrastructure.trainer.fit_record import cost_rows
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
@@ -337,7 +342,7 @@ def _plot_force_parity(predictions: Sequence[Predictions]) -> Figure:
         point_colours = np.empty(p.force_reference.shape, dtype=object)
         for element, mask, colour in groups:
             error = (p.force_predicted[mask] - p.force_reference[mask]).ravel()
-            rmse, mae = _rmse_mae_mev(error)
+            rmse, mae = rmse_mae_mev(error)
             point_colours[mask] = colour
             label = f"{element} ({error.size} comp.): RMSE {rmse:.1f}, MAE {mae:.1f} meV/Å"
             axes.scatter([], [], s=12, color=colour, label=label)  # legend entry only
@@ -567,19 +572,13 @@ def _force_by_element(p: Predictions) -> dict[str, dict[str, float]]:
     for element in sorted(set(p.symbols.tolist())):
         mask = p.symbols == element
         error = p.force_predicted[mask] - p.force_reference[mask]
-        rmse, mae = _rmse_mae_mev(error)
+        rmse, mae = rmse_mae_mev(error)
         result[element] = {
             "force_rmse_mev_per_angstrom": rmse,
             "force_mae_mev_per_angstrom": mae,
             "n_atoms": int(mask.sum()),
         }
     return result
-
-
-def _rmse_mae_mev(error_ev: np.ndarray) -> tuple[float, float]:
-    """RMSE and MAE in meV(/Å) of errors in eV(/Å)."""
-    error = np.ravel(error_ev)
-    return 1000 * float(np.sqrt(np.mean(error**2))), 1000 * float(np.mean(np.abs(error)))
 
 
 # -- HTML -----------------------------------------------------------------------------------------
