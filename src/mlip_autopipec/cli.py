@@ -353,7 +353,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(run_dir: Path, compute_dimers: bool, overwrite: bool) -> int:
-    from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, build_report
+    from mlip_autopipec.report import REPORT_DIR, build_report
     from mlip_autopipec.infrastructure.trainer.run_directory import is_ours
 
     if not (is_ours(run_dir) or (run_dir / POTENTIAL_JSON).is_file()):
@@ -530,7 +530,7 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     lines += [f"FAILED CHECK: {failure}" for failure in failures if failure]
     if potential.reference_energies_warning is not None:
         lines.append(f"WARNING: {potential.reference_energies_warning}")
-    from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, REPORT_HTML
+    from mlip_autopipec.report import REPORT_DIR, REPORT_HTML
 
     report = potential.run_dir / REPORT_DIR / REPORT_HTML
     if report.exists():

@@ -430,7 +430,7 @@ class PacemakerTrainer(BaseTrainer):
     @staticmethod
     def _report(workdir: Path) -> None:
         # Imported here: the report module imports this package.
-        from mlip_autopipec.infrastructure.trainer.report import build_report
+        from mlip_autopipec.report import build_report
 
         try:
             log.info("training report: %s", build_report(workdir))

@@ -19,7 +19,7 @@ from mlip_autopipec.infrastructure.trainer.outputs import (
     TRAIN_PREDICTIONS_NPZ,
     read_prediction_metrics,
 )
-from mlip_autopipec.infrastructure.trainer.report import (
+from mlip_autopipec.report import (
     DIMERS_PNG,
     ERROR_HISTOGRAMS_PNG,
     LEARNING_CURVE_PNG,
@@ -30,7 +30,7 @@ from mlip_autopipec.infrastructure.trainer.report import (
     build_report,
 )
 
-RECORDED_RUN = Path(__file__).parents[2] / "data" / "recorded_run"
+RECORDED_RUN = Path(__file__).parents[1] / "data" / "recorded_run"
 PLOTS = (PARITY_ENERGY_PNG, PARITY_FORCES_PNG, ERROR_HISTOGRAMS_PNG, LEARNING_CURVE_PNG)
 
 
