@@ -31,7 +31,8 @@ from ase.build import bulk
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
-from mlip_autopipec.domain_models.potential import FitMetrics, Potential, metrics_from_errors
+from mlip_autopipec.domain_models.metrics import FitMetrics, metrics_from_errors, rmse_mae_mev
+from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.trainer import create_trainer
 from mlip_autopipec.oracle.emt import label_with_emt
 
@@ -114,7 +115,7 @@ def main() -> None:
     )
     for name, train, test, sizes in cases:
         n_elements = len(train.elements)
-        raw_force = 1000 * float(np.sqrt(np.mean(np.vstack([s.forces for s in test]) ** 2)))
+        raw_force = rmse_mae_mev(np.vstack([s.forces for s in test]))[0]
         for functions in sizes:
             config = parse_trainer_config(
                 {

@@ -22,7 +22,8 @@ import numpy as np
 from mlip_autopipec.analysis.extrapolation import extrapolation_grades
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import FitMetrics, Potential, metrics_from_errors
+from mlip_autopipec.domain_models.metrics import FitMetrics, metrics_from_errors
+from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.trainer import create_trainer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,8 @@ from pathlib import Path
 from mlip_autopipec import __version__
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitCost, FitMetrics, Potential
+from mlip_autopipec.domain_models.metrics import FitMetrics
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitCost, Potential
 from mlip_autopipec.errors import (
     ConfigurationError,
     DatasetValidationError,
@@ -353,8 +354,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(run_dir: Path, compute_dimers: bool, overwrite: bool) -> int:
-    from mlip_autopipec.report import REPORT_DIR, build_report
     from mlip_autopipec.infrastructure.trainer.run_directory import is_ours
+    from mlip_autopipec.report import REPORT_DIR, build_report
 
     if not (is_ours(run_dir) or (run_dir / POTENTIAL_JSON).is_file()):
         raise UsageError(

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from mlip_autopipec.config.config_model import NoBaseline, ZBLBaseline
-from mlip_autopipec.domain_models.potential import FitMetrics, Potential, Provenance
+from mlip_autopipec.domain_models.metrics import FitMetrics
+from mlip_autopipec.domain_models.potential import Potential, Provenance
 
 
 def _potential(run_dir: Path) -> Potential:

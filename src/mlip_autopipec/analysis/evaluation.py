@@ -11,12 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
-from mlip_autopipec.domain_models.potential import (
-    FitMetrics,
-    Potential,
-    metrics_from_errors,
-    rmse_mae_mev,
-)
+from mlip_autopipec.domain_models.metrics import FitMetrics, metrics_from_errors, rmse_mae_mev
+from mlip_autopipec.domain_models.potential import Potential
 
 #: Files of an evaluation report.
 EVALUATION_JSON = "evaluation.json"

@@ -26,6 +26,7 @@ from mlip_autopipec.domain_models.baseline import (
     pair_potential,
     zbl_pair_cutoffs,
 )
+from mlip_autopipec.domain_models.metrics import FitMetrics
 from mlip_autopipec.files import write_text_atomic
 
 if TYPE_CHECKING:
@@ -37,37 +38,6 @@ POTENTIAL_JSON = "potential.json"
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FitMetrics(_Record):
-    """Errors of a potential on one set of structures (energies per atom, force components)."""
-
-    energy_rmse_mev_per_atom: float
-    energy_mae_mev_per_atom: float
-    force_rmse_mev_per_angstrom: float
-    force_mae_mev_per_angstrom: float
-    n_structures: int | None = None
-
-
-def rmse_mae_mev(error_ev: np.ndarray) -> tuple[float, float]:
-    """RMSE and MAE in meV (per atom, per Å) of errors given in eV (per atom, per Å)."""
-    error = np.asarray(error_ev, dtype=float).ravel()
-    return 1000 * float(np.sqrt(np.mean(error**2))), 1000 * float(np.mean(np.abs(error)))
-
-
-def metrics_from_errors(
-    energy_error_ev_per_atom: np.ndarray, force_error_ev_per_angstrom: np.ndarray
-) -> FitMetrics:
-    """RMSE and MAE in meV/atom and meV/Å from per-structure and per-component errors in eV."""
-    energy_rmse, energy_mae = rmse_mae_mev(energy_error_ev_per_atom)
-    force_rmse, force_mae = rmse_mae_mev(force_error_ev_per_angstrom)
-    return FitMetrics(
-        energy_rmse_mev_per_atom=energy_rmse,
-        energy_mae_mev_per_atom=energy_mae,
-        force_rmse_mev_per_angstrom=force_rmse,
-        force_mae_mev_per_angstrom=force_mae,
-        n_structures=len(np.asarray(energy_error_ev_per_atom)),
-    )
 
 
 class Selection(_Record):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mlip_autopipec.domain_models.potential import FitMetrics, metrics_from_errors
+from mlip_autopipec.domain_models.metrics import FitMetrics, metrics_from_errors
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import atomic_path
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
