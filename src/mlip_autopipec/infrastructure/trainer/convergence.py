@@ -42,7 +42,7 @@ class StillImproving:
             f"{self.doubling_gain:.0%} more if the trend holds"
         )
         if seconds_per_iteration is not None and fit_s is not None:
-            from mlip_autopipec.infrastructure.trainer.progress import format_duration
+            from mlip_autopipec.infrastructure.trainer.pacemaker_log import format_duration
 
             budget = fit_s + self.last_iteration * seconds_per_iteration
             text += (

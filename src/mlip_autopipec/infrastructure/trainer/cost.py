@@ -77,7 +77,7 @@ class CostEstimate:
 
     def describe(self, iterations: int) -> str:
         """'about 0.42 s per iteration, 300 iterations: about 2m36s (start-up ~40s, ...)'."""
-        from mlip_autopipec.infrastructure.trainer.progress import format_duration
+        from mlip_autopipec.infrastructure.trainer.pacemaker_log import format_duration
 
         return (
             f"about {_seconds(self.seconds_per_iteration)} per iteration, {iterations} "

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mlip_autopipec.infrastructure.trainer.fit_deadline import STOP_MARKER
-from mlip_autopipec.infrastructure.trainer.progress import ProgressParser
+from mlip_autopipec.infrastructure.trainer.pacemaker_log import ProgressParser
 
 # The timestamp of a logging record: 2026-11-29 07:12:29,810
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})")

@@ -48,6 +48,7 @@ from mlip_autopipec.infrastructure.trainer.outputs import (
     PredictionArrays,
     convert_fit_predictions,
 )
+from mlip_autopipec.infrastructure.trainer.pacemaker_log import ProgressReporter, reporting_step
 from mlip_autopipec.infrastructure.trainer.pending_run import (
     PendingRun,
     PreparedRun,
@@ -59,7 +60,6 @@ from mlip_autopipec.infrastructure.trainer.potential_file import (
     potential_metadata,
     set_reference_energies,
 )
-from mlip_autopipec.infrastructure.trainer.progress import ProgressReporter, reporting_step
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
 from mlip_autopipec.infrastructure.trainer.selection import (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlip_autopipec.infrastructure.trainer.progress import (
+from mlip_autopipec.infrastructure.trainer.pacemaker_log import (
     FitProgress,
     ProgressEvent,
     ProgressParser,
