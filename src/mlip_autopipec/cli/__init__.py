@@ -277,7 +277,7 @@ def _run_command(args: argparse.Namespace) -> int:
         dataset = _read_data(args.data, args.trust_pickle)
         test_dataset = None if args.test_data is None else _read_data(args.test_data, False)
         if args.detach:
-            from mlip_autopipec.cli_batch import submit
+            from mlip_autopipec.cli.batch import submit
 
             return submit(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
         return _train(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
@@ -294,7 +294,7 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         return _evaluate(args.run_dir, args.data, args.out, args.worst, args.overwrite)
     if args.command in {"status", "wait"}:
-        from mlip_autopipec import cli_batch
+        from mlip_autopipec.cli import batch as cli_batch
 
         if args.command == "status":
             return cli_batch.status(args.run_dir)
@@ -565,7 +565,3 @@ def _metrics_line(label: str, metrics: FitMetrics) -> str:
         f"{metrics.force_rmse_mev_per_angstrom:8.2f} meV/Å "
         f"(MAE {metrics.force_mae_mev_per_angstrom:.2f}), {metrics.n_structures} structures"
     )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

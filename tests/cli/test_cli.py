@@ -25,7 +25,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from .conftest import cu_pt_structures
+from ..conftest import cu_pt_structures
 
 
 def _write_data(dataset: Dataset, path: Path) -> Path:
