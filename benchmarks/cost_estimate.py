@@ -38,7 +38,7 @@ from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer import cost, create_trainer
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
-from mlip_autopipec.infrastructure.trainer.fit_log import read_fit_timing
+from mlip_autopipec.infrastructure.trainer.pacemaker_log import read_fit_timing
 
 REPO = Path(__file__).resolve().parent.parent
 

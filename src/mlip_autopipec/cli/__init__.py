@@ -321,7 +321,7 @@ def _progress_reporter(
 ) -> Callable[[str], None] | None:
     """Live progress on stderr: a bar on a terminal, else a plain line every 30 s. None with
     --quiet, or with --verbose, where the programs' own output is shown line by line."""
-    from mlip_autopipec.infrastructure.trainer.pacemaker_log import ProgressReporter
+    from mlip_autopipec.cli.progress import ProgressReporter
 
     if args.quiet or args.verbose or config.type != "pacemaker":
         return None

@@ -7,7 +7,7 @@ import pytest
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, cost
-from mlip_autopipec.infrastructure.trainer.cost import CostEstimate, estimate_cost
+from mlip_autopipec.infrastructure.trainer.cost import CostEstimate, estimate_cost, format_duration
 
 
 def _estimate(**overrides: float) -> CostEstimate:
@@ -73,3 +73,15 @@ def test_the_cost_follows_the_data_the_basis_and_the_threads(
     assert busy.seconds_per_iteration == pytest.approx(4 * estimate.seconds_per_iteration)
     fewer = estimate_cost(potential, cu_pt_dataset[:4], test_size=0.25, threads=1)
     assert fewer.seconds_per_iteration < busy.seconds_per_iteration
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (44.6, "45s"), (65, "1m05s"), (3600 + 180, "1h03m"), (-3, "0s")],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_format_duration_of_nan() -> None:
+    assert format_duration(float("nan")) == "0s"

@@ -1,4 +1,5 @@
-"""Tests of the live progress of a pacemaker fit, on a recorded pacemaker log.
+"""Reading pacemaker's log: the progress of each output line (on a recorded pacemaker log) and
+the timing of a fit.
 
 tests/data/pacemaker_progress.log is a real pacemaker.log (maxiter 300, display_step 10, Cu-Pt),
 trimmed: its header, iterations 0-20 and 111-120 with their FIT/TEST tables, iterations 291-300,
@@ -8,21 +9,17 @@ the final 'Cycle last iteration' tables and the end of the run.
 from __future__ import annotations
 
 import dataclasses
-import io
 from pathlib import Path
 
 import pytest
 
+from mlip_autopipec.infrastructure.trainer.fit_deadline import STOP_MARKER
 from mlip_autopipec.infrastructure.trainer.pacemaker_log import (
-    FitProgress,
     ProgressEvent,
     ProgressParser,
-    ProgressReporter,
-    format_duration,
     parse_line,
-    reporting_step,
+    read_fit_timing,
 )
-from mlip_autopipec.infrastructure.trainer.runner import run_program
 
 LOG = Path(__file__).resolve().parents[2] / "data" / "pacemaker_progress.log"
 
@@ -36,16 +33,6 @@ RMSE_ROW = (
 )
 
 
-class FakeClock:
-    """A clock that moves only when told (s)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def log_lines() -> list[str]:
     return LOG.read_text(encoding="utf-8").splitlines()
 
@@ -53,18 +40,6 @@ def log_lines() -> list[str]:
 def parsed(lines: list[str]) -> list[ProgressEvent]:
     parser = ProgressParser()
     return [event for line in lines if (event := parser.feed(line)) is not None]
-
-
-def reporter(
-    clock: FakeClock, *, interactive: bool, interval_s: float = 30.0
-) -> tuple[ProgressReporter, io.StringIO]:
-    stream = io.StringIO()
-    return (
-        ProgressReporter(
-            300, stream, interactive=interactive, interval_s=interval_s, clock=clock, width=200
-        ),
-        stream,
-    )
 
 
 def test_fixture_is_small() -> None:
@@ -234,169 +209,55 @@ def test_table_row_outside_a_table_is_ignored() -> None:
     assert parser.feed(RMSE_ROW) is None  # a new log record ended the table
 
 
-# -- reporting ------------------------------------------------------------------------------------
+# -- timing ---------------------------------------------------------------------------------------
 
-
-def test_plain_output_reads_the_log_without_control_characters() -> None:
-    clock = FakeClock()
-    progress, stream = reporter(clock, interactive=False, interval_s=5.0)
-    with progress.step("fitting"):
-        for line in log_lines():
-            clock.now += 0.25
-            progress(line)
-    output = stream.getvalue()
-    assert "\r" not in output
-    assert "\x1b" not in output
-    lines = output.splitlines()
-    assert lines[0] == "fitting ..."
-    assert lines[-1] == "fitting done in 1m18s"
-    final = lines[-2]
-    assert final.startswith("iteration 300/300 (100%) loss 1.4e-03 | ")
-    assert "train E 8.9 meV/atom F 38.2 meV/Å | test E 11.6 F 37.7 | elapsed 1m15s" in final
-    assert "remaining" not in final  # the fit was done
-    assert any("remaining ~" in line for line in lines[1:-2])
-    assert progress.progress == FitProgress(
-        iteration=300,
-        loss=1.3739e-03,
-        train_energy_rmse_mev_per_atom=8.92,
-        train_force_rmse_mev_per_angstrom=38.23,
-        test_energy_rmse_mev_per_atom=11.57,
-        test_force_rmse_mev_per_angstrom=37.73,
-    )
-
-
-def test_reporter_as_the_callback_of_run_program(tmp_path: Path) -> None:
-    """The recorded output, printed by a real program (cat), reaches the reporter line by line."""
-    clock = FakeClock()
-    progress, stream = reporter(clock, interactive=False)
-    log_path = tmp_path / "cat.log"
-    run_program(["cat", str(LOG)], workdir=tmp_path, log_path=log_path, on_line=progress)
-    assert progress.progress.iteration == 300
-    assert progress.progress.test_energy_rmse_mev_per_atom == 11.57
-    assert stream.getvalue().splitlines()[-1].startswith("iteration 300/300 (100%)")
-
-
-def test_plain_output_is_throttled() -> None:
-    clock = FakeClock()
-    progress, stream = reporter(clock, interactive=False, interval_s=30.0)
-    lines = [line for line in log_lines() if "Iteration   #" in line]
-    progress(lines[0])  # the first progress shows at once
-    assert stream.getvalue().count("\n") == 1
-    clock.now = 29.0
-    for line in lines[1:5]:
-        progress(line)
-    assert stream.getvalue().count("\n") == 1
-    clock.now = 30.0
-    progress(lines[5])
-    assert stream.getvalue().count("\n") == 2
-    assert stream.getvalue().splitlines()[-1].startswith("iteration 6/300 (2%) loss 6.4e-01")
-    progress(lines[6])
-    assert stream.getvalue().count("\n") == 2
-    progress.finish()  # ... and the last state at the end, once
-    progress.finish()
-    assert stream.getvalue().count("\n") == 3
-    assert stream.getvalue().splitlines()[-1].startswith("iteration 7/300 (2%)")
-
-
-def test_elapsed_and_remaining_time() -> None:
-    clock = FakeClock()
-    progress, _ = reporter(clock, interactive=False)
-    clock.now = 10.0
-    progress(ITERATION_1)  # the rate is measured from here: 2 s per iteration below
-    clock.now = 30.0
-    progress(ITERATION_1.replace("#1 ", "#11").replace("1.1919e+00", "9.8765e-02"))
-    assert progress.status() == (
-        "iteration 11/300 (3%) loss 9.9e-02 | train E 597.6 meV/atom F 1023.0 meV/Å | "
-        "elapsed 30s, remaining ~9m38s"
-    )
-
-
-def test_interactive_output_rewrites_one_line() -> None:
-    clock = FakeClock()
-    progress, stream = reporter(clock, interactive=True)
-    for line in log_lines():
-        clock.now += 0.25
-        progress(line)
-    output = stream.getvalue()
-    assert output.count("\r") > 10
-    assert output.endswith("\n")  # 'Fitting done' ends the progress line
-    assert output.count("\n") == 1
-    last = output.rstrip("\n").rsplit("\r", 1)[-1].rstrip()
-    assert last.startswith("[####################] iteration 300/300 (100%)")
-    assert all(len(drawn) < 200 for drawn in output.split("\r"))
-
-
-def test_interactive_output_fits_a_narrow_terminal() -> None:
-    clock = FakeClock()
-    stream = io.StringIO()
-    progress = ProgressReporter(300, stream, interactive=True, clock=clock, width=80)
-    for line in log_lines()[:120]:
-        clock.now += 1.0
-        progress(line)
-    drawn = stream.getvalue().split("\r")[-1]
-    assert len(drawn) <= 79
-    assert "remaining ~" in drawn  # the RMSEs make room for the time left
-
-
-def test_terminal_detection() -> None:
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    assert ProgressReporter(10, Terminal()).interactive
-    assert not ProgressReporter(10, io.StringIO()).interactive
-
-
-def test_steps_are_plain_lines_and_failures_propagate() -> None:
-    clock = FakeClock()
-    progress, stream = reporter(clock, interactive=True)
-    with progress.step("writing data"):
-        clock.now += 2.0
-    with pytest.raises(RuntimeError), progress.step("fitting"):
-        progress(ITERATION_1)
-        clock.now += 65.0
-        raise RuntimeError("pacemaker failed")
-    lines = stream.getvalue().split("\n")
-    assert lines[:3] == ["writing data ...", "writing data done in 2s", "fitting ..."]
-    assert lines[3].startswith("\r[")  # the progress line, ended before the next step line
-    assert lines[4:] == ["fitting failed after 1m05s", ""]
-
-
-def test_reporting_step_with_another_callback_does_nothing() -> None:
-    with reporting_step(print, "fitting"), reporting_step(None, "fitting"):
-        pass
-    clock = FakeClock()
-    progress, stream = reporter(clock, interactive=False)
-    with reporting_step(progress, "active set"):
-        pass
-    assert stream.getvalue() == "active set ...\nactive set done in 0s\n"
-
-
-def test_a_broken_stream_does_not_stop_the_fit() -> None:
-    class Broken(io.StringIO):
-        def write(self, text: str) -> int:
-            raise BrokenPipeError("gone")
-
-    progress = ProgressReporter(300, Broken(), interactive=False)
-    for line in log_lines():
-        progress(line)
-    progress.finish()
-
-
-def test_invalid_settings() -> None:
-    with pytest.raises(ValueError, match="maxiter"):
-        ProgressReporter(0, io.StringIO())
-    with pytest.raises(ValueError, match="interval_s"):
-        ProgressReporter(10, io.StringIO(), interval_s=-1)
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0, "0s"), (44.6, "45s"), (65, "1m05s"), (3600 + 180, "1h03m"), (-3, "0s")],
+PREFIX = " - pyace.metrics_aggregator - INFO - "
+ONE_LINE = (
+    "Iteration   #{n}    (3 evals):        Loss: 1.1919e+00 | RMSE Energy(low): 597.61 (509.15) "
+    "meV/at | Forces(low): 1023.03 (1016.71) meV/A | Time/eval: 116.20 mcs/at"
 )
-def test_format_duration(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text
+TABLE = """--------------------------------FIT STATS--------------------------------
+Iteration:  #{n}  Loss:    Total:  1.5494e-01 (100%)
+                         Energy:  7.8267e-02 ( 51%)
+-------------------------------------------------------------------------------------------------
+           Energy/at, meV/at   Energy_low/at, meV/at      Force, meV/A        Force_low, meV/A
+   RMSE:          334.38                81.61               291.87                  257.36
+"""
 
 
-def test_format_duration_of_nan() -> None:
-    assert format_duration(float("nan")) == "0s"
+def _log(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "pacemaker.log"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_seconds_per_iteration_from_the_timestamps_tables_included(tmp_path: Path) -> None:
+    lines = ["=== 2026-11-29T07:00:00 running in /run: pacemaker input.yaml"]
+    lines.append(f"2026-11-29 07:00:30,000{PREFIX}" + ONE_LINE.format(n=1))
+    lines.append(f"2026-11-29 07:00:30,500{PREFIX}" + ONE_LINE.format(n=2))
+    lines.append(f"2026-11-29 07:00:31,000{PREFIX}")  # the record a table follows
+    lines += TABLE.format(n=3).splitlines()
+    timing = read_fit_timing(_log(tmp_path, lines))
+    assert timing.iterations == 3
+    assert timing.seconds_per_iteration == pytest.approx(0.5)
+    assert timing.first_iteration_at is not None and timing.first_iteration_at.second == 30
+    assert not timing.stopped_at_budget
+
+
+def test_only_the_last_run_counts_and_the_stop_is_seen(tmp_path: Path) -> None:
+    lines = ["=== 2026-11-29T06:00:00 running in /run: pacemaker input.yaml"]
+    lines += [f"2026-11-29 06:00:{10 + n:02d},000{PREFIX}" + ONE_LINE.format(n=n) for n in (1, 9)]
+    lines.append("=== 2026-11-29T07:00:00 running in /run: pacemaker input.yaml")
+    lines += [
+        f"2026-11-29 07:00:{10 + 2 * n:02d},000{PREFIX}" + ONE_LINE.format(n=n) for n in (1, 2)
+    ]
+    lines.append(f"{STOP_MARKER} after iteration 1: stopping the fit")
+    timing = read_fit_timing(_log(tmp_path, lines))
+    assert timing.iterations == 2
+    assert timing.seconds_per_iteration == pytest.approx(2.0)
+    assert timing.stopped_at_budget
+
+
+def test_a_log_without_iterations_measures_nothing(tmp_path: Path) -> None:
+    timing = read_fit_timing(_log(tmp_path, ["=== 2026-11-29T07:00:00 running in /run: x"]))
+    assert timing.iterations == 0 and timing.seconds_per_iteration is None

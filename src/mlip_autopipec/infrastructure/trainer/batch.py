@@ -41,7 +41,6 @@ from mlip_autopipec.infrastructure.trainer.batch_job import (
     ProgramStep,
 )
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
-from mlip_autopipec.infrastructure.trainer.pacemaker_log import reporting_step
 from mlip_autopipec.infrastructure.trainer.pending_run import (
     BATCH_JOB_JSON,
     TEST_SET,
@@ -50,6 +49,7 @@ from mlip_autopipec.infrastructure.trainer.pending_run import (
     Programs,
     refuse_running_job,
 )
+from mlip_autopipec.infrastructure.trainer.progress_sink import reporting_step
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlip_autopipec.infrastructure.trainer.cost import format_duration
 from mlip_autopipec.infrastructure.trainer.outputs import TEST_METRICS_TXT, TRAIN_METRICS_TXT
 
 #: Share of the iterations at the end of the fit over which the trend is taken.
@@ -42,8 +43,6 @@ class StillImproving:
             f"{self.doubling_gain:.0%} more if the trend holds"
         )
         if seconds_per_iteration is not None and fit_s is not None:
-            from mlip_autopipec.infrastructure.trainer.pacemaker_log import format_duration
-
             budget = fit_s + self.last_iteration * seconds_per_iteration
             text += (
                 f" (fit.maxiter: {2 * self.last_iteration} or time_budget: "

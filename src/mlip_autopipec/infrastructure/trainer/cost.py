@@ -77,8 +77,6 @@ class CostEstimate:
 
     def describe(self, iterations: int) -> str:
         """'about 0.42 s per iteration, 300 iterations: about 2m36s (start-up ~40s, ...)'."""
-        from mlip_autopipec.infrastructure.trainer.pacemaker_log import format_duration
-
         return (
             f"about {_seconds(self.seconds_per_iteration)} per iteration, {iterations} "
             f"iterations: about {format_duration(self.total_s(iterations))} (start-up "
@@ -172,3 +170,15 @@ def _sample(dataset: Dataset, seed: int) -> list[Any]:
 
 def _seconds(value: float) -> str:
     return f"{value:.2g} s" if value < 10 else f"{value:.0f} s"
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in seconds as 45s, 1m05s or 2h03m."""
+    total = round(seconds) if math.isfinite(seconds) and seconds > 0 else 0
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

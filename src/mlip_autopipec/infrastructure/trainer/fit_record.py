@@ -12,7 +12,7 @@ from mlip_autopipec.config.config_model import FitSettings
 from mlip_autopipec.domain_models.potential import FitCost
 from mlip_autopipec.infrastructure.trainer.budget import SizedFit
 from mlip_autopipec.infrastructure.trainer.convergence import loss_trend
-from mlip_autopipec.infrastructure.trainer.fit_log import read_fit_timing
+from mlip_autopipec.infrastructure.trainer.pacemaker_log import read_fit_timing
 
 log = logging.getLogger(__name__)
 

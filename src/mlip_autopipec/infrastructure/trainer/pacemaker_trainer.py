@@ -48,7 +48,6 @@ from mlip_autopipec.infrastructure.trainer.outputs import (
     PredictionArrays,
     convert_fit_predictions,
 )
-from mlip_autopipec.infrastructure.trainer.pacemaker_log import ProgressReporter, reporting_step
 from mlip_autopipec.infrastructure.trainer.pending_run import (
     PendingRun,
     PreparedRun,
@@ -60,6 +59,7 @@ from mlip_autopipec.infrastructure.trainer.potential_file import (
     potential_metadata,
     set_reference_energies,
 )
+from mlip_autopipec.infrastructure.trainer.progress_sink import plan_iterations, reporting_step
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
 from mlip_autopipec.infrastructure.trainer.selection import (
@@ -355,8 +355,7 @@ class PacemakerTrainer(BaseTrainer):
             elapsed_s=elapsed_s,
         )
         log_estimate(sized, self.config.fit, len(training_set), fixed_test_set=bool(test_dataset))
-        if isinstance(self.on_output_line, ProgressReporter):
-            self.on_output_line.maxiter = sized.planned_iterations
+        plan_iterations(self.on_output_line, sized.planned_iterations)
         return sized
 
     def _step(self, name: str) -> AbstractContextManager[None]:
