@@ -529,7 +529,7 @@ def test_an_unforeseen_error_is_one_line_and_verbose_shows_the_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something unforeseen")
 
-    monkeypatch.setattr("mlip_autopipec.cli._train", broken)
+    monkeypatch.setattr("mlip_autopipec.cli.training.train", broken)
     arguments = [*_files(tmp_path, cu_pt_dataset, MOCK_CONFIG), "--out", str(tmp_path / "run")]
 
     assert main(["train", *arguments]) == EXIT_TRAINING_FAILED

@@ -1,20 +1,29 @@
-"""The ``mlip-autopipec`` command line."""
+"""The ``mlip-autopipec`` command line: the parser and ``main``; the commands live beside it."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from mlip_autopipec import __version__
-from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
-from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.metrics import FitMetrics
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, FitCost, Potential
+from mlip_autopipec.cli import analysis, batch, training
+from mlip_autopipec.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED_CHECKS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TRAINING_FAILED,
+    TRUST_PICKLE_HELP,
+    UsageError,
+    progress_reporter,
+    read_data,
+)
+from mlip_autopipec.cli.summary import summary
+from mlip_autopipec.config.config_model import load_config
 from mlip_autopipec.errors import (
     ConfigurationError,
     DatasetValidationError,
@@ -23,22 +32,17 @@ from mlip_autopipec.errors import (
     TrainerError,
 )
 
-EXIT_OK = 0
-EXIT_TRAINING_FAILED = 1
-EXIT_BAD_INPUT = 2
-#: The fitted potential failed its safety checks (dimers, compression).
-EXIT_FAILED_CHECKS = 3
-#: 128 + SIGINT, as a shell reports a program stopped by Ctrl-C.
-EXIT_INTERRUPTED = 130
-
-#: pacemaker's data files are pickles: reading one can run any code it carries.
-PICKLE_SUFFIXES = (".pckl.gzip", ".pkl.gz", ".pckl", ".pkl", ".pickle")
-TRUST_PICKLE_HELP = (
-    "read DATA even if it is a pickle (pacemaker's .pckl.gzip). A pickle can run any code "
-    "when it is read: give this only for files you made yourself or fully trust"
-)
-
-log = logging.getLogger("mlip_autopipec")
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED_CHECKS",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TRAINING_FAILED",
+    "UsageError",
+    "build_parser",
+    "main",
+    "summary",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,10 +261,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, message, EXIT_TRAINING_FAILED)
 
 
-class UsageError(Exception):
-    """A command cannot do what was asked with the given input (exit code 2)."""
-
-
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     """Print one line (the traceback too with --verbose) and return the exit code."""
     if args.verbose:
@@ -274,294 +274,29 @@ def _run_command(args: argparse.Namespace) -> int:
         config = load_config(args.config).trainer
         if args.accept_failed_checks:
             config.accept_failed_checks = True
-        dataset = _read_data(args.data, args.trust_pickle)
-        test_dataset = None if args.test_data is None else _read_data(args.test_data, False)
+        dataset = read_data(args.data, args.trust_pickle)
+        test_dataset = None if args.test_data is None else read_data(args.test_data, False)
         if args.detach:
-            from mlip_autopipec.cli.batch import submit
-
-            return submit(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
-        return _train(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
+            return batch.submit(
+                config, dataset, args.out, progress_reporter(config, args), test_dataset
+            )
+        return training.train(
+            config, dataset, args.out, progress_reporter(config, args), test_dataset
+        )
     if args.command == "demo":
-        return _demo(args)
+        return training.demo(args)
     if args.command == "dimers":
-        return _dimers(args.run_dir, args.png, args.overwrite)
+        return analysis.dimers(args.run_dir, args.png, args.overwrite)
     if args.command == "report":
-        return _report(args.run_dir, args.dimers, args.overwrite)
+        return analysis.report(args.run_dir, args.dimers, args.overwrite)
     if args.command == "select":
-        return _select(args)
+        return training.select(args)
     if args.command == "gamma":
-        return _gamma(args.run_dir, _read_data(args.data, args.trust_pickle))
+        return analysis.gamma(args.run_dir, read_data(args.data, args.trust_pickle))
     if args.command == "evaluate":
-        return _evaluate(args.run_dir, args.data, args.out, args.worst, args.overwrite)
-    if args.command in {"status", "wait"}:
-        from mlip_autopipec.cli import batch as cli_batch
-
-        if args.command == "status":
-            return cli_batch.status(args.run_dir)
-        return cli_batch.wait(args.run_dir, _progress_reporter, args)
+        return analysis.evaluate(args.run_dir, args.data, args.out, args.worst, args.overwrite)
+    if args.command == "status":
+        return batch.status(args.run_dir)
+    if args.command == "wait":
+        return batch.wait(args.run_dir, progress_reporter, args)
     raise AssertionError(f"unknown command {args.command}")  # argparse rejects these
-
-
-def _read_data(path: Path, trust_pickle: bool) -> Dataset:
-    """The structures of ``path``; a pickle only with ``--trust-pickle``."""
-    if not path.name.endswith(PICKLE_SUFFIXES):
-        return Dataset.read(path)
-    if not trust_pickle:
-        raise UsageError(
-            f"{path} is a pickle (pacemaker's format), which can run code when read: it is "
-            "read only with --trust-pickle; or convert it to extxyz yourself"
-        )
-    from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
-
-    return read_dataset(path)
-
-
-def _progress_reporter(
-    config: TrainerConfig, args: argparse.Namespace
-) -> Callable[[str], None] | None:
-    """Live progress on stderr: a bar on a terminal, else a plain line every 30 s. None with
-    --quiet, or with --verbose, where the programs' own output is shown line by line."""
-    from mlip_autopipec.cli.progress import ProgressReporter
-
-    if args.quiet or args.verbose or config.type != "pacemaker":
-        return None
-    return ProgressReporter(config.fit.maxiter)
-
-
-def _train(
-    config: TrainerConfig,
-    dataset: Dataset,
-    out: Path,
-    progress: Callable[[str], None] | None = None,
-    test_dataset: Dataset | None = None,
-) -> int:
-    from mlip_autopipec.infrastructure.trainer import create_trainer
-
-    log.info("%s", dataset)
-    started = time.perf_counter()
-    trainer = create_trainer(config, on_output_line=progress)
-    potential = trainer.train(dataset, out, test_dataset=test_dataset)
-    print(summary(potential, wall_time_s=time.perf_counter() - started))
-    return EXIT_OK
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from mlip_autopipec.demo import demo_config, demo_dataset
-
-    log.info("labelling the demo structures with EMT")
-    config = demo_config()
-    return _train(config, demo_dataset(), args.out, _progress_reporter(config, args))
-
-
-def _report(run_dir: Path, compute_dimers: bool, overwrite: bool) -> int:
-    from mlip_autopipec.infrastructure.trainer.run_directory import is_ours
-    from mlip_autopipec.report import REPORT_DIR, build_report
-
-    if not (is_ours(run_dir) or (run_dir / POTENTIAL_JSON).is_file()):
-        raise UsageError(
-            f"{run_dir} is not a run directory of mlip-autopipec (no potential.json, no "
-            "manifest): no report is written into it"
-        )
-    report_dir = run_dir / REPORT_DIR
-    if report_dir.exists() and any(report_dir.iterdir()) and not (is_ours(run_dir) or overwrite):
-        raise OutputError(
-            f"{report_dir} exists and {run_dir} was not made by mlip-autopipec: give "
-            "--overwrite to replace the report there",
-            path=report_dir,
-        )
-    print(f"report: {build_report(run_dir, compute_dimers=compute_dimers)}")
-    return EXIT_OK
-
-
-def _select(args: argparse.Namespace) -> int:
-    from ase.io import write
-
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.data_file import (
-        dataset_to_dataframe,
-        write_data_file,
-    )
-    from mlip_autopipec.infrastructure.trainer.run_directory import refuse_to_overwrite
-
-    out: Path = args.out
-    # Checked first: nothing is computed for a file that could not be written.
-    refuse_to_overwrite(out, overwrite=args.overwrite, what="--out")
-    if out.exists() and out.resolve() == args.data.resolve():
-        log.warning("--overwrite: the selection replaces its own input %s", out)
-    config = load_config(args.config).trainer
-    overrides: dict[str, object] = {"enabled": True}
-    if args.max_structures is not None or args.fraction is not None or args.max_atoms is not None:
-        overrides |= {
-            "max_structures": args.max_structures,
-            "fraction": args.fraction,
-            "max_atoms": args.max_atoms,
-        }
-    if args.previous is not None:
-        overrides["previous_potential"] = args.previous
-    active_set = {**config.active_set.model_dump(), **overrides}
-    config = parse_config(
-        {"trainer": {**config.model_dump(), "active_set": active_set}}, source=args.config
-    ).trainer
-    dataset = _read_data(args.data, args.trust_pickle)
-    selection = PacemakerTrainer(config).select(dataset, out.with_name(out.name + ".selection"))
-    selected = dataset.subset(selection.indices)
-    from mlip_autopipec.files import atomic_path
-
-    with atomic_path(out) as temporary:
-        if out.name.endswith((".pckl.gzip", ".pkl.gz")):
-            write_data_file(dataset_to_dataframe(selected), temporary)
-        else:
-            write(temporary, selected.to_atoms(), format="extxyz")
-    print(
-        f"selected {selection.n_selected} of {selection.n_total} structures "
-        f"({selection.n_atoms} atoms): {out}"
-    )
-    return EXIT_OK
-
-
-def _gamma(run_dir: Path, data: Dataset) -> int:
-    from mlip_autopipec.analysis.extrapolation import extrapolation_grades, format_grades
-
-    potential = _load_potential(run_dir)
-    try:
-        grades = extrapolation_grades(potential, data)
-    except ValueError as error:  # no active set, a mock potential
-        raise UsageError(f"no extrapolation grade: {error}") from error
-    print(format_grades(grades, threshold=potential.gamma_tolerance))
-    return EXIT_OK
-
-
-def _evaluate(run_dir: Path, data: Path, out: Path | None, worst: int, overwrite: bool) -> int:
-    from mlip_autopipec.analysis.evaluation import (
-        EVALUATION_FILES,
-        evaluate_potential,
-        format_evaluation,
-        overlap_warning,
-        write_evaluation,
-    )
-    from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
-    from mlip_autopipec.infrastructure.trainer.run_directory import refuse_to_overwrite
-
-    potential = _load_potential(run_dir)
-    report = out or potential.run_dir / f"evaluation_{data.name.split('.')[0]}"
-    if report.exists() and not report.is_dir():
-        raise UsageError(f"the report directory {report} is a file")
-    for name in EVALUATION_FILES:
-        refuse_to_overwrite(report / name, overwrite=overwrite, what="evaluation file")
-    dataset = _read_data(data, trust_pickle=False)
-    unknown = sorted(set(dataset.elements) - set(potential.elements))
-    if unknown:
-        raise DatasetValidationError(
-            f"holds {unknown}, which the potential (elements {list(potential.elements)}) "
-            "was not trained on",
-            source=data,
-        )
-    training_file = potential.run_dir / TRAINING_SET
-    if training_file.exists():
-        warning = overlap_warning(Dataset.read(training_file), dataset, f"evaluated data {data}")
-        if warning is not None:
-            log.warning("%s", warning)
-    evaluation = evaluate_potential(potential, dataset)
-    write_evaluation(evaluation, report, worst=worst)
-    print(format_evaluation(evaluation, worst))
-    print(f"report: {report}")
-    return EXIT_OK
-
-
-def _dimers(run_dir: Path, png: Path | None, overwrite: bool) -> int:
-    from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
-    from mlip_autopipec.infrastructure.trainer.run_directory import is_ours, refuse_to_overwrite
-
-    potential = _load_potential(run_dir)
-    plot = png or potential.run_dir / DIMERS_PNG
-    refuse_to_overwrite(plot, overwrite=overwrite or (png is None and is_ours(run_dir)))
-    distances = {
-        check.pair: check.shortest_distance_in_data
-        for check in potential.dimer_checks
-        if check.shortest_distance_in_data is not None
-    }
-    try:
-        calculator = potential.ase_calculator()
-    except ValueError as error:  # a mock potential
-        raise UsageError(f"no dimer curves: {error}") from error
-    checks = check_short_range(calculator, potential.elements, potential.cutoff, distances, plot)
-    print(f"{'pair':>7} {'d_min data':>10} {'E(0.6)':>10} {'E(1.0)':>10} {'E(1.5)':>10}  repulsive")
-    for check in checks:
-        shortest = check.shortest_distance_in_data
-        print(
-            f"{'-'.join(check.pair):>7} "
-            f"{'-' if shortest is None else f'{shortest:.3f} Å':>10} "
-            + " ".join(f"{check.energies_ev[r]:10.3g}" for r in ("0.6", "1", "1.5"))
-            + f"  {'yes' if check.repulsive_below_data else 'NO'}"
-        )
-    print(f"energies in eV relative to the cutoff; plot: {plot}")
-    return EXIT_OK
-
-
-def _load_potential(run_dir: Path) -> Potential:
-    try:
-        return Potential.load(run_dir)
-    except FileNotFoundError as error:
-        raise UsageError(
-            f"{run_dir} holds no potential.json: it is not the directory of a finished run"
-        ) from error
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{run_dir}: unreadable {POTENTIAL_JSON} ({error})") from error
-
-
-def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
-    """What a user wants to know after a fit: where the potential is and how good it is."""
-    lines = [f"potential ({potential.trainer}): {potential.yace_path}"]
-    lines.append(f"record: {potential.run_dir / POTENTIAL_JSON}")
-    lines.append(f"elements: {' '.join(potential.elements)}   cutoff: {potential.cutoff} Å")
-    if wall_time_s is not None:
-        lines.append(f"wall time: {wall_time_s:.1f} s")
-    for label, metrics in (("train", potential.train_metrics), ("test", potential.test_metrics)):
-        if metrics is not None:
-            lines.append(_metrics_line(label, metrics))
-    if potential.cost is not None:
-        lines += _cost_lines(potential.cost)
-    if potential.selection is not None:
-        lines.append(
-            f"trained on {potential.selection.n_selected} of {potential.selection.n_total} "
-            f"structures (D-optimal selection: {potential.selection.file})"
-        )
-    failures = [check.failure() for check in potential.dimer_checks]
-    failures += [check.failure() for check in potential.compression_checks]
-    lines += [f"FAILED CHECK: {failure}" for failure in failures if failure]
-    if potential.reference_energies_warning is not None:
-        lines.append(f"WARNING: {potential.reference_energies_warning}")
-    from mlip_autopipec.report import REPORT_DIR, REPORT_HTML
-
-    report = potential.run_dir / REPORT_DIR / REPORT_HTML
-    if report.exists():
-        lines.append(f"report: {report}")
-    if potential.trainer == "mock":
-        lines.append("(mock trainer: nothing was fitted)")
-    return "\n".join(lines)
-
-
-def _cost_lines(cost: FitCost) -> list[str]:
-    """Estimated against measured cost, the budget, and whether the fit had converged."""
-    measured = (
-        "not measured" if cost.s_per_iteration is None else f"{cost.s_per_iteration:.3g} s measured"
-    )
-    lines = [
-        f"cost: {cost.iterations or 0} iterations, {measured} per iteration "
-        f"(estimated {cost.estimated_s_per_iteration:.3g} s)"
-    ]
-    if cost.time_budget_s is not None:
-        ended = "ended by the budget" if cost.stopped_at_budget else "ended before the budget"
-        lines.append(f"time budget: {cost.time_budget_s:g} s, the fit {ended}")
-    if cost.still_improving is not None:
-        lines.append(f"NOTE: {cost.still_improving}")
-    return lines
-
-
-def _metrics_line(label: str, metrics: FitMetrics) -> str:
-    return (
-        f"{label:>5}: energy RMSE {metrics.energy_rmse_mev_per_atom:8.2f} meV/atom "
-        f"(MAE {metrics.energy_mae_mev_per_atom:.2f}), force RMSE "
-        f"{metrics.force_rmse_mev_per_angstrom:8.2f} meV/Å "
-        f"(MAE {metrics.force_mae_mev_per_angstrom:.2f}), {metrics.n_structures} structures"
-    )

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlip_autopipec.cli import EXIT_OK, EXIT_TRAINING_FAILED, summary
+from mlip_autopipec.cli.common import EXIT_OK, EXIT_TRAINING_FAILED
+from mlip_autopipec.cli.summary import summary
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError

@@ -1,0 +1,70 @@
+"""What the CLI's commands share: exit codes, the usage error, reading data and potentials."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from mlip_autopipec.config.config_model import TrainerConfig
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
+
+EXIT_OK = 0
+EXIT_TRAINING_FAILED = 1
+EXIT_BAD_INPUT = 2
+#: The fitted potential failed its safety checks (dimers, compression).
+EXIT_FAILED_CHECKS = 3
+#: 128 + SIGINT, as a shell reports a program stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
+
+#: pacemaker's data files are pickles: reading one can run any code it carries.
+PICKLE_SUFFIXES = (".pckl.gzip", ".pkl.gz", ".pckl", ".pkl", ".pickle")
+TRUST_PICKLE_HELP = (
+    "read DATA even if it is a pickle (pacemaker's .pckl.gzip). A pickle can run any code "
+    "when it is read: give this only for files you made yourself or fully trust"
+)
+
+log = logging.getLogger("mlip_autopipec")
+
+
+class UsageError(Exception):
+    """A command cannot do what was asked with the given input (exit code 2)."""
+
+
+def read_data(path: Path, trust_pickle: bool) -> Dataset:
+    """The structures of ``path``; a pickle only with ``--trust-pickle``."""
+    if not path.name.endswith(PICKLE_SUFFIXES):
+        return Dataset.read(path)
+    if not trust_pickle:
+        raise UsageError(
+            f"{path} is a pickle (pacemaker's format), which can run code when read: it is "
+            "read only with --trust-pickle; or convert it to extxyz yourself"
+        )
+    from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
+
+    return read_dataset(path)
+
+
+def progress_reporter(
+    config: TrainerConfig, args: argparse.Namespace
+) -> Callable[[str], None] | None:
+    """Live progress on stderr: a bar on a terminal, else a plain line every 30 s. None with
+    --quiet, or with --verbose, where the programs' own output is shown line by line."""
+    from mlip_autopipec.cli.progress import ProgressReporter
+
+    if args.quiet or args.verbose or config.type != "pacemaker":
+        return None
+    return ProgressReporter(config.fit.maxiter)
+
+
+def load_potential(run_dir: Path) -> Potential:
+    try:
+        return Potential.load(run_dir)
+    except FileNotFoundError as error:
+        raise UsageError(
+            f"{run_dir} holds no potential.json: it is not the directory of a finished run"
+        ) from error
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{run_dir}: unreadable {POTENTIAL_JSON} ({error})") from error
