@@ -12,57 +12,23 @@ from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
 from pydantic import BaseModel, ConfigDict
 
+from mlip_autopipec.domain_models.checks import (
+    DIP_TOLERANCE_EV,
+    SHORTEST_DIMER_DISTANCE,
+    DimerCheck,
+)
+
 log = logging.getLogger(__name__)
 
 #: The plot of the dimer curves in a run directory.
 DIMERS_PNG = "dimers.png"
-#: Closest distance (Å) of the dimer curves.
-SHORTEST_DIMER_DISTANCE = 0.5
 #: Grid step (Å) of the dimer curves.
 DIMER_STEP = 0.01
-#: Largest fall of E (eV), going inwards below the data, from the highest energy reached so far:
-#: a shallow dip (a dimer bound a little shorter than any bond in the data, like C2 or EMT's
-#: Cu2) is tolerated, a deeper well is not.
-DIP_TOLERANCE_EV = 1.0
 #: Distances (Å) whose energies are reported in the record.
 REPORTED_DISTANCES = (0.6, 1.0, 1.5)
 #: Smallest rise of E (eV) from the checked distance down to the closest point of the curve: a
 #: weaker wall does not stop two atoms from sitting on top of each other.
 MIN_WALL_EV = 1.0
-
-
-class DimerCheck(BaseModel):
-    """The short-range behaviour of one element pair as an isolated dimer."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    pair: tuple[str, str]
-    shortest_distance_in_data: float | None  # Å; None: the pair never meets in the data
-    repulsive_below_data: bool  # E(r) never falls as r falls below that distance, and rises
-    first_violation_distance: float | None  # Å; where E stops rising, going inwards
-    energies_ev: dict[str, float]  # E(r) - E(cutoff) at REPORTED_DISTANCES, keyed "0.6" etc.
-    checked_below: float | None = None  # Å; the distance below which E(r) must rise
-    wall_ev: float | None = None  # eV; E at the closest point minus E at checked_below
-
-    def failure(self) -> str | None:
-        """What is wrong, naming the pair and the distance; None when the check passed."""
-        if self.repulsive_below_data:
-            return None
-        pair = "-".join(self.pair)
-        where = (
-            f"its shortest distance in the data ({self.shortest_distance_in_data:.3f} Å)"
-            if self.shortest_distance_in_data is not None
-            else f"{self.checked_below:.3f} Å (sum of covalent radii; no {pair} pair in the data)"
-        )
-        if self.first_violation_distance is not None:
-            return (
-                f"dimer {pair}: the energy falls by more than {DIP_TOLERANCE_EV:g} eV as the "
-                f"atoms approach, at {self.first_violation_distance:.2f} Å (below {where})"
-            )
-        return (
-            f"dimer {pair}: the energy rises by only {self.wall_ev:.3g} eV from {where} to "
-            f"{SHORTEST_DIMER_DISTANCE} Å: nothing keeps the atoms apart"
-        )
 
 
 class DimerCurve(BaseModel):

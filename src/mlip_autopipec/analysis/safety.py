@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
-from pydantic import BaseModel, ConfigDict
 
-from mlip_autopipec.analysis.dimers import DimerCheck, check_short_range
+from mlip_autopipec.analysis.dimers import check_short_range
+from mlip_autopipec.domain_models.checks import CompressionCheck, DimerCheck
 from mlip_autopipec.domain_models.dataset import Dataset
 
 log = logging.getLogger(__name__)
@@ -27,34 +27,6 @@ COMPRESSION_STEPS = 21
 MINIMUM_NOT_BELOW = 0.8
 #: Largest fall of E (eV) from one compression step to the next that still counts as flat.
 COMPRESSION_TOLERANCE = 1e-4
-
-
-class CompressionCheck(BaseModel):
-    """One training structure scaled isotropically from its volume down to 0.6 of it.
-
-    A structure from the data lies at or near equilibrium: its energy may first fall a little
-    (a stretched frame), but from its minimum along the path, which must lie above
-    ``MINIMUM_NOT_BELOW`` of the volume, it must rise at every step.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    index: int
-    name: str
-    passed: bool
-    violation_volume_fraction: float | None  # where the energy falls (or its minimum is)
-    violation_shortest_distance: float | None  # Å; the shortest interatomic distance there
-    energy_rise_ev: float  # E at the smallest volume minus E at the minimum
-
-    def failure(self) -> str | None:
-        """What is wrong, naming the structure and the distance; None when the check passed."""
-        if self.passed:
-            return None
-        return (
-            f"compression of structure {self.index} '{self.name}': the energy falls as it is "
-            f"compressed, at {self.violation_volume_fraction:.2f} of its volume (shortest "
-            f"interatomic distance {self.violation_shortest_distance:.3f} Å)"
-        )
 
 
 def compressed(atoms: Atoms, volume_fraction: float) -> Atoms:

@@ -16,8 +16,6 @@ from ase.calculators.mixing import SumCalculator
 from ase.data import atomic_numbers
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlip_autopipec.analysis.dimers import DimerCheck
-from mlip_autopipec.analysis.safety import CompressionCheck
 from mlip_autopipec.config.config_model import Baseline, NoBaseline, ZBLBaseline
 from mlip_autopipec.domain_models.baseline import (
     BaselineCalculator,
@@ -26,6 +24,7 @@ from mlip_autopipec.domain_models.baseline import (
     pair_potential,
     zbl_pair_cutoffs,
 )
+from mlip_autopipec.domain_models.checks import CompressionCheck, DimerCheck
 from mlip_autopipec.domain_models.metrics import FitMetrics
 from mlip_autopipec.files import write_text_atomic
 
