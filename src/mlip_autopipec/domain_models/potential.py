@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
-from ase.calculators.mixing import SumCalculator
-from ase.data import atomic_numbers
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlip_autopipec.config.config_model import Baseline, NoBaseline, ZBLBaseline
-from mlip_autopipec.domain_models.baseline import (
-    BaselineCalculator,
-    PairPotential,
-    lj_pair_parameters,
-    pair_potential,
-    zbl_pair_cutoffs,
-)
+from mlip_autopipec.config.config_model import Baseline, NoBaseline
+from mlip_autopipec.domain_models import deployment
 from mlip_autopipec.domain_models.checks import CompressionCheck, DimerCheck
 from mlip_autopipec.domain_models.metrics import FitMetrics
 from mlip_autopipec.files import write_text_atomic
@@ -166,171 +154,17 @@ class Potential(_Record):
             )
         return potential
 
-    # -- deployment ---------------------------------------------------------------------------
-
-    def _active_set_files(self) -> tuple[Path, Path]:
-        """The B-basis ``.yaml`` and its active set, which the extrapolation grade needs."""
-        if self.active_set_path is None or self.yaml_path is None:
-            raise ValueError(f"the potential in {self.run_dir} has no active set (.asi)")
-        return self.yaml_path, self.active_set_path
+    # -- deployment (domain_models/deployment.py) ---------------------------------------------
 
     def ase_calculator(self, extrapolation: bool = False) -> BaseCalculator:
         """An ASE calculator of the deployed potential: ACE (pyace), plus the baseline if any.
 
-        Energies are total energies in eV on the scale of the training labels, forces in eV/Å.
-        With ``extrapolation`` the results also hold ``gamma``, the per-atom extrapolation
-        grade from the active set (above ``gamma_tolerance``: the environment lies outside the
-        training set).
+        Energies in eV, forces in eV/Å; with ``extrapolation`` the results also hold ``gamma``,
+        the per-atom extrapolation grade (see :func:`deployment.ase_calculator`).
         """
-        if self.trainer == "mock":
-            raise ValueError(
-                f"{self.yace_path} is a mock placeholder (trainer: mock), not a real potential"
-            )
-        baseline = pair_potential(self.baseline, self.elements)
-        if extrapolation:
-            yaml_path, active_set_path = self._active_set_files()
-            return ExtrapolationCalculator(
-                yaml_path, active_set_path, self.reference_energies, baseline
-            )
-        from pyace import PyACECalculator
-
-        ace: BaseCalculator = PyACECalculator(str(self.yace_path))
-        if baseline is None:
-            return ace
-        return SumCalculator([ace, BaselineCalculator(baseline)])
+        return deployment.ase_calculator(self, extrapolation)
 
     def lammps_commands(self, extrapolation: bool = False) -> list[str]:
-        """LAMMPS input lines for the deployed potential; atom type k is ``elements[k-1]``.
-
-        With a baseline, ACE (ML-PACE) and the baseline are overlaid
-        (``pair_style hybrid/overlay pace zbl ...`` or ``... lj/cut ...``); the ``.yace`` holds
-        no ZBL of its own, so nothing is counted twice. With ``extrapolation``, ACE is
-        ``pace/extrapolation`` on the B-basis ``.yaml`` and its active set, and the per-atom
-        grade is kept in ``f_pace_gamma`` every 10 steps (its maximum in
-        ``c_max_pace_gamma``); that ``.yaml`` holds no reference energies, so total energies
-        are then shifted by the sum of ``reference_energies`` over the atoms (forces are not).
-        """
-        if extrapolation:
-            yaml_path, active_set_path = self._active_set_files()
-            ace_style = "pace/extrapolation"
-            ace_files = f"{yaml_path} {active_set_path}"
-            gamma = [
-                "fix pace_gamma all pair 10 pace/extrapolation gamma 1",
-                "compute max_pace_gamma all reduce max f_pace_gamma",
-            ]
-        else:
-            ace_style, ace_files, gamma = "pace", str(self.yace_path), []
-        return self._pair_commands(ace_style, ace_files) + gamma
-
-    def _pair_commands(self, ace_style: str, ace_files: str) -> list[str]:
-        elements = " ".join(self.elements)
-        baseline = self.baseline
-        if isinstance(baseline, NoBaseline):
-            return [f"pair_style {ace_style}", f"pair_coeff * * {ace_files} {elements}"]
-        pace = f"pair_coeff * * {ace_style} {ace_files} {elements}"
-        pairs = [
-            (i + 1, j + 1, first, second)
-            for i, first in enumerate(self.elements)
-            for j, second in enumerate(self.elements)
-            if j >= i
-        ]
-        if isinstance(baseline, ZBLBaseline):
-            return [
-                pace if line == _PACE_COEFF else line
-                for line in zbl_commands(baseline, self.elements, ace_style)
-            ]
-        parameters = lj_pair_parameters(baseline, self.elements)
-        lines = [f"pair_style hybrid/overlay {ace_style} lj/cut {baseline.cutoff}", pace]
-        for i, j, a, b in pairs:
-            epsilon, sigma = parameters[(a, b)]
-            lines.append(f"pair_coeff {i} {j} lj/cut {epsilon!r} {sigma!r}")
-        if baseline.shift:
-            lines.append("pair_modify pair lj/cut shift yes")
-        return lines
-
-
-#: Placeholder for the ``pair_coeff`` line of ACE in :func:`zbl_commands`.
-_PACE_COEFF = "<pace>"
-
-
-def zbl_commands(baseline: ZBLBaseline, elements: Sequence[str], ace_style: str) -> list[str]:
-    """``hybrid/overlay`` lines of ACE and a per-pair ZBL; ACE's ``pair_coeff`` as a placeholder.
-
-    LAMMPS' ``pair zbl`` has one inner/outer pair per style, so each distinct pair of cutoffs is
-    its own ``zbl`` sub-style (numbered in ``pair_coeff`` when there are several) holding only
-    the element pairs with those cutoffs.
-    """
-    table = zbl_pair_cutoffs(baseline, elements)
-    groups = sorted(set(table.values()), key=lambda value: (value[1], value[0]))
-    styles = " ".join(f"zbl {inner} {outer}" for inner, outer in groups)
-    lines = [f"pair_style hybrid/overlay {ace_style} {styles}", _PACE_COEFF]
-    for i, first in enumerate(elements):
-        for j in range(i, len(elements)):
-            second = elements[j]
-            group = groups.index(table[tuple(sorted((first, second)))])  # type: ignore[index]
-            style = "zbl" if len(groups) == 1 else f"zbl {group + 1}"
-            lines.append(
-                f"pair_coeff {i + 1} {j + 1} {style} "
-                f"{atomic_numbers[first]} {atomic_numbers[second]}"
-            )
-    return lines
-
-
-class ExtrapolationCalculator(Calculator):
-    """ACE from the B-basis ``.yaml`` with its active set, plus reference energies and baseline.
-
-    pyace computes the extrapolation grade only from the B-basis form of a potential, which
-    holds no reference energies; they are added here, so energies match ``ase_calculator()``.
-    """
-
-    implemented_properties = ["energy", "energies", "forces", "stress", "gamma"]  # noqa: RUF012
-
-    def __init__(
-        self,
-        yaml_path: Path,
-        active_set_path: Path,
-        reference_energies: dict[str, float],
-        baseline: PairPotential | None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
-        from pyace import PyACECalculator
-
-        self.ace = PyACECalculator(str(yaml_path))
-        self.ace.set_active_set(str(active_set_path))
-        self.reference_energies = reference_energies
-        self.baseline = baseline
-
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: Sequence[str] = ("energy",),
-        system_changes: Sequence[str] = tuple(all_changes),
-    ) -> None:
-        super().calculate(atoms, properties, system_changes)  # type: ignore[no-untyped-call]
-        assert self.atoms is not None  # set by Calculator.calculate
-        structure = self.atoms.copy()
-        self.ace.calculate(structure, properties, system_changes)
-        ace = self.ace.results
-        symbols = structure.get_chemical_symbols()
-        offsets = np.array([self.reference_energies.get(s, 0.0) for s in symbols])
-        energies = np.asarray(ace["energies"]) + offsets
-        forces = np.array(ace["forces"])
-        stress = np.array(ace["stress"]) if "stress" in ace else np.zeros(6)
-        if self.baseline is not None:
-            _, baseline_energies, baseline_forces, baseline_stress = self.baseline.evaluate(
-                structure
-            )
-            energies = energies + baseline_energies
-            forces = forces + baseline_forces
-            stress = stress + baseline_stress
-        energy = float(energies.sum())
-        self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "energies": energies,
-            "forces": forces,
-            "gamma": np.array(ace["gamma"]),
-        }
-        if structure.pbc.all():
-            self.results["stress"] = stress
+        """LAMMPS input lines for the deployed potential; atom type k is ``elements[k-1]``
+        (see :func:`deployment.lammps_commands`)."""
+        return deployment.lammps_commands(self, extrapolation)
