@@ -21,7 +21,7 @@ from mlip_autopipec.config.config_model import TrainerConfig
 HEADER = """\
 # Configuration reference
 
-Generated from the pydantic models in `src/mlip_autopipec/config/config_model.py` by
+Generated from the pydantic models in `src/mlip_autopipec/config/` by
 `python -m mlip_autopipec.config_reference > docs/configuration.md`; do not edit by hand.
 
 A config file is YAML with a `trainer` section; unknown keys are errors, and every error names

@@ -19,7 +19,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_numbers, covalent_radii
 
-from mlip_autopipec.config.config_model import (
+from mlip_autopipec.config.baseline import (
     Baseline,
     LJBaseline,
     NoBaseline,

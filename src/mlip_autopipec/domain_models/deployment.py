@@ -16,7 +16,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.mixing import SumCalculator
 from ase.data import atomic_numbers
 
-from mlip_autopipec.config.config_model import NoBaseline, ZBLBaseline
+from mlip_autopipec.config.baseline import NoBaseline, ZBLBaseline
 from mlip_autopipec.domain_models.baseline import (
     BaselineCalculator,
     PairPotential,
