@@ -18,6 +18,14 @@ from mlip_autopipec.oracle.emt import label_with_emt
 
 #: Small real files: a tiny Cu-Pt potential as pacemaker and pace_yaml2yace write it.
 TEST_DATA = Path(__file__).parent / "data"
+#: A real pacemaker.log (maxiter 300, display_step 10, Cu-Pt), trimmed (see its tests).
+PACEMAKER_PROGRESS_LOG = TEST_DATA / "pacemaker_progress.log"
+#: One iteration record of pacemaker's log, as pyace's MetricsAggregator writes it.
+ITERATION_1 = (
+    "2026-11-29 02:13:05,048 - pyace.metrics_aggregator - INFO - Iteration   #1    (3 evals):"
+    "        Loss: 1.1919e+00 | RMSE Energy(low): 597.61 (509.15) meV/at | Forces(low): 1023.03"
+    " (1016.71) meV/A | Time/eval: 116.20 mcs/at"
+)
 
 
 def cu_pt_structures(count: int = 12, seed: int = 0) -> list[Atoms]:

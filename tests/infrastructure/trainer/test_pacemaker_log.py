@@ -21,13 +21,9 @@ from mlip_autopipec.infrastructure.trainer.pacemaker_log import (
     read_fit_timing,
 )
 
-LOG = Path(__file__).resolve().parents[2] / "data" / "pacemaker_progress.log"
+from ...conftest import ITERATION_1, PACEMAKER_PROGRESS_LOG
 
-ITERATION_1 = (
-    "2026-11-29 02:13:05,048 - pyace.metrics_aggregator - INFO - Iteration   #1    (3 evals):"
-    "        Loss: 1.1919e+00 | RMSE Energy(low): 597.61 (509.15) meV/at | Forces(low): 1023.03"
-    " (1016.71) meV/A | Time/eval: 116.20 mcs/at"
-)
+LOG = PACEMAKER_PROGRESS_LOG
 RMSE_ROW = (
     "   RMSE:          377.11               174.31               583.68                  567.05"
 )
