@@ -473,7 +473,7 @@ def test_shortest_distance_per_pair_over_all_structures() -> None:
 def test_the_fast_close_pair_screen_never_misses_a_close_pair() -> None:
     from ase.neighborlist import neighbor_list
 
-    from mlip_autopipec.domain_models.dataset import (
+    from mlip_autopipec.domain_models.validation import (
         MIN_INTERATOMIC_DISTANCE,
         _no_pair_can_be_close,
     )

@@ -13,12 +13,8 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from mlip_autopipec.domain_models.validation import validate_structure
 from mlip_autopipec.errors import DatasetValidationError
-
-#: Two atoms closer than this (Å) mean a broken structure, not a physical configuration.
-MIN_INTERATOMIC_DISTANCE = 0.1
-#: A periodic cell spanning less (Å^3; Å^2 or Å for 2 or 1 periodic directions) is degenerate.
-MIN_CELL_MEASURE = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,110 +212,6 @@ class Dataset(Sequence[LabelledStructure]):
             ):
                 digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
-
-
-def validate_structure(
-    structure: LabelledStructure, *, index: int, source: str | Path | None = None
-) -> None:
-    """Raise DatasetValidationError if the structure cannot be trained on."""
-
-    def fail(reason: str) -> DatasetValidationError:
-        return DatasetValidationError(reason, index=index, name=structure.name, source=source)
-
-    atoms = structure.atoms
-    n_atoms = len(atoms)
-    if n_atoms == 0:
-        raise fail("has no atoms")
-    if not np.all(np.isfinite(atoms.positions)):
-        raise fail("positions contain NaN or inf")
-    if not np.isfinite(structure.energy):
-        raise fail(f"energy is not finite ({structure.energy})")
-    forces = structure.forces
-    if forces.shape != (n_atoms, 3):
-        raise fail(f"forces have shape {forces.shape}, expected ({n_atoms}, 3) for {n_atoms} atoms")
-    if not np.all(np.isfinite(forces)):
-        bad_atoms = np.unique(np.nonzero(~np.isfinite(forces))[0])
-        raise fail(f"forces contain NaN or inf (atoms {bad_atoms[:10].tolist()})")
-    for label, weight in (
-        ("energy_weight", structure.energy_weight),
-        ("force_weight", structure.force_weight),
-    ):
-        if weight is not None and not (np.isfinite(weight) and weight >= 0):
-            raise fail(f"{label} must be a finite number >= 0, got {weight}")
-    _check_cell(atoms, fail)
-    _check_close_atoms(atoms, fail)
-
-
-def _check_cell(atoms: Atoms, fail: Any) -> None:
-    periodic = np.asarray(atoms.pbc, dtype=bool)
-    if not periodic.any():
-        return
-    vectors = np.asarray(atoms.cell)[periodic]
-    # The Gram determinant is the squared volume (area, length) spanned by the periodic vectors.
-    measure = float(np.sqrt(max(np.linalg.det(vectors @ vectors.T), 0.0)))
-    if measure < MIN_CELL_MEASURE:
-        directions = "".join(axis for axis, p in zip("xyz", periodic, strict=True) if p)
-        raise fail(
-            f"cell has zero volume in its periodic directions ({directions}); "
-            f"cell = {np.asarray(atoms.cell).tolist()}"
-        )
-
-
-def _check_close_atoms(atoms: Atoms, fail: Any) -> None:
-    periodic = np.asarray(atoms.pbc, dtype=bool)
-    if len(atoms) < 2 and not periodic.any():
-        return
-    if periodic.any():
-        # Checked first, and cheaply: ASE's neighbor_list visits every cell image within 3 Å,
-        # which takes minutes on a cell of a few hundredths of an Å.
-        from ase.geometry import minkowski_reduce
-
-        reduced, _ = minkowski_reduce(np.asarray(atoms.cell), pbc=periodic)
-        image = float(np.linalg.norm(reduced[periodic], axis=1).min())
-        if image < MIN_INTERATOMIC_DISTANCE:
-            raise fail(
-                f"every atom is {image:.4f} Å from its own periodic image "
-                f"(closer than {MIN_INTERATOMIC_DISTANCE} Å)"
-            )
-    if _no_pair_can_be_close(atoms):
-        return
-    from ase.neighborlist import neighbor_list
-
-    first, second, distances = neighbor_list("ijd", atoms, MIN_INTERATOMIC_DISTANCE)
-    if len(distances):
-        k = int(np.argmin(distances))
-        raise fail(
-            f"atoms {int(first[k])} and {int(second[k])} are {distances[k]:.4f} Å apart "
-            f"(closer than {MIN_INTERATOMIC_DISTANCE} Å)"
-        )
-
-
-#: Above this many atoms the all-pairs screen of _no_pair_can_be_close would need much memory.
-_SCREEN_MAX_ATOMS = 1000
-
-
-def _no_pair_can_be_close(atoms: Atoms) -> bool:
-    """A fast, conservative screen: True only if no two atoms (or images) are too close.
-
-    All pairs at once: fractional differences wrapped into [-1/2, 1/2] are the nearest images in
-    fractional space, so the smallest singular value of the cell times their length bounds every
-    Cartesian image distance from below. False means "maybe": the exact search decides.
-    """
-    n_atoms = len(atoms)
-    periodic = np.asarray(atoms.pbc, dtype=bool)
-    if n_atoms > _SCREEN_MAX_ATOMS or (periodic.any() and not periodic.all()):
-        return False
-    first, second = np.triu_indices(n_atoms, k=1)
-    if not periodic.any():
-        gaps = atoms.positions[first] - atoms.positions[second]
-        return bool(np.all(np.einsum("ij,ij->i", gaps, gaps) >= MIN_INTERATOMIC_DISTANCE**2))
-    cell = np.asarray(atoms.cell)
-    fractional = atoms.get_scaled_positions(wrap=False)
-    differences = fractional[first] - fractional[second]
-    differences -= np.round(differences)
-    smallest_stretch = float(np.linalg.svd(cell, compute_uv=False).min())
-    lengths = np.sqrt(np.einsum("ij,ij->i", differences, differences))
-    return bool(np.all(smallest_stretch * lengths >= MIN_INTERATOMIC_DISTANCE))
 
 
 def _labelled_from_atoms(
