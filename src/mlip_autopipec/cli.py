@@ -7,8 +7,9 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlip_autopipec import __version__
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
@@ -21,6 +22,9 @@ from mlip_autopipec.errors import (
     OutputError,
     TrainerError,
 )
+
+if TYPE_CHECKING:
+    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 
 EXIT_OK = 0
 EXIT_TRAINING_FAILED = 1
@@ -315,9 +319,7 @@ def _read_data(path: Path, trust_pickle: bool) -> Dataset:
     return read_dataset(path)
 
 
-def _progress_reporter(
-    config: TrainerConfig, args: argparse.Namespace
-) -> Callable[[str], None] | None:
+def _progress_reporter(config: TrainerConfig, args: argparse.Namespace) -> ProgressSink | None:
     """Live progress on stderr: a bar on a terminal, else a plain line every 30 s. None with
     --quiet, or with --verbose, where the programs' own output is shown line by line."""
     from mlip_autopipec.infrastructure.trainer.progress import ProgressReporter
@@ -331,7 +333,7 @@ def _train(
     config: TrainerConfig,
     dataset: Dataset,
     out: Path,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressSink | None = None,
     test_dataset: Dataset | None = None,
 ) -> int:
     from mlip_autopipec.infrastructure.trainer import create_trainer

@@ -7,11 +7,15 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlip_autopipec.cli import EXIT_OK, EXIT_TRAINING_FAILED, summary
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -20,7 +24,7 @@ def submit(
     config: TrainerConfig,
     dataset: Dataset,
     out: Path,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressSink | None = None,
     test_dataset: Dataset | None = None,
 ) -> int:
     """Submit the batch job of a fit, say how to follow it, and exit."""
@@ -54,7 +58,7 @@ def status(run_dir: Path) -> int:
 
 def wait(
     run_dir: Path,
-    progress_reporter: Callable[[TrainerConfig, argparse.Namespace], Callable[[str], None] | None],
+    progress_reporter: Callable[[TrainerConfig, argparse.Namespace], ProgressSink | None],
     args: argparse.Namespace,
 ) -> int:
     """Follow the job of ``run_dir`` to its end and build the potential, as ``train`` does."""

@@ -20,7 +20,6 @@ from mlip_autopipec.infrastructure.trainer.progress import (
     ProgressReporter,
     format_duration,
     parse_line,
-    reporting_step,
 )
 from mlip_autopipec.infrastructure.trainer.runner import run_program
 
@@ -360,16 +359,6 @@ def test_steps_are_plain_lines_and_failures_propagate() -> None:
     assert lines[:3] == ["writing data ...", "writing data done in 2s", "fitting ..."]
     assert lines[3].startswith("\r[")  # the progress line, ended before the next step line
     assert lines[4:] == ["fitting failed after 1m05s", ""]
-
-
-def test_reporting_step_with_another_callback_does_nothing() -> None:
-    with reporting_step(print, "fitting"), reporting_step(None, "fitting"):
-        pass
-    clock = FakeClock()
-    progress, stream = reporter(clock, interactive=False)
-    with reporting_step(progress, "active set"):
-        pass
-    assert stream.getvalue() == "active set ...\nactive set done in 0s\n"
 
 
 def test_a_broken_stream_does_not_stop_the_fit() -> None:

@@ -19,7 +19,6 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -31,29 +30,26 @@ from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.scheduler import JobRequest, JobStatus, Scheduler
-from mlip_autopipec.infrastructure.trainer.active_set import ACTIVESET_LOG, activeset_arguments
 from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
 from mlip_autopipec.infrastructure.trainer.batch_job import (
     JOB_RESULT_JSON,
     JOB_STEPS_JSON,
-    JobResult,
     JobSteps,
-    ProgramStep,
 )
-from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.pending_run import (
     BATCH_JOB_JSON,
     TEST_SET,
     BatchRecord,
+    CheckedRun,
     PreparedRun,
-    Programs,
     refuse_running_job,
 )
-from mlip_autopipec.infrastructure.trainer.progress import reporting_step
+from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile, thread_environment
+from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
+from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 
 if TYPE_CHECKING:
-    from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
     from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTrainer
 
 log = logging.getLogger(__name__)
@@ -76,14 +72,8 @@ def job_environment(config: TrainerConfig, execution: BatchExecution) -> dict[st
     With ``gpus > 0`` CUDA_VISIBLE_DEVICES is left to the scheduler, which sets it to the GPUs
     it allocated; with ``gpus: 0`` CUDA is hidden, as ``gpu_devices: ''`` does locally.
     """
-    threads = str(config.threads or execution.cpus)
-    environment = {
-        "OMP_NUM_THREADS": threads,
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": threads,
-        "TF_CPP_MIN_LOG_LEVEL": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    environment = thread_environment(config.threads or execution.cpus)
+    environment["PYTHONUNBUFFERED"] = "1"
     if execution.gpus == 0:
         environment["CUDA_VISIBLE_DEVICES"] = "-1"
     return environment
@@ -110,9 +100,9 @@ class BatchFit:
     ) -> Potential:
         """Submit, follow and finish (``train`` with a batch execution), holding the run
         directory's lock throughout."""
-        programs, accounted = self._check(dataset, workdir, test_dataset)
+        checked = self._check(dataset, workdir, test_dataset)
         with claim_run_directory(workdir, replaces=self._replaced()) as run:
-            record, prepared = self._submit(programs, accounted, test_dataset, run.path)
+            record, prepared = self._submit(checked, test_dataset, run.path)
             result = self._follow(record, run.path)
             return self._finish(record, run.path, result, prepared)
 
@@ -121,9 +111,9 @@ class BatchFit:
     ) -> Path:
         """Prepare the run directory and submit the job (``train --detach``); the directory is
         handed over to the job (manifest ``submitted``, lock released). Returns it."""
-        programs, accounted = self._check(dataset, workdir, test_dataset)
+        checked = self._check(dataset, workdir, test_dataset)
         with claim_run_directory(workdir, replaces=self._replaced()) as run:
-            self._submit(programs, accounted, test_dataset, run.path)
+            self._submit(checked, test_dataset, run.path)
             run.hand_over()
         return run.path
 
@@ -145,15 +135,13 @@ class BatchFit:
             result = self._follow(record, run.path)
             return self._finish(record, run.path, result)
 
-    def _check(
-        self, dataset: Dataset, workdir: Path, test_dataset: Dataset | None
-    ) -> tuple[Programs, AccountedDataset]:
+    def _check(self, dataset: Dataset, workdir: Path, test_dataset: Dataset | None) -> CheckedRun:
         """The scheduler and its queue, the programs, the data and the run directory's job,
         checked before anything is written."""
         scheduler_for(self.execution, Path(workdir).absolute()).check()
-        programs, accounted = self.trainer.check_inputs(dataset, test_dataset)
+        checked = self.trainer.check_inputs(dataset, test_dataset)
         refuse_running_job(workdir)
-        return programs, accounted
+        return checked
 
     @staticmethod
     def _replaced() -> tuple[str, ...]:
@@ -162,28 +150,20 @@ class BatchFit:
         return (*REPLACED, *BATCH_FILES)
 
     def _submit(
-        self,
-        programs: Programs,
-        accounted: AccountedDataset,
-        test_dataset: Dataset | None,
-        run_dir: Path,
+        self, checked: CheckedRun, test_dataset: Dataset | None, run_dir: Path
     ) -> tuple[BatchRecord, PreparedRun]:
         """The cheap steps on this machine, then the job; its record is saved in ``run_dir``."""
-        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
-            PACEMAKER_LOG,
-            program_environment,
-        )
+        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
 
         trainer = self.trainer
         # 2.-4. Checks, selection, data file, input.yaml (pace_select runs here).
-        environment = program_environment(trainer.config)
-        prepared = trainer.prepare(accounted, test_dataset, run_dir, programs, environment)
+        prepared = trainer.prepare(checked, test_dataset, run_dir)
         if test_dataset is not None:  # for wait in another process: a copy that runs no code
             test_dataset.write(run_dir / TEST_SET)
-        # 5. The job: its steps, the user's setup lines, then the submission.
+        # 5. The job: the trainer's compute steps, the user's setup lines, then the submission.
         steps = JobSteps(
-            steps=compute_steps(programs, trainer.config),
-            time_limit_s=trainer.config.time_limit_seconds,
+            steps=trainer.compute_steps(checked.profile, prepared),
+            time_limit_s=checked.profile.time_limit_s,
         )
         write_text_atomic(run_dir / JOB_STEPS_JSON, steps.model_dump_json(indent=2) + "\n")
         setup = None
@@ -202,7 +182,7 @@ class BatchFit:
             setup_script=setup,
         )
         scheduler = scheduler_for(self.execution, run_dir)
-        with reporting_step(trainer.on_output_line, f"submitting to {self.execution.type}"):
+        with checked.profile.step(f"submitting to {self.execution.type}"):
             job = scheduler.submit(request)
         assert job.native_id is not None
         record = BatchRecord(
@@ -227,9 +207,8 @@ class BatchFit:
         """Everything a local fit does after pacemaker, in the locked ``run_dir``. ``prepared``
         is None in another process than the submitting one: the structures written for the
         fit are then read from their safe copies (extxyz), never from pacemaker's pickles."""
-        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import program_environment
-
         trainer = self.trainer
+        profile = trainer.profile()
         if prepared is None:
             test_path = run_dir / TEST_SET
             prepared = PreparedRun(
@@ -238,11 +217,9 @@ class BatchFit:
                 Dataset.read(run_dir / TRAINING_SET),
                 Dataset.read(test_path) if record.run.fixed_test_set else None,
             )
-        with reporting_step(trainer.on_output_line, "reading pacemaker's results"):
+        with profile.step("reading pacemaker's results"):
             predictions = trainer.read_fit(prepared)
-        return trainer.finish(
-            prepared, predictions, program_environment(trainer.config), job_result=result
-        )
+        return trainer.finish(prepared, predictions, result, profile)
 
     def _follow(self, record: BatchRecord, run_dir: Path) -> JobResult:
         from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
@@ -250,10 +227,11 @@ class BatchFit:
         scheduler = scheduler_for(record.execution, run_dir)
         job = scheduler.attach(record.job_id)
         name = f"{record.backend} job {record.job_id}"
-        tail = _LogTail(run_dir / PACEMAKER_LOG, record.log_offset, self.trainer.on_output_line)
+        progress = self.trainer.progress
+        tail = _LogTail(run_dir / PACEMAKER_LOG, record.log_offset, progress)
         shown: str | None = None
         try:
-            with reporting_step(self.trainer.on_output_line, f"fitting (pacemaker) in {name}"):
+            with ProgramProfile(progress=progress).step(f"fitting (pacemaker) in {name}"):
                 while True:
                     status = scheduler.status(job)
                     if status.state != shown and status.state != "unknown":
@@ -278,25 +256,10 @@ class BatchFit:
             raise
 
 
-def compute_steps(programs: Programs, config: TrainerConfig) -> list[ProgramStep]:
-    """What the job runs: pacemaker, then pace_activeset (on large data it needs the node)."""
-    from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
-
-    return [
-        ProgramStep(name="pacemaker", argv=[programs.pacemaker, INPUT_YAML], log=PACEMAKER_LOG),
-        ProgramStep(
-            name="pace_activeset",
-            argv=[programs.activeset, *activeset_arguments(config.active_set)],
-            log=ACTIVESET_LOG,
-            required=False,  # a potential without an active set is still a potential
-        ),
-    ]
-
-
 class _LogTail:
     """Passes the lines a program appends to its log file on to ``on_line``."""
 
-    def __init__(self, path: Path, offset: int, on_line: Callable[[str], None] | None) -> None:
+    def __init__(self, path: Path, offset: int, on_line: ProgressSink | None) -> None:
         self.path = path
         self.offset = offset
         self.on_line = on_line

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -18,16 +17,14 @@ from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_che
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, FailedChecksError, TrainerError
 from mlip_autopipec.infrastructure.trainer.active_set import (
     ACTIVE_SET,
-    active_set_of_job,
-    build_active_set,
+    active_set_of,
+    activeset_step,
 )
-from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, check_test_split
-from mlip_autopipec.infrastructure.trainer.batch_job import JobResult
+from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
 from mlip_autopipec.infrastructure.trainer.budget import (
     SizedFit,
     size_fit,
@@ -48,10 +45,16 @@ from mlip_autopipec.infrastructure.trainer.outputs import (
     PredictionArrays,
     convert_fit_predictions,
 )
+from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import (
+    RunPlan,
+    check_test_split,
+    plan_pacemaker_run,
+    write_inputs,
+)
 from mlip_autopipec.infrastructure.trainer.pending_run import (
+    CheckedRun,
     PendingRun,
     PreparedRun,
-    Programs,
     refuse_running_job,
 )
 from mlip_autopipec.infrastructure.trainer.potential_file import (
@@ -59,38 +62,41 @@ from mlip_autopipec.infrastructure.trainer.potential_file import (
     potential_metadata,
     set_reference_energies,
 )
-from mlip_autopipec.infrastructure.trainer.progress import ProgressReporter, reporting_step
+from mlip_autopipec.infrastructure.trainer.profile import (
+    FIT_PROGRAMS,
+    Program,
+    ProgramProfile,
+    log_name,
+)
+from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
+from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
-from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
 from mlip_autopipec.infrastructure.trainer.selection import (
-    SELECTION_DIR,
-    TARGET_BASIS_YAML,
-    check_previous_potential,
     keep_all,
     load_previous_potential,
     requested_count,
     select_structures,
-    write_target_basis,
+    write_selection_inputs,
 )
 
 log = logging.getLogger(__name__)
 
 POTENTIAL_YACE = "potential.yace"
-PACEMAKER_LOG = "pacemaker.log"
-YAML2YACE_LOG = "pace_yaml2yace.log"
-CANDIDATES = "candidates.pckl.gzip"
+PACEMAKER_LOG = log_name("pacemaker")
+YAML2YACE_LOG = log_name("pace_yaml2yace")
 #: What a new fit must not find stale in its run directory.
 REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
 
 
 class PacemakerTrainer(BaseTrainer):
-    """Fits ACE with ``pacemaker`` and converts the result to ``.yace`` with ``pace_yaml2yace``."""
+    """Fits ACE with ``pacemaker`` and converts the result to ``.yace`` with ``pace_yaml2yace``.
 
-    def __init__(
-        self, config: TrainerConfig, on_output_line: Callable[[str], None] | None = None
-    ) -> None:
+    ``on_output_line`` follows the run: the programs' output lines and the named steps.
+    """
+
+    def __init__(self, config: TrainerConfig, on_output_line: ProgressSink | None = None) -> None:
         super().__init__(config)
-        self.on_output_line = on_output_line
+        self.progress = on_output_line
 
     def train(
         self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
@@ -101,59 +107,59 @@ class PacemakerTrainer(BaseTrainer):
             from mlip_autopipec.infrastructure.trainer.batch import BatchFit
 
             return BatchFit(self).run(dataset, workdir, test_dataset=test_dataset)
-        # 1. Find the programs, check the data, before anything is written.
-        programs, accounted = self.check_inputs(dataset, test_dataset)
+        # 1. Check: the programs and the data, before anything is written.
+        checked = self.check_inputs(dataset, test_dataset)
         refuse_running_job(workdir)  # a batch job may still write there
-        environment = program_environment(self.config)
         with claim_run_directory(workdir, replaces=REPLACED) as run:
-            # 2.-4. Plan, select, write pacemaker's input.
-            prepared = self.prepare(
-                accounted, test_dataset, run.path, programs, environment, budget_from=started
+            # 2. Plan and write the inputs: energy scale, baseline, selection, cost, input.yaml.
+            prepared = self.prepare(checked, test_dataset, run.path, budget_from=started)
+            # 3. Run pacemaker (ended at a time budget's deadline, if any), then pace_activeset.
+            fit_started = datetime.now()  # local time, as pacemaker's log
+            result = checked.profile.run_steps(
+                self.compute_steps(checked.profile, prepared), run.path
             )
-            # 5. Fit (ended at the deadline of a time budget, if any); the baseline and
-            #    reference energies go into the potential's metadata.
-            sized = prepared.sized
-            fit_environment = dict(environment)
-            if sized is not None and sized.optimiser_time_s is not None:
-                fit_environment[DEADLINE_ENV] = repr(time.time() + sized.optimiser_time_s)
-            with self._step("fitting (pacemaker)"):
-                fit_started = datetime.now()  # local time, as pacemaker's log
-                self._run(
-                    programs.pacemaker, [INPUT_YAML], run.path, PACEMAKER_LOG, fit_environment
-                )
-                predictions = self.read_fit(prepared)
-            cost = None
-            if sized is not None:
-                log_path = run.path / PACEMAKER_LOG
-                cost = measured_cost(run.path, log_path, sized, self.config.fit, fit_started)
-            # 6.-12. .yace, active set, record, safety gate, report.
-            return self.finish(prepared, predictions, environment, cost=cost)
+            # 4. Read the outputs: metadata into the potential, its predictions, the cost.
+            predictions = self.read_fit(prepared)
+            cost = self._measured_cost(prepared, result, fit_started)
+            # 5. Check and record: .yace, active set, safety gate, potential.json, report.
+            return self.finish(prepared, predictions, result, checked.profile, cost=cost)
 
-    def check_inputs(
-        self, dataset: Dataset, test_dataset: Dataset | None
-    ) -> tuple[Programs, AccountedDataset]:
+    def check_inputs(self, dataset: Dataset, test_dataset: Dataset | None) -> CheckedRun:
         """The programs (and a previous potential) of the fit, and the structures to fit:
         those pacemaker would drop silently (free atoms, lone atoms) are decided on."""
-        executables = self.config.executables
         if test_dataset is not None:
             self.check_test_dataset(dataset, test_dataset)
         selecting = self.config.active_set.enabled
-        programs = Programs(
-            pacemaker=resolve_executable(executables.pacemaker),
-            yaml2yace=resolve_executable(executables.pace_yaml2yace),
-            activeset=resolve_executable(executables.pace_activeset),
-            pace_select=resolve_executable(executables.pace_select) if selecting else None,
-            previous=load_previous_potential(self.config.active_set) if selecting else None,
+        profile = self.profile(selecting=selecting)
+        previous = load_previous_potential(self.config.active_set) if selecting else None
+        return CheckedRun(profile, previous, self.account_for_structures(dataset))
+
+    def profile(self, *, selecting: bool = False) -> ProgramProfile:
+        """How this config's programs run here (pace_select too when ``selecting``)."""
+        programs: tuple[Program, ...] = (
+            (*FIT_PROGRAMS, "pace_select") if selecting else FIT_PROGRAMS
         )
-        return programs, self.account_for_structures(dataset)
+        return ProgramProfile.for_config(self.config, self.progress, programs)
+
+    def plan_run(
+        self,
+        dataset: Dataset,
+        *,
+        n_training: int | None = None,
+        free_atom_energies: Mapping[str, float] | None = None,
+        fitting: bool = True,
+    ) -> RunPlan:
+        """Reference energies, baseline and pacemaker's input (``plan_pacemaker_run``)."""
+        data = self.plan_data(dataset, free_atom_energies)
+        return plan_pacemaker_run(
+            self.config, dataset, data, n_training=n_training, fitting=fitting
+        )
 
     def prepare(
         self,
-        accounted: AccountedDataset,
+        checked: CheckedRun,
         test_dataset: Dataset | None,
         workdir: Path,
-        programs: Programs,
-        environment: dict[str, str],
         budget_from: float | None = None,
     ) -> PreparedRun:
         """Everything before the fit, in a claimed and locked ``workdir``: reference energies,
@@ -161,15 +167,13 @@ class PacemakerTrainer(BaseTrainer):
 
         ``budget_from`` (time.monotonic() when the training began) sizes the fit on this
         machine, to ``fit.time_budget`` if one is set; None (a batch job) does not."""
+        accounted, profile = checked.accounted, checked.profile
         dataset = accounted.fit
-        pace_select = programs.pace_select
 
-        # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
+        # Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
         n_training = len(dataset)
-        if pace_select is not None:
+        if self.config.active_set.enabled:
             n_training = requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
-            if n_training == len(dataset):  # "use all": nothing to select
-                pace_select = None
         plan = self.plan_run(
             dataset,
             n_training=n_training,
@@ -177,29 +181,30 @@ class PacemakerTrainer(BaseTrainer):
             fitting=test_dataset is None,
         )
 
-        # 3. Select the training structures by D-optimality (optional).
+        # Select the training structures by D-optimality (optional; "use all" selects none).
         selection = None
         training_set = dataset
-        if pace_select is not None:
-            with self._step("selecting structures (pace_select)"):
+        if n_training < len(dataset):
+            with profile.step("selecting structures (pace_select)"):
                 selection = self._select(
-                    dataset, plan, n_training, pace_select, programs.previous, workdir, environment
+                    dataset, plan, n_training, checked.previous, workdir, profile
                 )
             training_set = dataset.subset(selection.indices)
 
-        # 3b. What the fit will cost; with a time budget, the iterations (and basis) it allows.
+        # What the fit will cost; with a time budget, the iterations (and basis) it allows.
         sized = None
         if budget_from is not None:
-            sized = self._size_fit(training_set, plan, time.monotonic() - budget_from, test_dataset)
+            elapsed_s = time.monotonic() - budget_from
+            sized = self._size_fit(training_set, plan, elapsed_s, test_dataset, profile)
             plan = replace(plan, pacemaker_input=sized.pacemaker_input)
             if sized.optimiser_time_s is not None:
                 plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
 
-        # 4. Write the data file and input.yaml (a selection may have found fewer structures).
+        # Write the data file and input.yaml (a selection may have found fewer structures).
         if test_dataset is None:
             check_test_split(self.config.fit.test_size, len(training_set))
-        with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
-            self.write_inputs(training_set, workdir, plan, test_dataset)
+        with profile.step(f"writing pacemaker's input ({len(training_set)} structures)"):
+            write_inputs(training_set, workdir, plan, test_dataset)
         run = PendingRun(
             elements=dataset.elements,
             baseline=plan.baseline,
@@ -211,6 +216,16 @@ class PacemakerTrainer(BaseTrainer):
             fixed_test_set=test_dataset is not None,
         )
         return PreparedRun(workdir, run, training_set, test_dataset, sized)
+
+    def compute_steps(self, profile: ProgramProfile, prepared: PreparedRun) -> list[ProgramStep]:
+        """What the fit runs on the compute node: pacemaker, then pace_activeset (on large data
+        it needs the node too). A time budget's deadline reaches pacemaker's callback."""
+        fit = profile.program_step("pacemaker", [INPUT_YAML], title="fitting (pacemaker)")
+        sized = prepared.sized
+        if sized is not None and sized.optimiser_time_s is not None:
+            deadline = {DEADLINE_ENV: repr(time.time() + sized.optimiser_time_s)}
+            fit = fit.model_copy(update={"environment": deadline})
+        return [fit, activeset_step(profile, self.config.active_set)]
 
     def read_fit(self, prepared: PreparedRun) -> dict[str, PredictionArrays]:
         """Right after pacemaker: metadata into its potential, and its predictions copied to a
@@ -240,43 +255,23 @@ class PacemakerTrainer(BaseTrainer):
         self,
         prepared: PreparedRun,
         predictions: dict[str, PredictionArrays],
-        environment: dict[str, str],
-        job_result: JobResult | None = None,
+        result: JobResult,
+        profile: ProgramProfile,
         cost: FitCost | None = None,
     ) -> Potential:
-        """Everything after the fit: .yace, active set, record, safety gate, report.
-
-        ``job_result``: the batch job that ran pace_activeset already; None runs it here.
-        ``cost``: the fit's estimated and measured cost, for the record.
-        """
+        """Everything after the compute steps (``result``): .yace, active set, record, safety
+        gate, report. ``cost``: the fit's estimated and measured cost, for the record."""
         workdir, run = prepared.workdir, prepared.run
         # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
-        with self._step("converting to .yace (pace_yaml2yace)"):
+        with profile.step("converting to .yace (pace_yaml2yace)"):
             partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
-            self._run(
-                resolve_executable(self.config.executables.pace_yaml2yace),
-                [OUTPUT_POTENTIAL_YAML, "-o", partial_yace.name],
-                workdir,
-                YAML2YACE_LOG,
-                environment,
-            )
+            profile.run("pace_yaml2yace", [OUTPUT_POTENTIAL_YAML, "-o", partial_yace.name], workdir)
             self._require(partial_yace, "pace_yaml2yace wrote no .yace file", YAML2YACE_LOG)
             set_reference_energies(partial_yace, run.reference_energies)
             partial_yace.replace(workdir / POTENTIAL_YACE)
 
         # 7. Active set of the fitted potential: the extrapolation grade of new structures.
-        if job_result is None:
-            with self._step("active set (pace_activeset)"):
-                active_set = build_active_set(
-                    resolve_executable(self.config.executables.pace_activeset),
-                    self.config.active_set,
-                    workdir,
-                    lambda program, arguments, log_name: self._run(
-                        program, arguments, workdir, log_name, environment
-                    ),
-                )
-        else:
-            active_set = active_set_of_job(job_result, workdir)
+        active_set = active_set_of(result, workdir)
 
         # 8. The record, with pacemaker's own errors of the final potential.
         potential = Potential(
@@ -304,7 +299,7 @@ class PacemakerTrainer(BaseTrainer):
 
         # 9. The safety gate on the deployed potential (ACE + baseline): isolated dimers of
         #    every element pair, and training structures compressed to 0.6 of their volume.
-        with self._step("safety checks (dimers, compression)"):
+        with profile.step("safety checks (dimers, compression)"):
             safety = run_safety_checks(
                 potential.ase_calculator(),
                 potential.elements,
@@ -326,7 +321,7 @@ class PacemakerTrainer(BaseTrainer):
         potential.save()
 
         # 11. The training report; a finished potential stands without it.
-        with self._step("training report"):
+        with profile.step("training report"):
             self._report(workdir)
 
         # 12. A potential that failed the gate is not shipped silently.
@@ -343,8 +338,9 @@ class PacemakerTrainer(BaseTrainer):
         plan: RunPlan,
         elapsed_s: float,
         test_dataset: Dataset | None,
+        profile: ProgramProfile,
     ) -> SizedFit:
-        """The cost estimate, logged before the fit; the progress bar counts the planned
+        """The cost estimate, logged before the fit; the progress display counts the planned
         iterations."""
         sized = size_fit(
             plan.pacemaker_input,
@@ -355,76 +351,57 @@ class PacemakerTrainer(BaseTrainer):
             elapsed_s=elapsed_s,
         )
         log_estimate(sized, self.config.fit, len(training_set), fixed_test_set=bool(test_dataset))
-        if isinstance(self.on_output_line, ProgressReporter):
-            self.on_output_line.maxiter = sized.planned_iterations
+        profile.expect_iterations(sized.planned_iterations)
         return sized
 
-    def _step(self, name: str) -> AbstractContextManager[None]:
-        return reporting_step(self.on_output_line, name)
-
-    def _run(
-        self,
-        program: str,
-        arguments: list[str],
-        workdir: Path,
-        log_name: str,
-        environment: dict[str, str],
-    ) -> None:
-        run_program(
-            [program, *arguments],
-            workdir=workdir,
-            log_path=workdir / log_name,
-            env=environment,
-            time_limit_s=self.config.time_limit_seconds,
-            on_line=self.on_output_line,
+    def _measured_cost(
+        self, prepared: PreparedRun, result: JobResult, fit_started: datetime
+    ) -> FitCost | None:
+        """What pacemaker's log says the fit cost, beside the estimate (when one was made)."""
+        fit = result.outcome("pacemaker")
+        if prepared.sized is None or fit is None or fit.seconds is None:
+            return None
+        fit_ended = fit_started + timedelta(seconds=fit.seconds)
+        workdir = prepared.workdir
+        return measured_cost(
+            workdir,
+            workdir / PACEMAKER_LOG,
+            prepared.sized,
+            self.config.fit,
+            fit_started,
+            fit_ended,
         )
 
     def select(self, dataset: Dataset, workdir: Path) -> Selection:
         """D-optimal selection alone (``trainer.active_set``), e.g. before sending structures
-        to DFT; its files go into ``workdir/selection``."""
+        to DFT; its files go into ``workdir/selection``. The same steps as a fit's selection:
+        check, plan, write pace_select's inputs, run it, read and record what it chose."""
         if not self.config.active_set.enabled:
             raise ConfigurationError(
                 [("trainer.active_set.enabled", "must be true (with max_structures or fraction)")]
             )
-        pace_select = resolve_executable(self.config.executables.pace_select)
+        profile = ProgramProfile.for_config(self.config, self.progress, ("pace_select",))
         previous = load_previous_potential(self.config.active_set)
         wanted = requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
         plan = self.plan_run(dataset, n_training=wanted, fitting=False)
-        environment = program_environment(self.config)
         with claim_run_directory(workdir) as run:
             if wanted == len(dataset):
                 return keep_all(dataset, run.path)
-            return self._select(dataset, plan, wanted, pace_select, previous, run.path, environment)
+            return self._select(dataset, plan, wanted, previous, run.path, profile)
 
     def _select(
         self,
         dataset: Dataset,
         plan: RunPlan,
         wanted: int,
-        pace_select: str,
         previous: Potential | None,
         workdir: Path,
-        environment: dict[str, str],
+        profile: ProgramProfile,
     ) -> Selection:
-        candidates = self.write_data(dataset, plan, workdir / SELECTION_DIR / CANDIDATES)
-        if previous is None:
-            basis = workdir / SELECTION_DIR / TARGET_BASIS_YAML
-            write_target_basis(plan.pacemaker_input.to_yaml_dict()["potential"], basis)
-            known = None
-        else:
-            basis, known = check_previous_potential(previous, dataset)
+        inputs = write_selection_inputs(dataset, plan, previous, workdir)
+        settings = self.config.active_set
         return select_structures(
-            dataset,
-            candidates,
-            wanted=wanted,
-            settings=self.config.active_set,
-            pace_select=pace_select,
-            basis_yaml=basis,
-            active_set=known,
-            workdir=workdir,
-            environment=environment,
-            time_limit_s=self.config.time_limit_seconds,
-            on_line=self.on_output_line,
+            dataset, inputs, wanted=wanted, settings=settings, workdir=workdir, profile=profile
         )
 
     @staticmethod
@@ -445,29 +422,3 @@ class PacemakerTrainer(BaseTrainer):
                 workdir=path.parent,
                 log_path=path.parent / log_name,
             )
-
-
-def program_environment(config: TrainerConfig) -> dict[str, str]:
-    """Thread counts and visible GPUs for pacemaker (TensorFlow), from the config.
-
-    Threads default to all cores of the machine. GPUs default to those of the machine when it
-    has any; otherwise CUDA is hidden, which also spares TensorFlow its search for a GPU.
-    """
-    threads = str(config.threads or os.cpu_count() or 1)
-    environment = {
-        "OMP_NUM_THREADS": threads,
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": threads,
-        "TF_CPP_MIN_LOG_LEVEL": "1",
-    }
-    if config.gpu_devices is not None:
-        environment["CUDA_VISIBLE_DEVICES"] = config.gpu_devices
-    elif not machine_has_gpu():
-        environment["CUDA_VISIBLE_DEVICES"] = "-1"
-    return environment
-
-
-def machine_has_gpu() -> bool:
-    """True when an NVIDIA driver reports at least one GPU."""
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return gpus.is_dir() and any(gpus.iterdir())

@@ -185,7 +185,8 @@ class FitProgress:
 
 
 class ProgressReporter:
-    """Shows the progress of a pacemaker fit; it is the ``on_line`` callback of ``run_program``.
+    """Shows the progress of a pacemaker fit: a ProgressSink (``progress_sink``), so the
+    ``on_line`` callback of ``run_program`` and the display of the training's steps.
 
     On a terminal: one line with a progress bar, rewritten in place with ``\\r`` whenever the
     progress changes (the elapsed time is not redrawn in between). Elsewhere (a log file, CI):
@@ -417,15 +418,6 @@ class ProgressReporter:
             self.stream.flush()
         except (OSError, ValueError):  # closed stream, broken pipe: progress is not worth a crash
             self._broken = True
-
-
-def reporting_step(
-    on_line: Callable[[str], None] | None, name: str
-) -> contextlib.AbstractContextManager[None]:
-    """``on_line.step(name)`` when the callback is a ProgressReporter, else a no-op context."""
-    if isinstance(on_line, ProgressReporter):
-        return on_line.step(name)
-    return contextlib.nullcontext()
 
 
 def format_duration(seconds: float) -> str:
