@@ -29,8 +29,7 @@ def submit(
 ) -> int:
     """Submit the batch job of a fit, say how to follow it, and exit."""
     from mlip_autopipec.config.execution import BatchExecution
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.batch import BatchFit
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, batch
     from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
 
     if config.type != "pacemaker" or not isinstance(config.execution, BatchExecution):
@@ -39,7 +38,7 @@ def submit(
         )
     log.info("%s", dataset)
     trainer = PacemakerTrainer(config, on_output_line=progress)
-    run_dir = BatchFit(trainer).submit(dataset, out, test_dataset=test_dataset)
+    run_dir = batch.submit(trainer, dataset, out, test_dataset=test_dataset)
     record = BatchRecord.load(run_dir)
     print(f"submitted {record.backend} job {record.job_id}; run directory {run_dir}")
     print(f"follow it with:  mlip-autopipec wait {run_dir}")
@@ -62,14 +61,13 @@ def wait(
     args: argparse.Namespace,
 ) -> int:
     """Follow the job of ``run_dir`` to its end and build the potential, as ``train`` does."""
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.batch import BatchFit
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, batch
     from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
 
     record = BatchRecord.load(run_dir)
     config = record.config
     started = time.perf_counter()
     trainer = PacemakerTrainer(config, on_output_line=progress_reporter(config, args))
-    potential = BatchFit(trainer).wait(run_dir)
+    potential = batch.wait(trainer, run_dir)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK

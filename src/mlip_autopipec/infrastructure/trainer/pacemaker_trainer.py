@@ -10,15 +10,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import yaml
-
 from mlip_autopipec.analysis.dimers import DIMERS_PNG
 from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_checks
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
-from mlip_autopipec.errors import ConfigurationError, FailedChecksError, TrainerError
+from mlip_autopipec.errors import ConfigurationError, FailedChecksError
 from mlip_autopipec.infrastructure.trainer.active_set import (
     ACTIVE_SET,
     active_set_of,
@@ -31,6 +29,12 @@ from mlip_autopipec.infrastructure.trainer.budget import (
     with_deadline_callback,
 )
 from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
+from mlip_autopipec.infrastructure.trainer.fit_outputs import (
+    PACEMAKER_LOG,
+    POTENTIAL_YACE,
+    convert_to_yace,
+    read_fit,
+)
 from mlip_autopipec.infrastructure.trainer.fit_record import (
     log_estimate,
     measured_cost,
@@ -43,7 +47,6 @@ from mlip_autopipec.infrastructure.trainer.outputs import (
     TEST_PREDICTIONS,
     TRAIN_PREDICTIONS,
     PredictionArrays,
-    convert_fit_predictions,
 )
 from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import (
     RunPlan,
@@ -52,21 +55,17 @@ from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import (
     write_inputs,
 )
 from mlip_autopipec.infrastructure.trainer.pending_run import (
+    TEST_SET,
     CheckedRun,
     PendingRun,
     PreparedRun,
     refuse_running_job,
 )
-from mlip_autopipec.infrastructure.trainer.potential_file import (
-    add_metadata,
-    potential_metadata,
-    set_reference_energies,
-)
 from mlip_autopipec.infrastructure.trainer.profile import (
     FIT_PROGRAMS,
     Program,
     ProgramProfile,
-    log_name,
+    StepRunner,
 )
 from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
 from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
@@ -81,11 +80,8 @@ from mlip_autopipec.infrastructure.trainer.selection import (
 
 log = logging.getLogger(__name__)
 
-POTENTIAL_YACE = "potential.yace"
-PACEMAKER_LOG = log_name("pacemaker")
-YAML2YACE_LOG = log_name("pace_yaml2yace")
 #: What a new fit must not find stale in its run directory.
-REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
+REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET, TEST_SET)
 
 
 class PacemakerTrainer(BaseTrainer):
@@ -102,37 +98,61 @@ class PacemakerTrainer(BaseTrainer):
         self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
     ) -> Potential:
         started = time.monotonic()  # a time budget covers the whole training
-        if isinstance(self.config.execution, BatchExecution):
-            # The compute part runs as a batch job (README, "On a cluster").
-            from mlip_autopipec.infrastructure.trainer.batch import BatchFit
-
-            return BatchFit(self).run(dataset, workdir, test_dataset=test_dataset)
-        # 1. Check: the programs and the data, before anything is written.
-        checked = self.check_inputs(dataset, test_dataset)
-        refuse_running_job(workdir)  # a batch job may still write there
-        with claim_run_directory(workdir, replaces=REPLACED) as run:
+        # 1. Check: the programs, the data (the scheduler), before anything is written.
+        checked = self.check_inputs(dataset, test_dataset, workdir)
+        with claim_run_directory(workdir, replaces=self.replaced()) as run:
             # 2. Plan and write the inputs: energy scale, baseline, selection, cost, input.yaml.
-            prepared = self.prepare(checked, test_dataset, run.path, budget_from=started)
-            # 3. Run pacemaker (ended at a time budget's deadline, if any), then pace_activeset.
+            budget_from = None if self._batch() else started
+            prepared = self.prepare(checked, test_dataset, run.path, budget_from=budget_from)
+            # 3. Run pacemaker (ended at a time budget's deadline, if any), then pace_activeset:
+            #    here, or as one batch job (README, "On a cluster").
             fit_started = datetime.now()  # local time, as pacemaker's log
-            result = checked.profile.run_steps(
-                self.compute_steps(checked.profile, prepared), run.path
-            )
+            steps = self.compute_steps(checked.profile, prepared)
+            result = self._step_runner(checked.profile, prepared).run_steps(steps, run.path)
             # 4. Read the outputs: metadata into the potential, its predictions, the cost.
-            predictions = self.read_fit(prepared)
+            predictions = read_fit(prepared, self.config.fit)
             cost = self._measured_cost(prepared, result, fit_started)
             # 5. Check and record: .yace, active set, safety gate, potential.json, report.
             return self.finish(prepared, predictions, result, checked.profile, cost=cost)
 
-    def check_inputs(self, dataset: Dataset, test_dataset: Dataset | None) -> CheckedRun:
-        """The programs (and a previous potential) of the fit, and the structures to fit:
-        those pacemaker would drop silently (free atoms, lone atoms) are decided on."""
+    def check_inputs(
+        self, dataset: Dataset, test_dataset: Dataset | None, workdir: Path
+    ) -> CheckedRun:
+        """The scheduler and its queue (batch), the programs (and a previous potential) of the
+        fit, the structures to fit (those pacemaker would drop silently, free atoms and lone
+        atoms, are decided on) and a batch job that may still write in ``workdir``."""
+        execution = self.config.execution
+        if isinstance(execution, BatchExecution):
+            from mlip_autopipec.infrastructure.trainer.batch import scheduler_for
+
+            scheduler_for(execution, Path(workdir).absolute()).check()
         if test_dataset is not None:
             self.check_test_dataset(dataset, test_dataset)
         selecting = self.config.active_set.enabled
         profile = self.profile(selecting=selecting)
         previous = load_previous_potential(self.config.active_set) if selecting else None
-        return CheckedRun(profile, previous, self.account_for_structures(dataset))
+        accounted = self.account_for_structures(dataset)
+        refuse_running_job(workdir)
+        return CheckedRun(profile, previous, accounted)
+
+    def replaced(self) -> tuple[str, ...]:
+        """The files of an earlier run of ours that a new fit replaces in its run directory."""
+        if not self._batch():
+            return REPLACED
+        from mlip_autopipec.infrastructure.trainer.batch import BATCH_FILES
+
+        return (*REPLACED, *BATCH_FILES)
+
+    def _batch(self) -> bool:
+        return isinstance(self.config.execution, BatchExecution)
+
+    def _step_runner(self, profile: ProgramProfile, prepared: PreparedRun) -> StepRunner:
+        """Who runs the compute steps: the profile here, or a batch job."""
+        if not self._batch():
+            return profile
+        from mlip_autopipec.infrastructure.trainer.batch import BatchRunner
+
+        return BatchRunner(self.config, prepared.run, self.progress)
 
     def profile(self, *, selecting: bool = False) -> ProgramProfile:
         """How this config's programs run here (pace_select too when ``selecting``)."""
@@ -205,6 +225,8 @@ class PacemakerTrainer(BaseTrainer):
             check_test_split(self.config.fit.test_size, len(training_set))
         with profile.step(f"writing pacemaker's input ({len(training_set)} structures)"):
             write_inputs(training_set, workdir, plan, test_dataset)
+            if test_dataset is not None:  # its safe copy, read later instead of the pickle
+                test_dataset.write(workdir / TEST_SET)
         run = PendingRun(
             elements=dataset.elements,
             baseline=plan.baseline,
@@ -227,30 +249,6 @@ class PacemakerTrainer(BaseTrainer):
             fit = fit.model_copy(update={"environment": deadline})
         return [fit, activeset_step(profile, self.config.active_set)]
 
-    def read_fit(self, prepared: PreparedRun) -> dict[str, PredictionArrays]:
-        """Right after pacemaker: metadata into its potential, and its predictions copied to a
-        format that cannot run code; every structure and atom we wrote must be in them."""
-        workdir, run = prepared.workdir, prepared.run
-        output_yaml = workdir / OUTPUT_POTENTIAL_YAML
-        self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
-        try:
-            add_metadata(output_yaml, potential_metadata(run.baseline, run.reference_energies))
-        except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as error:
-            raise TrainerError(
-                f"pacemaker wrote an unreadable {OUTPUT_POTENTIAL_YAML} "
-                f"({type(error).__name__}: {str(error).splitlines()[0]})",
-                workdir=workdir,
-                log_path=workdir / PACEMAKER_LOG,
-            ) from error
-        self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
-        return convert_fit_predictions(
-            workdir,
-            prepared.training_set,
-            prepared.test_dataset,
-            weighting=self.config.fit.weighting,
-            log_name=PACEMAKER_LOG,
-        )
-
     def finish(
         self,
         prepared: PreparedRun,
@@ -262,13 +260,9 @@ class PacemakerTrainer(BaseTrainer):
         """Everything after the compute steps (``result``): .yace, active set, record, safety
         gate, report. ``cost``: the fit's estimated and measured cost, for the record."""
         workdir, run = prepared.workdir, prepared.run
-        # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
+        # 6. Convert to .yace, the reference energies as its E0.
         with profile.step("converting to .yace (pace_yaml2yace)"):
-            partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
-            profile.run("pace_yaml2yace", [OUTPUT_POTENTIAL_YAML, "-o", partial_yace.name], workdir)
-            self._require(partial_yace, "pace_yaml2yace wrote no .yace file", YAML2YACE_LOG)
-            set_reference_energies(partial_yace, run.reference_energies)
-            partial_yace.replace(workdir / POTENTIAL_YACE)
+            yace = convert_to_yace(prepared, profile)
 
         # 7. Active set of the fitted potential: the extrapolation grade of new structures.
         active_set = active_set_of(result, workdir)
@@ -277,7 +271,7 @@ class PacemakerTrainer(BaseTrainer):
         potential = Potential(
             run_dir=workdir,
             trainer="pacemaker",
-            yace_file=POTENTIAL_YACE,
+            yace_file=yace,
             yaml_file=OUTPUT_POTENTIAL_YAML,
             active_set_file=active_set,
             gamma_tolerance=self.config.active_set.gamma_tolerance,
@@ -413,12 +407,3 @@ class PacemakerTrainer(BaseTrainer):
             log.info("training report: %s", build_report(workdir))
         except Exception as error:  # a plotting failure must not lose a finished potential
             log.warning("no training report for %s: %s", workdir, error)
-
-    @staticmethod
-    def _require(path: Path, message: str, log_name: str) -> None:
-        if not path.exists():
-            raise TrainerError(
-                f"{message} ({path.name} is missing)",
-                workdir=path.parent,
-                log_path=path.parent / log_name,
-            )
