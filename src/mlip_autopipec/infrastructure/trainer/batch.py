@@ -45,9 +45,9 @@ from mlip_autopipec.infrastructure.trainer.pending_run import (
     PendingRun,
     PreparedRun,
 )
-from mlip_autopipec.infrastructure.trainer.profile import thread_environment
+from mlip_autopipec.infrastructure.trainer.profile import show_step, thread_environment
 from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
-from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink, step_of
+from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class BatchRunner:
             setup_script=setup,
         )
         scheduler = scheduler_for(self.execution, run_dir)
-        with step_of(self.progress, f"submitting to {self.execution.type}"):
+        with show_step(self.progress, f"submitting to {self.execution.type}"):
             job = scheduler.submit(request)
         assert job.native_id is not None
         record = BatchRecord(
@@ -203,7 +203,7 @@ def follow(record: BatchRecord, run_dir: Path, progress: ProgressSink | None) ->
     tail = _LogTail(run_dir / PACEMAKER_LOG, record.log_offset, progress)
     shown: str | None = None
     try:
-        with step_of(progress, f"fitting (pacemaker) in {name}"):
+        with show_step(progress, f"fitting (pacemaker) in {name}"):
             while True:
                 status = scheduler.status(job)
                 if status.state != shown and status.state != "unknown":

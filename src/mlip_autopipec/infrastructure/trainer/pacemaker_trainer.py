@@ -260,14 +260,14 @@ class PacemakerTrainer(BaseTrainer):
         """Everything after the compute steps (``result``): .yace, active set, record, safety
         gate, report. ``cost``: the fit's estimated and measured cost, for the record."""
         workdir, run = prepared.workdir, prepared.run
-        # 6. Convert to .yace, the reference energies as its E0.
+        # Convert to .yace, the reference energies as its E0.
         with profile.step("converting to .yace (pace_yaml2yace)"):
             yace = convert_to_yace(prepared, profile)
 
-        # 7. Active set of the fitted potential: the extrapolation grade of new structures.
+        # Active set of the fitted potential: the extrapolation grade of new structures.
         active_set = active_set_of(result, workdir)
 
-        # 8. The record, with pacemaker's own errors of the final potential.
+        # The record, with pacemaker's own errors of the final potential.
         potential = Potential(
             run_dir=workdir,
             trainer="pacemaker",
@@ -291,8 +291,8 @@ class PacemakerTrainer(BaseTrainer):
         if TEST_PREDICTIONS in predictions:
             warn_about_test_set(predictions[TEST_PREDICTIONS].symbols.tolist(), potential.elements)
 
-        # 9. The safety gate on the deployed potential (ACE + baseline): isolated dimers of
-        #    every element pair, and training structures compressed to 0.6 of their volume.
+        # The safety gate on the deployed potential (ACE + baseline): isolated dimers of
+        # every element pair, and training structures compressed to 0.6 of their volume.
         with profile.step("safety checks (dimers, compression)"):
             safety = run_safety_checks(
                 potential.ase_calculator(),
@@ -310,15 +310,15 @@ class PacemakerTrainer(BaseTrainer):
                 }
             )
 
-        # 10. potential.json is written last: it marks a finished run (checks_passed says
-        #     whether it is fit for use).
+        # potential.json is written last: it marks a finished run (checks_passed says
+        # whether it is fit for use).
         potential.save()
 
-        # 11. The training report; a finished potential stands without it.
+        # The training report; a finished potential stands without it.
         with profile.step("training report"):
             self._report(workdir)
 
-        # 12. A potential that failed the gate is not shipped silently.
+        # A potential that failed the gate is not shipped silently.
         if not safety.passed:
             message = failed_checks_message(safety.failures, workdir)
             if not self.config.accept_failed_checks:
@@ -345,7 +345,7 @@ class PacemakerTrainer(BaseTrainer):
             elapsed_s=elapsed_s,
         )
         log_estimate(sized, self.config.fit, len(training_set), fixed_test_set=bool(test_dataset))
-        profile.expect_iterations(sized.planned_iterations)
+        profile.plan_iterations(sized.planned_iterations)
         return sized
 
     def _measured_cost(

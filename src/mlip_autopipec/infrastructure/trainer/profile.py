@@ -9,6 +9,7 @@ batch job runs the same steps on a compute node (``batch_job.run_steps``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import Literal, Protocol
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep, StepOutcome
-from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink, step_of
+from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
 
 Program = Literal["pacemaker", "pace_yaml2yace", "pace_activeset", "pace_select"]
@@ -80,12 +81,12 @@ class ProgramProfile:
 
     def step(self, name: str) -> AbstractContextManager[None]:
         """Shows a named step of the training to whoever follows it."""
-        return step_of(self.progress, name)
+        return show_step(self.progress, name)
 
-    def expect_iterations(self, iterations: int) -> None:
-        """Tells the progress display how many fit iterations are planned."""
+    def plan_iterations(self, iterations: int) -> None:
+        """Tells whoever follows the run how many fit iterations are planned."""
         if self.progress is not None:
-            self.progress.maxiter = iterations
+            self.progress.plan_iterations(iterations)
 
     def program_step(
         self,
@@ -132,6 +133,11 @@ class ProgramProfile:
             else:
                 outcomes.append(StepOutcome.success(step, time.monotonic() - started))
         return JobResult(steps=outcomes)
+
+
+def show_step(progress: ProgressSink | None, name: str) -> AbstractContextManager[None]:
+    """``progress.step(name)``, or nothing to show when no one follows the run."""
+    return contextlib.nullcontext() if progress is None else progress.step(name)
 
 
 def thread_environment(threads: int) -> dict[str, str]:

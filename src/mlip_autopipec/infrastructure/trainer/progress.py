@@ -290,6 +290,10 @@ class ProgressReporter:
             self._last_shown = now
             self._pending = False
 
+    def plan_iterations(self, iterations: int) -> None:
+        """The number of iterations the fit plans (the 100 % of the bar), once it is sized."""
+        self.maxiter = iterations
+
     def finish(self) -> None:
         """Shows the final progress of the fit (if not shown yet) and ends the progress line."""
         self._finished = True

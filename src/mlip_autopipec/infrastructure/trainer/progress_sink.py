@@ -1,28 +1,25 @@
-"""What the trainer tells whoever follows a fit: the programs' output lines and its named steps."""
+"""Where a fit's progress goes: the protocol of a progress display, as the trainer uses it."""
 
 from __future__ import annotations
 
-import contextlib
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 
 class ProgressSink(Protocol):
-    """Follows a training run (the CLI's progress display is one).
+    """Receives the output of pacemaker's programs and the steps of a training run.
 
-    The runner passes it every output line of a program; the trainer names its steps ("fitting
-    (pacemaker)", "converting to .yace") and sets ``maxiter`` to the iterations it planned.
+    The runner passes every output line of a program to ``__call__``; the trainer wraps each
+    step of a run ("fitting", "converting to .yace") in ``step(name)`` and, once the fit is
+    sized, says how many iterations it plans with ``plan_iterations``. The program profile
+    (``profile.py``) carries the sink; the CLI's ``ProgressReporter`` is the sink of the terminal.
     """
-
-    maxiter: int
 
     def __call__(self, line: str) -> None:
         """One output line of the running program (without its newline)."""
 
     def step(self, name: str) -> AbstractContextManager[None]:
-        """A context around one named step of the training."""
+        """A context around one named step of the run."""
 
-
-def step_of(sink: ProgressSink | None, name: str) -> AbstractContextManager[None]:
-    """``sink.step(name)``, or nothing to show when no one follows the run."""
-    return contextlib.nullcontext() if sink is None else sink.step(name)
+    def plan_iterations(self, iterations: int) -> None:
+        """The number of iterations the fit plans."""
