@@ -8,12 +8,10 @@ as a local fit (log file, time limit, no orphaned processes) and records how eac
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile
 from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep, StepOutcome
@@ -39,15 +37,10 @@ def run_steps(run_dir: Path) -> JobResult:
     outcomes: list[StepOutcome] = []
     try:
         for step in plan.steps:
-            started = time.monotonic()
-            try:
-                profile.run_step(step, run_dir)
-            except TrainerError as error:
-                outcomes.append(StepOutcome.failure(step, error, time.monotonic() - started))
-                if step.required:
-                    break
-            else:
-                outcomes.append(StepOutcome.success(step, time.monotonic() - started))
+            outcome, _ = profile.try_step(step, run_dir)
+            outcomes.append(outcome)
+            if step.required and not outcome.succeeded:
+                break
     except (KeyboardInterrupt, SystemExit) as stop:  # SIGTERM from the scheduler, SIGINT
         name = plan.steps[len(outcomes)].name if len(outcomes) < len(plan.steps) else "job"
         outcomes.append(

@@ -122,17 +122,21 @@ class ProgramProfile:
         optional one is recorded in the result."""
         outcomes = []
         for step in steps:
-            started = time.monotonic()
-            try:
-                with self.step(step.title or step.name):
-                    self.run_step(step, workdir)
-            except TrainerError as error:
-                if step.required:
-                    raise
-                outcomes.append(StepOutcome.failure(step, error, time.monotonic() - started))
-            else:
-                outcomes.append(StepOutcome.success(step, time.monotonic() - started))
+            outcome, error = self.try_step(step, workdir)
+            if error is not None and step.required:
+                raise error
+            outcomes.append(outcome)
         return JobResult(steps=outcomes)
+
+    def try_step(self, step: ProgramStep, workdir: Path) -> tuple[StepOutcome, TrainerError | None]:
+        """Runs one step as a named step of the run; how it ended, and its error if it failed."""
+        started = time.monotonic()
+        try:
+            with self.step(step.title or step.name):
+                self.run_step(step, workdir)
+        except TrainerError as error:
+            return StepOutcome.failure(step, error, time.monotonic() - started), error
+        return StepOutcome.success(step, time.monotonic() - started), None
 
 
 def show_step(progress: ProgressSink | None, name: str) -> AbstractContextManager[None]:
