@@ -28,7 +28,7 @@ from mlip_autopipec.infrastructure.trainer.outputs import (
     convert_predictions,
     read_prediction_metrics,
 )
-from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import program_environment
+from mlip_autopipec.infrastructure.trainer.profile import program_environment
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable
 
 REPO = Path(__file__).resolve().parent.parent

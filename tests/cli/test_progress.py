@@ -8,11 +8,6 @@ from pathlib import Path
 import pytest
 
 from mlip_autopipec.cli.progress import FitProgress, ProgressReporter
-from mlip_autopipec.infrastructure.trainer.progress_sink import (
-    ProgressSink,
-    plan_iterations,
-    reporting_step,
-)
 from mlip_autopipec.infrastructure.trainer.runner import run_program
 
 from ..conftest import ITERATION_1, PACEMAKER_PROGRESS_LOG
@@ -46,12 +41,9 @@ def reporter(
     )
 
 
-def test_the_reporter_is_a_progress_sink_and_a_plain_callback_is_not() -> None:
+def test_planned_iterations_are_the_whole_bar() -> None:
     progress, _ = reporter(FakeClock(), interactive=False)
-    assert isinstance(progress, ProgressSink)
-    assert not isinstance(print, ProgressSink)
-    plan_iterations(progress, 120)
-    plan_iterations(print, 120)  # told nothing, no error
+    progress.plan_iterations(120)
     assert progress.maxiter == 120
     progress(ITERATION_1)
     assert progress.status().startswith("iteration 1/120 (0%)")
@@ -180,16 +172,6 @@ def test_steps_are_plain_lines_and_failures_propagate() -> None:
     assert lines[:3] == ["writing data ...", "writing data done in 2s", "fitting ..."]
     assert lines[3].startswith("\r[")  # the progress line, ended before the next step line
     assert lines[4:] == ["fitting failed after 1m05s", ""]
-
-
-def test_reporting_step_with_another_callback_does_nothing() -> None:
-    with reporting_step(print, "fitting"), reporting_step(None, "fitting"):
-        pass
-    clock = FakeClock()
-    progress, stream = reporter(clock, interactive=False)
-    with reporting_step(progress, "active set"):
-        pass
-    assert stream.getvalue() == "active set ...\nactive set done in 0s\n"
 
 
 def test_a_broken_stream_does_not_stop_the_fit() -> None:

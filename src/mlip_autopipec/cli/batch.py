@@ -7,12 +7,16 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlip_autopipec.cli.common import EXIT_OK, EXIT_TRAINING_FAILED
 from mlip_autopipec.cli.summary import summary
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -21,13 +25,12 @@ def submit(
     config: TrainerConfig,
     dataset: Dataset,
     out: Path,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressSink | None = None,
     test_dataset: Dataset | None = None,
 ) -> int:
     """Submit the batch job of a fit, say how to follow it, and exit."""
     from mlip_autopipec.config.execution import BatchExecution
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.batch import BatchFit
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, batch
     from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
 
     if config.type != "pacemaker" or not isinstance(config.execution, BatchExecution):
@@ -36,7 +39,7 @@ def submit(
         )
     log.info("%s", dataset)
     trainer = PacemakerTrainer(config, on_output_line=progress)
-    run_dir = BatchFit(trainer).submit(dataset, out, test_dataset=test_dataset)
+    run_dir = batch.submit(trainer, dataset, out, test_dataset=test_dataset)
     record = BatchRecord.load(run_dir)
     print(f"submitted {record.backend} job {record.job_id}; run directory {run_dir}")
     print(f"follow it with:  mlip-autopipec wait {run_dir}")
@@ -55,18 +58,17 @@ def status(run_dir: Path) -> int:
 
 def wait(
     run_dir: Path,
-    progress_reporter: Callable[[TrainerConfig, argparse.Namespace], Callable[[str], None] | None],
+    progress_reporter: Callable[[TrainerConfig, argparse.Namespace], ProgressSink | None],
     args: argparse.Namespace,
 ) -> int:
     """Follow the job of ``run_dir`` to its end and build the potential, as ``train`` does."""
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.batch import BatchFit
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, batch
     from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
 
     record = BatchRecord.load(run_dir)
     config = record.config
     started = time.perf_counter()
     trainer = PacemakerTrainer(config, on_output_line=progress_reporter(config, args))
-    potential = BatchFit(trainer).wait(run_dir)
+    potential = batch.wait(trainer, run_dir)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK

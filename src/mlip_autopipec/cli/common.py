@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
+
+if TYPE_CHECKING:
+    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 
 EXIT_OK = 0
 EXIT_TRAINING_FAILED = 1
@@ -49,7 +52,7 @@ def read_data(path: Path, trust_pickle: bool) -> Dataset:
 
 def progress_reporter(
     config: TrainerConfig, args: argparse.Namespace
-) -> Callable[[str], None] | None:
+) -> ProgressSink | None:
     """Live progress on stderr: a bar on a terminal, else a plain line every 30 s. None with
     --quiet, or with --verbose, where the programs' own output is shown line by line."""
     from mlip_autopipec.cli.progress import ProgressReporter

@@ -32,7 +32,8 @@ class FitProgress:
 
 
 class ProgressReporter:
-    """Shows the progress of a pacemaker fit; it is the ``on_line`` callback of ``run_program``.
+    """Shows the progress of a pacemaker fit: a ProgressSink (``progress_sink``), so the
+    ``on_line`` callback of ``run_program`` and the display of the training's steps.
 
     On a terminal: one line with a progress bar, rewritten in place with ``\\r`` whenever the
     progress changes (the elapsed time is not redrawn in between). Elsewhere (a log file, CI):

@@ -6,18 +6,22 @@ import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlip_autopipec.cli.common import EXIT_OK, log, progress_reporter, read_data
 from mlip_autopipec.cli.summary import summary
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
 
+if TYPE_CHECKING:
+    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
+
 
 def train(
     config: TrainerConfig,
     dataset: Dataset,
     out: Path,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressSink | None = None,
     test_dataset: Dataset | None = None,
 ) -> int:
     from mlip_autopipec.infrastructure.trainer import create_trainer

@@ -15,11 +15,8 @@ from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 from mlip_autopipec.errors import FailedChecksError, OutputError, TrainerError
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, create_trainer
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
-from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
-    PACEMAKER_LOG,
-    POTENTIAL_YACE,
-    program_environment,
-)
+from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG, POTENTIAL_YACE
+from mlip_autopipec.infrastructure.trainer.profile import program_environment
 
 
 def _trainer(**overrides: object) -> PacemakerTrainer:
@@ -197,7 +194,7 @@ def test_environment_sets_threads_and_hides_gpus_unless_asked() -> None:
 
 
 def test_environment_defaults_to_all_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mlip_autopipec.infrastructure.trainer.pacemaker_trainer as module
+    import mlip_autopipec.infrastructure.trainer.profile as module
 
     monkeypatch.setattr(module.os, "cpu_count", lambda: 6)
     monkeypatch.setattr(module, "machine_has_gpu", lambda: False)

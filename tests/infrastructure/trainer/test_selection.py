@@ -15,13 +15,12 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import program_environment
-from mlip_autopipec.infrastructure.trainer.runner import resolve_executable
+from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile
 from mlip_autopipec.infrastructure.trainer.selection import (
     check_previous_potential,
     requested_count,
     select_structures,
-    write_target_basis,
+    write_selection_inputs,
 )
 from mlip_autopipec.oracle.emt import label_with_emt
 
@@ -99,23 +98,16 @@ def test_pace_select_keeps_the_requested_number_and_the_odd_one_out(tmp_path: Pa
             "active_set": {"enabled": True, "max_structures": 8},
         }
     )
-    trainer = PacemakerTrainer(config)
-    plan = trainer.plan_run(dataset)
-    candidates = trainer.write_data(dataset, plan, tmp_path / "candidates.pckl.gzip")
-    basis = write_target_basis(
-        plan.pacemaker_input.to_yaml_dict()["potential"], tmp_path / "b.yaml"
-    )
+    plan = PacemakerTrainer(config).plan_run(dataset)
+    inputs = write_selection_inputs(dataset, plan, None, tmp_path)
 
     selection = select_structures(
         dataset,
-        candidates,
+        inputs,
         wanted=8,
         settings=config.active_set,
-        pace_select=resolve_executable("pace_select"),
-        basis_yaml=basis,
-        active_set=None,
         workdir=tmp_path,
-        environment=program_environment(config),
+        profile=ProgramProfile.for_config(config, programs=["pace_select"]),
     )
 
     assert selection.n_selected == 8
@@ -146,23 +138,16 @@ def test_max_atoms_bounds_the_atoms_of_the_selection(tmp_path: Path) -> None:
             "active_set": {"enabled": True, "max_atoms": 60},
         }
     )
-    trainer = PacemakerTrainer(config)
-    plan = trainer.plan_run(dataset)
-    candidates = trainer.write_data(dataset, plan, tmp_path / "candidates.pckl.gzip")
-    basis = write_target_basis(
-        plan.pacemaker_input.to_yaml_dict()["potential"], tmp_path / "b.yaml"
-    )
+    plan = PacemakerTrainer(config).plan_run(dataset)
+    inputs = write_selection_inputs(dataset, plan, None, tmp_path)
 
     selection = select_structures(
         dataset,
-        candidates,
+        inputs,
         wanted=requested_count(config.active_set, len(dataset), dataset.n_atoms),
         settings=config.active_set,
-        pace_select=resolve_executable("pace_select"),
-        basis_yaml=basis,
-        active_set=None,
         workdir=tmp_path,
-        environment=program_environment(config),
+        profile=ProgramProfile.for_config(config, programs=["pace_select"]),
     )
 
     sizes = [len(dataset[index].atoms) for index in selection.indices]

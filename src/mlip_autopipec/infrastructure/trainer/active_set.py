@@ -8,18 +8,17 @@ element than the basis has functions for it; the fit then ends with a warning, n
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from mlip_autopipec.config.config_model import ActiveSetSettings
-from mlip_autopipec.errors import TrainerError
-from mlip_autopipec.infrastructure.trainer.batch_job import JobResult
 from mlip_autopipec.infrastructure.trainer.outputs import FITTING_DATA, OUTPUT_POTENTIAL_YAML
+from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile, log_name
+from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
 
 log = logging.getLogger(__name__)
 
 ACTIVE_SET = "output_potential.asi"
-ACTIVESET_LOG = "pace_activeset.log"
+ACTIVESET_LOG = log_name("pace_activeset")
 
 
 def activeset_arguments(settings: ActiveSetSettings) -> list[str]:
@@ -28,47 +27,32 @@ def activeset_arguments(settings: ActiveSetSettings) -> list[str]:
     return ["-d", FITTING_DATA, *options, OUTPUT_POTENTIAL_YAML]
 
 
-def build_active_set(
-    activeset: str,
-    settings: ActiveSetSettings,
-    workdir: Path,
-    run: Callable[[str, list[str], str], None],
-) -> str | None:
-    """Run pace_activeset with ``run(program, arguments, log name)`` in ``workdir``; the active
-    set's file name, or None (with a warning) when it cannot be built."""
-    try:
-        run(activeset, activeset_arguments(settings), ACTIVESET_LOG)
-        if not (workdir / ACTIVE_SET).exists():
-            raise TrainerError(
-                f"pace_activeset wrote no active set ({ACTIVE_SET} is missing)",
-                workdir=workdir,
-                log_path=workdir / ACTIVESET_LOG,
-            )
-    except TrainerError as error:
-        reason = error.log_tail[-1] if error.log_tail else error.message
-        _no_active_set(workdir, reason, "")
-        return None
-    return ACTIVE_SET
+def activeset_step(profile: ProgramProfile, settings: ActiveSetSettings) -> ProgramStep:
+    """pace_activeset after the fit: optional, a potential without an active set is still one."""
+    return profile.program_step(
+        "pace_activeset",
+        activeset_arguments(settings),
+        required=False,
+        title="active set (pace_activeset)",
+    )
 
 
-def active_set_of_job(job_result: JobResult, workdir: Path) -> str | None:
-    """The active set that pace_activeset wrote in a batch job, or None (with a warning)."""
-    outcome = job_result.outcome("pace_activeset")
+def active_set_of(result: JobResult, workdir: Path) -> str | None:
+    """The active set that pace_activeset wrote (its step in ``result``), or None with a
+    warning saying why there is none."""
+    outcome = result.outcome("pace_activeset")
     if outcome is not None and outcome.succeeded and (workdir / ACTIVE_SET).exists():
         return ACTIVE_SET
     reason = "it did not run" if outcome is None else (outcome.message or "no active set written")
-    if outcome is not None and outcome.log_tail:
+    if outcome is not None and outcome.succeeded:
+        reason = f"pace_activeset wrote no active set ({ACTIVE_SET} is missing)"
+    elif outcome is not None and outcome.log_tail:
         reason = outcome.log_tail[-1]
-    _no_active_set(workdir, reason, " in the batch job")
-    return None
-
-
-def _no_active_set(workdir: Path, reason: str, where: str) -> None:
     (workdir / ACTIVE_SET).unlink(missing_ok=True)
     log.warning(
-        "the potential has no active set, so no extrapolation grade: pace_activeset failed%s "
+        "the potential has no active set, so no extrapolation grade: pace_activeset failed "
         "(%s; see %s)",
-        where,
         reason.strip(),
         workdir / ACTIVESET_LOG,
     )
+    return None

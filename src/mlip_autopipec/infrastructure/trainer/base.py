@@ -1,10 +1,10 @@
-"""What every trainer shares: the abstract interface and the plan of a run."""
+"""What every trainer shares: the abstract interface, the data's energy scale and baseline,
+the record's provenance and the names of the data files of a run directory."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,13 +18,6 @@ from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset, accoun
 from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.domain_models.reference_energies import reference_energies_for
 from mlip_autopipec.errors import ConfigurationError, DatasetValidationError
-from mlip_autopipec.infrastructure.trainer.data_file import dataset_to_dataframe, write_data_file
-from mlip_autopipec.infrastructure.trainer.input_yaml import (
-    INPUT_YAML,
-    DataSection,
-    PacemakerInput,
-    build_pacemaker_input,
-)
 
 DATA_FILE = "training_data.pckl.gzip"
 #: The structures handed to pacemaker, with their original labels, in a format that cannot run
@@ -40,10 +33,10 @@ RECORDED_PACKAGES = ("mlip-autopipec", "python-ace", "tensorpotential", "ase", "
 
 
 @dataclass(frozen=True)
-class RunPlan:
-    """What is decided from the data before any file is written."""
+class DataPlan:
+    """What any trainer decides from the data before any file is written: the energy scale
+    (reference energies, eV per atom of each element) and the baseline the fit corrects."""
 
-    pacemaker_input: PacemakerInput
     baseline: Baseline
     baseline_potential: PairPotential | None
     reference_energies: dict[str, float]
@@ -76,21 +69,13 @@ class BaseTrainer(ABC):
             drop=self.config.structures_without_neighbours == "drop",
         )
 
-    def plan_run(
-        self,
-        dataset: Dataset,
-        *,
-        n_training: int | None = None,
-        free_atom_energies: Mapping[str, float] | None = None,
-        fitting: bool = True,
-    ) -> RunPlan:
-        """Reference energies, shortest distances, baseline cutoffs and pacemaker's input.
+    def plan_data(
+        self, dataset: Dataset, free_atom_energies: Mapping[str, float] | None = None
+    ) -> DataPlan:
+        """Reference energies, shortest distances and the baseline with its cutoffs.
 
-        ``n_training`` is the number of structures that will be fitted (fewer than the dataset
-        after a selection); their atoms (in proportion) size the basis when the config leaves
-        that open. ``free_atom_energies`` (eV, per element) are the reference energies of those
-        elements when ``reference_energies`` is 'auto'. With ``fitting`` (not for a selection
-        alone), the test split must leave pacemaker a test structure.
+        ``free_atom_energies`` (eV, per element) are the reference energies of those elements
+        when ``reference_energies`` is 'auto'.
         """
         setting = self.config.reference_energies
         known = {e: v for e, v in (free_atom_energies or {}).items() if e in dataset.elements}
@@ -114,59 +99,9 @@ class BaseTrainer(ABC):
             baseline_potential = pair_potential(baseline, dataset.elements)
         except ValueError as error:
             raise ConfigurationError([("trainer.b_ref", str(error))]) from error
-        n_fit = n_training or len(dataset)
-        if fitting:
-            check_test_split(self.config.fit.test_size, n_fit)
-        pacemaker_input = build_pacemaker_input(
-            self.config,
-            baseline=baseline,
-            elements=dataset.elements,
-            min_distances=distances,
-            data_filename=DATA_FILE,
-            n_atoms=dataset.n_atoms * n_fit // len(dataset),
+        return DataPlan(
+            baseline, baseline_potential, references.energies, distances, references.warning
         )
-        return RunPlan(
-            pacemaker_input,
-            baseline,
-            baseline_potential,
-            references.energies,
-            distances,
-            references.warning,
-        )
-
-    @staticmethod
-    def write_data(dataset: Dataset, plan: RunPlan, path: Path) -> Path:
-        """pacemaker's data file of ``dataset``, with the labels the fit sees (residuals)."""
-        # Delta learning: ACE is fitted to what the baseline leaves of the labels.
-        baseline_labels = (
-            None
-            if plan.baseline_potential is None
-            else [plan.baseline_potential.energy_and_forces(s.atoms) for s in dataset]
-        )
-        frame = dataset_to_dataframe(dataset, plan.reference_energies, baseline_labels)
-        write_data_file(frame, path)
-        return path
-
-    def write_inputs(
-        self,
-        dataset: Dataset,
-        workdir: Path,
-        plan: RunPlan,
-        test_dataset: Dataset | None = None,
-    ) -> None:
-        """Write pacemaker's data file(s) and input.yaml into ``workdir``.
-
-        With ``test_dataset``, pacemaker's test set is that file (``data: test_filename``)
-        instead of a random split of the training data.
-        """
-        self.write_data(dataset, plan, workdir / DATA_FILE)
-        dataset.write(workdir / TRAINING_SET)
-        pacemaker_input = plan.pacemaker_input
-        if test_dataset is not None:
-            self.write_data(test_dataset, plan, workdir / TEST_DATA_FILE)
-            data = DataSection(filename=DATA_FILE, test_filename=TEST_DATA_FILE)
-            pacemaker_input = pacemaker_input.model_copy(update={"data": data})
-        pacemaker_input.write(workdir / INPUT_YAML)
 
     @staticmethod
     def check_test_dataset(dataset: Dataset, test_dataset: Dataset) -> None:
@@ -193,23 +128,6 @@ class BaseTrainer(ABC):
             config_sha256=hashlib.sha256(config_json.encode()).hexdigest(),
             n_structures=len(dataset),
             n_atoms=dataset.n_atoms,
-        )
-
-
-def check_test_split(test_size: float, n_structures: int) -> None:
-    """Refuse a test split that leaves pacemaker no test structure: it keeps
-    ``int(n_structures * test_size)`` of them and fails on none."""
-    if test_size > 0 and int(n_structures * test_size) == 0:
-        needed = math.ceil(1 / test_size - 1e-9)
-        raise ConfigurationError(
-            [
-                (
-                    "trainer.fit.test_size",
-                    f"{test_size} of {n_structures} structure(s) is no test structure "
-                    f"(pacemaker would fail): train on at least {needed} structures, or set "
-                    "fit.test_size: 0 to fit without a test set",
-                )
-            ]
         )
 
 

@@ -1,11 +1,12 @@
 """A fit whose compute part runs as one batch job: submit, follow, finish, and what it is doing.
 
 The cheap steps stay on the login node: checks, reference energies, selection, the data file and
-input.yaml before the job; metadata, ``.yace``, dimer check, report after it. The job runs
-pacemaker and then pace_activeset (``batch_job.py``) in the run directory, which must be on a
-filesystem shared with the compute nodes. ``batch_job.json`` records the backend, the job id,
-the submission time and everything the post-processing needs, so that ``mlip-autopipec wait``
-in another process ends a detached run exactly as a followed one ends.
+input.yaml before the job; metadata, ``.yace``, dimer check, report after it. The job runs the
+trainer's compute steps, pacemaker and then pace_activeset, as a local fit runs them
+(``BatchRunner`` is the batch StepRunner; ``batch_job.py`` runs the steps on the node) in the
+run directory, which must be on a filesystem shared with the compute nodes. ``batch_job.json``
+records the backend, the job id, the submission time and everything the post-processing needs,
+so that ``mlip-autopipec wait`` in another process ends a detached run as a followed one ends.
 
 The run directory is claimed (``run_directory``) before anything is written. A followed run
 holds its lock through submission, following and post-processing; a detached run hands the
@@ -19,7 +20,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -31,29 +32,26 @@ from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.scheduler import JobRequest, JobStatus, Scheduler
-from mlip_autopipec.infrastructure.trainer.active_set import ACTIVESET_LOG, activeset_arguments
 from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
 from mlip_autopipec.infrastructure.trainer.batch_job import (
     JOB_RESULT_JSON,
     JOB_STEPS_JSON,
-    JobResult,
     JobSteps,
-    ProgramStep,
 )
-from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
+from mlip_autopipec.infrastructure.trainer.fit_outputs import PACEMAKER_LOG, read_fit
 from mlip_autopipec.infrastructure.trainer.pending_run import (
     BATCH_JOB_JSON,
     TEST_SET,
     BatchRecord,
+    PendingRun,
     PreparedRun,
-    Programs,
-    refuse_running_job,
 )
-from mlip_autopipec.infrastructure.trainer.progress_sink import reporting_step
+from mlip_autopipec.infrastructure.trainer.profile import show_step, thread_environment
+from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
+from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 
 if TYPE_CHECKING:
-    from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
     from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTrainer
 
 log = logging.getLogger(__name__)
@@ -76,14 +74,8 @@ def job_environment(config: TrainerConfig, execution: BatchExecution) -> dict[st
     With ``gpus > 0`` CUDA_VISIBLE_DEVICES is left to the scheduler, which sets it to the GPUs
     it allocated; with ``gpus: 0`` CUDA is hidden, as ``gpu_devices: ''`` does locally.
     """
-    threads = str(config.threads or execution.cpus)
-    environment = {
-        "OMP_NUM_THREADS": threads,
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": threads,
-        "TF_CPP_MIN_LOG_LEVEL": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    environment = thread_environment(config.threads or execution.cpus)
+    environment["PYTHONUNBUFFERED"] = "1"
     if execution.gpus == 0:
         environment["CUDA_VISIBLE_DEVICES"] = "-1"
     return environment
@@ -95,97 +87,34 @@ def scheduler_for(
     return Scheduler(execution, run_dir / SCHEDULER_DIR, poll_s or execution.poll_seconds)
 
 
-class BatchFit:
-    """Runs the compute part of ``trainer``'s fit as a batch job (``trainer.execution``)."""
+class BatchRunner:
+    """Runs a fit's compute steps as one batch job: the StepRunner (``profile``) of a batch
+    execution. The steps go to ``job_steps.json``; on the compute node the job runs them with
+    the same code as a local fit (``batch_job.run_steps``); their result comes back here.
 
-    def __init__(self, trainer: PacemakerTrainer) -> None:
-        execution = trainer.config.execution
+    ``run`` is what the post-processing needs, recorded in ``batch_job.json`` with the job.
+    """
+
+    def __init__(
+        self, config: TrainerConfig, run: PendingRun, progress: ProgressSink | None = None
+    ) -> None:
+        execution = config.execution
         if not isinstance(execution, BatchExecution):
-            raise ValueError("BatchFit needs a batch execution (slurm, pbs or lsf)")
-        self.trainer = trainer
+            raise ValueError("a batch job needs a batch execution (slurm, pbs or lsf)")
+        self.config = config
         self.execution = execution
+        self.run = run
+        self.progress = progress
 
-    def run(
-        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
-    ) -> Potential:
-        """Submit, follow and finish (``train`` with a batch execution), holding the run
-        directory's lock throughout."""
-        programs, accounted = self._check(dataset, workdir, test_dataset)
-        with claim_run_directory(workdir, replaces=self._replaced()) as run:
-            record, prepared = self._submit(programs, accounted, test_dataset, run.path)
-            result = self._follow(record, run.path)
-            return self._finish(record, run.path, result, prepared)
+    def run_steps(self, steps: Sequence[ProgramStep], workdir: Path) -> JobResult:
+        """Submit the job and follow it to its end (the caller holds ``workdir``'s lock)."""
+        return follow(self.submit(steps, workdir), workdir, self.progress)
 
-    def submit(
-        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
-    ) -> Path:
-        """Prepare the run directory and submit the job (``train --detach``); the directory is
-        handed over to the job (manifest ``submitted``, lock released). Returns it."""
-        programs, accounted = self._check(dataset, workdir, test_dataset)
-        with claim_run_directory(workdir, replaces=self._replaced()) as run:
-            self._submit(programs, accounted, test_dataset, run.path)
-            run.hand_over()
-        return run.path
-
-    def wait(self, run_dir: Path) -> Potential:
-        """Follow the job of ``run_dir`` to its end, then build the potential on this machine.
-
-        Takes the run directory's lock first: a second ``wait`` is refused (OutputError) while
-        one follows the job. Ctrl-C cancels the job (and says so). A job that failed or was
-        ended by the scheduler raises TrainerError with the reason, and is recorded as failed.
-        """
-        run_dir = Path(run_dir).absolute()
-        if (run_dir / POTENTIAL_JSON).exists():
-            return Potential.load(run_dir)
-        BatchRecord.load(run_dir)  # FileNotFoundError when there is no batch job to follow
-        with claim_run_directory(run_dir, resume=True) as run:
-            record = BatchRecord.load(run.path)  # under the lock: as the last process left it
-            if record.outcome is not None:
-                raise _failure(record, run.path, record.reason or record.outcome)
-            result = self._follow(record, run.path)
-            return self._finish(record, run.path, result)
-
-    def _check(
-        self, dataset: Dataset, workdir: Path, test_dataset: Dataset | None
-    ) -> tuple[Programs, AccountedDataset]:
-        """The scheduler and its queue, the programs, the data and the run directory's job,
-        checked before anything is written."""
-        scheduler_for(self.execution, Path(workdir).absolute()).check()
-        programs, accounted = self.trainer.check_inputs(dataset, test_dataset)
-        refuse_running_job(workdir)
-        return programs, accounted
-
-    @staticmethod
-    def _replaced() -> tuple[str, ...]:
-        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import REPLACED
-
-        return (*REPLACED, *BATCH_FILES)
-
-    def _submit(
-        self,
-        programs: Programs,
-        accounted: AccountedDataset,
-        test_dataset: Dataset | None,
-        run_dir: Path,
-    ) -> tuple[BatchRecord, PreparedRun]:
-        """The cheap steps on this machine, then the job; its record is saved in ``run_dir``."""
-        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
-            PACEMAKER_LOG,
-            program_environment,
-        )
-
-        trainer = self.trainer
-        # 2.-4. Checks, selection, data file, input.yaml (pace_select runs here).
-        environment = program_environment(trainer.config)
-        prepared = trainer.prepare(accounted, test_dataset, run_dir, programs, environment)
-        if test_dataset is not None:  # for wait in another process: a copy that runs no code
-            test_dataset.write(run_dir / TEST_SET)
-        # 5. The job: its steps, the user's setup lines, then the submission.
-        steps = JobSteps(
-            steps=compute_steps(programs, trainer.config),
-            time_limit_s=trainer.config.time_limit_seconds,
-        )
-        write_text_atomic(run_dir / JOB_STEPS_JSON, steps.model_dump_json(indent=2) + "\n")
+    def submit(self, steps: Sequence[ProgramStep], run_dir: Path) -> BatchRecord:
+        """Write the job's steps and the user's setup lines, submit the job; its record is
+        saved in ``run_dir``."""
+        job_steps = JobSteps(steps=list(steps), time_limit_s=self.config.time_limit_seconds)
+        write_text_atomic(run_dir / JOB_STEPS_JSON, job_steps.model_dump_json(indent=2) + "\n")
         setup = None
         if self.execution.setup:
             setup = run_dir / SETUP_SCRIPT
@@ -198,11 +127,11 @@ class BatchFit:
             directory=run_dir,
             output=run_dir / JOB_OUTPUT,
             name=f"mlip-autopipec-{run_dir.name}",
-            environment=job_environment(trainer.config, self.execution),
+            environment=job_environment(self.config, self.execution),
             setup_script=setup,
         )
         scheduler = scheduler_for(self.execution, run_dir)
-        with reporting_step(trainer.on_output_line, f"submitting to {self.execution.type}"):
+        with show_step(self.progress, f"submitting to {self.execution.type}"):
             job = scheduler.submit(request)
         assert job.native_id is not None
         record = BatchRecord(
@@ -210,93 +139,100 @@ class BatchFit:
             job_id=job.native_id,
             submitted_at=datetime.now(UTC),
             queue=self.execution.queue,
-            config=trainer.config,
-            run=prepared.run,
+            config=self.config,
+            run=self.run,
             log_offset=log_offset,
         )
         record.save(run_dir)
-        return record, prepared
+        return record
 
-    def _finish(
-        self,
-        record: BatchRecord,
-        run_dir: Path,
-        result: JobResult,
-        prepared: PreparedRun | None = None,
-    ) -> Potential:
-        """Everything a local fit does after pacemaker, in the locked ``run_dir``. ``prepared``
-        is None in another process than the submitting one: the structures written for the
-        fit are then read from their safe copies (extxyz), never from pacemaker's pickles."""
-        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import program_environment
 
-        trainer = self.trainer
-        if prepared is None:
-            test_path = run_dir / TEST_SET
-            prepared = PreparedRun(
-                run_dir,
-                record.run,
-                Dataset.read(run_dir / TRAINING_SET),
-                Dataset.read(test_path) if record.run.fixed_test_set else None,
-            )
-        with reporting_step(trainer.on_output_line, "reading pacemaker's results"):
-            predictions = trainer.read_fit(prepared)
-        return trainer.finish(
-            prepared, predictions, program_environment(trainer.config), job_result=result
+def submit(
+    trainer: PacemakerTrainer,
+    dataset: Dataset,
+    workdir: Path,
+    *,
+    test_dataset: Dataset | None = None,
+) -> Path:
+    """Prepare the run directory and submit the job (``train --detach``); the directory is
+    handed over to the job (manifest ``submitted``, lock released). Returns it."""
+    checked = trainer.check_inputs(dataset, test_dataset, workdir)
+    with claim_run_directory(workdir, replaces=trainer.replaced()) as run:
+        prepared = trainer.prepare(checked, test_dataset, run.path)
+        runner = BatchRunner(trainer.config, prepared.run, trainer.progress)
+        runner.submit(trainer.compute_steps(checked.profile, prepared), run.path)
+        run.hand_over()
+    return run.path
+
+
+def wait(trainer: PacemakerTrainer, run_dir: Path) -> Potential:
+    """Follow the job of ``run_dir`` to its end, then build the potential on this machine.
+
+    Takes the run directory's lock first: a second ``wait`` is refused (OutputError) while
+    one follows the job. Ctrl-C cancels the job (and says so). A job that failed or was
+    ended by the scheduler raises TrainerError with the reason, and is recorded as failed.
+    The structures written for the fit are read from their safe copies (extxyz), never from
+    pacemaker's pickles.
+    """
+    run_dir = Path(run_dir).absolute()
+    if (run_dir / POTENTIAL_JSON).exists():
+        return Potential.load(run_dir)
+    BatchRecord.load(run_dir)  # FileNotFoundError when there is no batch job to follow
+    with claim_run_directory(run_dir, resume=True) as run:
+        record = BatchRecord.load(run.path)  # under the lock: as the last process left it
+        if record.outcome is not None:
+            raise _failure(record, run.path, record.reason or record.outcome)
+        result = follow(record, run.path, trainer.progress)
+        profile = trainer.profile()
+        prepared = PreparedRun(
+            run.path,
+            record.run,
+            Dataset.read(run.path / TRAINING_SET),
+            Dataset.read(run.path / TEST_SET) if record.run.fixed_test_set else None,
         )
-
-    def _follow(self, record: BatchRecord, run_dir: Path) -> JobResult:
-        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
-
-        scheduler = scheduler_for(record.execution, run_dir)
-        job = scheduler.attach(record.job_id)
-        name = f"{record.backend} job {record.job_id}"
-        tail = _LogTail(run_dir / PACEMAKER_LOG, record.log_offset, self.trainer.on_output_line)
-        shown: str | None = None
-        try:
-            with reporting_step(self.trainer.on_output_line, f"fitting (pacemaker) in {name}"):
-                while True:
-                    status = scheduler.status(job)
-                    if status.state != shown and status.state != "unknown":
-                        shown = status.state
-                        where = f" in queue {record.queue}" if record.queue else ""
-                        log.info("%s: %s%s", name, status.state, where if shown == "queued" else "")
-                    tail.read()
-                    if status.final:
-                        return job_result(record, run_dir, status)
-                    # The job records its programs' success as its last act: no need to wait
-                    # for the scheduler's next poll. A failure waits for the scheduler's reason.
-                    finished = read_job_result(run_dir)
-                    if finished is not None and finished.failed_step is None:
-                        log.info("%s: its programs have finished", name)
-                        return finished
-                    time.sleep(_FOLLOW_STEP_S)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted: cancelling {name} ...", file=sys.stderr, flush=True)
-            scheduler.cancel(job)
-            _mark(record, run_dir, "cancelled", f"{name} was cancelled (Ctrl-C)")
-            print(f"{name} cancelled", file=sys.stderr, flush=True)
-            raise
+        with profile.step("reading pacemaker's results"):
+            predictions = read_fit(prepared, trainer.config.fit)
+        return trainer.finish(prepared, predictions, result, profile)
 
 
-def compute_steps(programs: Programs, config: TrainerConfig) -> list[ProgramStep]:
-    """What the job runs: pacemaker, then pace_activeset (on large data it needs the node)."""
-    from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
-
-    return [
-        ProgramStep(name="pacemaker", argv=[programs.pacemaker, INPUT_YAML], log=PACEMAKER_LOG),
-        ProgramStep(
-            name="pace_activeset",
-            argv=[programs.activeset, *activeset_arguments(config.active_set)],
-            log=ACTIVESET_LOG,
-            required=False,  # a potential without an active set is still a potential
-        ),
-    ]
+def follow(record: BatchRecord, run_dir: Path, progress: ProgressSink | None) -> JobResult:
+    """Follow the job of ``record`` to its end, passing pacemaker's log on to ``progress``;
+    its result, or TrainerError (recorded) when it failed. Ctrl-C cancels the job."""
+    scheduler = scheduler_for(record.execution, run_dir)
+    job = scheduler.attach(record.job_id)
+    name = f"{record.backend} job {record.job_id}"
+    tail = _LogTail(run_dir / PACEMAKER_LOG, record.log_offset, progress)
+    shown: str | None = None
+    try:
+        with show_step(progress, f"fitting (pacemaker) in {name}"):
+            while True:
+                status = scheduler.status(job)
+                if status.state != shown and status.state != "unknown":
+                    shown = status.state
+                    where = f" in queue {record.queue}" if record.queue else ""
+                    log.info("%s: %s%s", name, status.state, where if shown == "queued" else "")
+                tail.read()
+                if status.final:
+                    return job_result(record, run_dir, status)
+                # The job records its programs' success as its last act: no need to wait
+                # for the scheduler's next poll. A failure waits for the scheduler's reason.
+                finished = read_job_result(run_dir)
+                if finished is not None and finished.failed_step is None:
+                    log.info("%s: its programs have finished", name)
+                    return finished
+                time.sleep(_FOLLOW_STEP_S)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: cancelling {name} ...", file=sys.stderr, flush=True)
+        scheduler.cancel(job)
+        _mark(record, run_dir, "cancelled", f"{name} was cancelled (Ctrl-C)")
+        print(f"{name} cancelled", file=sys.stderr, flush=True)
+        raise
 
 
 class _LogTail:
     """Passes the lines a program appends to its log file on to ``on_line``."""
 
-    def __init__(self, path: Path, offset: int, on_line: Callable[[str], None] | None) -> None:
+    def __init__(self, path: Path, offset: int, on_line: ProgressSink | None) -> None:
         self.path = path
         self.offset = offset
         self.on_line = on_line
@@ -371,8 +307,6 @@ def _mark(
 
 
 def _failure(record: BatchRecord, run_dir: Path, reason: str) -> TrainerError:
-    from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
-
     return TrainerError(
         reason, workdir=run_dir, log_path=run_dir / PACEMAKER_LOG, log_tail=log_tail(run_dir)
     )
@@ -380,8 +314,6 @@ def _failure(record: BatchRecord, run_dir: Path, reason: str) -> TrainerError:
 
 def log_tail(run_dir: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     """The last lines of pacemaker's log in ``run_dir`` (the job's own output if there is none)."""
-    from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG
-
     for name in (PACEMAKER_LOG, JOB_OUTPUT):
         path = run_dir / name
         if path.exists() and path.stat().st_size > 0:

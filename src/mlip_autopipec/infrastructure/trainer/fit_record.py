@@ -28,11 +28,12 @@ def measured_cost(
     sized: SizedFit,
     fit: FitSettings,
     fit_started: datetime,
+    fit_ended: datetime | None = None,
 ) -> FitCost | None:
     """The estimate beside what pacemaker's log says the fit cost (it started at
-    ``fit_started``, local time as in the log); warns when the loss was still falling at the
-    end. None when nothing was estimated."""
-    fit_s = (datetime.now() - fit_started).total_seconds()
+    ``fit_started``, local time as in the log, and ended at ``fit_ended``, default now); warns
+    when the loss was still falling at the end. None when nothing was estimated."""
+    fit_s = ((fit_ended or datetime.now()) - fit_started).total_seconds()
     timing = read_fit_timing(log_path)
     startup_s = None
     if timing.first_iteration_at is not None and timing.seconds_per_iteration is not None:

@@ -9,6 +9,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
+from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import plan_pacemaker_run, write_inputs
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,9 @@ class MockTrainer(BaseTrainer):
     ) -> Potential:
         if self.config.active_set.enabled:
             log.warning("the mock trainer selects no structures: trainer.active_set is ignored")
-        plan = self.plan_run(
-            dataset, free_atom_energies=free_atom_energies, fitting=test_dataset is None
-        )
-        self.write_inputs(dataset, workdir, plan, test_dataset)
+        data = self.plan_data(dataset, free_atom_energies)
+        plan = plan_pacemaker_run(self.config, dataset, data, fitting=test_dataset is None)
+        write_inputs(dataset, workdir, plan, test_dataset)
         write_text_atomic(workdir / MOCK_POTENTIAL, PLACEHOLDER_TEXT)
         potential = Potential(
             run_dir=workdir,

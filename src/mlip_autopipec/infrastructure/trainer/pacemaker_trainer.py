@@ -5,35 +5,36 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-
-import yaml
 
 from mlip_autopipec.analysis.dimers import DIMERS_PNG
 from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_checks
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
-from mlip_autopipec.errors import ConfigurationError, FailedChecksError, TrainerError
+from mlip_autopipec.errors import ConfigurationError, FailedChecksError
 from mlip_autopipec.infrastructure.trainer.active_set import (
     ACTIVE_SET,
-    active_set_of_job,
-    build_active_set,
+    active_set_of,
+    activeset_step,
 )
-from mlip_autopipec.infrastructure.trainer.base import BaseTrainer, RunPlan, check_test_split
-from mlip_autopipec.infrastructure.trainer.batch_job import JobResult
+from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
 from mlip_autopipec.infrastructure.trainer.budget import (
     SizedFit,
     size_fit,
     with_deadline_callback,
 )
 from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
+from mlip_autopipec.infrastructure.trainer.fit_outputs import (
+    PACEMAKER_LOG,
+    POTENTIAL_YACE,
+    convert_to_yace,
+    read_fit,
+)
 from mlip_autopipec.infrastructure.trainer.fit_record import (
     log_estimate,
     measured_cost,
@@ -46,114 +47,139 @@ from mlip_autopipec.infrastructure.trainer.outputs import (
     TEST_PREDICTIONS,
     TRAIN_PREDICTIONS,
     PredictionArrays,
-    convert_fit_predictions,
+)
+from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import (
+    RunPlan,
+    check_test_split,
+    plan_pacemaker_run,
+    write_inputs,
 )
 from mlip_autopipec.infrastructure.trainer.pending_run import (
+    TEST_SET,
+    CheckedRun,
     PendingRun,
     PreparedRun,
-    Programs,
     refuse_running_job,
 )
-from mlip_autopipec.infrastructure.trainer.potential_file import (
-    add_metadata,
-    potential_metadata,
-    set_reference_energies,
+from mlip_autopipec.infrastructure.trainer.profile import (
+    FIT_PROGRAMS,
+    Program,
+    ProgramProfile,
+    StepRunner,
 )
-from mlip_autopipec.infrastructure.trainer.progress_sink import plan_iterations, reporting_step
+from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
+from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
-from mlip_autopipec.infrastructure.trainer.runner import resolve_executable, run_program
 from mlip_autopipec.infrastructure.trainer.selection import (
-    SELECTION_DIR,
-    TARGET_BASIS_YAML,
-    check_previous_potential,
     keep_all,
     load_previous_potential,
     requested_count,
     select_structures,
-    write_target_basis,
+    write_selection_inputs,
 )
 
 log = logging.getLogger(__name__)
 
-POTENTIAL_YACE = "potential.yace"
-PACEMAKER_LOG = "pacemaker.log"
-YAML2YACE_LOG = "pace_yaml2yace.log"
-CANDIDATES = "candidates.pckl.gzip"
 #: What a new fit must not find stale in its run directory.
-REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
+REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET, TEST_SET)
 
 
 class PacemakerTrainer(BaseTrainer):
-    """Fits ACE with ``pacemaker`` and converts the result to ``.yace`` with ``pace_yaml2yace``."""
+    """Fits ACE with ``pacemaker`` and converts the result to ``.yace`` with ``pace_yaml2yace``.
 
-    def __init__(
-        self, config: TrainerConfig, on_output_line: Callable[[str], None] | None = None
-    ) -> None:
+    ``on_output_line`` follows the run: the programs' output lines and the named steps.
+    """
+
+    def __init__(self, config: TrainerConfig, on_output_line: ProgressSink | None = None) -> None:
         super().__init__(config)
-        self.on_output_line = on_output_line
+        self.progress = on_output_line
 
     def train(
         self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
     ) -> Potential:
         started = time.monotonic()  # a time budget covers the whole training
-        if isinstance(self.config.execution, BatchExecution):
-            # The compute part runs as a batch job (README, "On a cluster").
-            from mlip_autopipec.infrastructure.trainer.batch import BatchFit
-
-            return BatchFit(self).run(dataset, workdir, test_dataset=test_dataset)
-        # 1. Find the programs, check the data, before anything is written.
-        programs, accounted = self.check_inputs(dataset, test_dataset)
-        refuse_running_job(workdir)  # a batch job may still write there
-        environment = program_environment(self.config)
-        with claim_run_directory(workdir, replaces=REPLACED) as run:
-            # 2.-4. Plan, select, write pacemaker's input.
-            prepared = self.prepare(
-                accounted, test_dataset, run.path, programs, environment, budget_from=started
-            )
-            # 5. Fit (ended at the deadline of a time budget, if any); the baseline and
-            #    reference energies go into the potential's metadata.
-            sized = prepared.sized
-            fit_environment = dict(environment)
-            if sized is not None and sized.optimiser_time_s is not None:
-                fit_environment[DEADLINE_ENV] = repr(time.time() + sized.optimiser_time_s)
-            with self._step("fitting (pacemaker)"):
-                fit_started = datetime.now()  # local time, as pacemaker's log
-                self._run(
-                    programs.pacemaker, [INPUT_YAML], run.path, PACEMAKER_LOG, fit_environment
-                )
-                predictions = self.read_fit(prepared)
-            cost = None
-            if sized is not None:
-                log_path = run.path / PACEMAKER_LOG
-                cost = measured_cost(run.path, log_path, sized, self.config.fit, fit_started)
-            # 6.-12. .yace, active set, record, safety gate, report.
-            return self.finish(prepared, predictions, environment, cost=cost)
+        # 1. Check: the programs, the data (the scheduler), before anything is written.
+        checked = self.check_inputs(dataset, test_dataset, workdir)
+        with claim_run_directory(workdir, replaces=self.replaced()) as run:
+            # 2. Plan and write the inputs: energy scale, baseline, selection, cost, input.yaml.
+            budget_from = None if self._batch() else started
+            prepared = self.prepare(checked, test_dataset, run.path, budget_from=budget_from)
+            # 3. Run pacemaker (ended at a time budget's deadline, if any), then pace_activeset:
+            #    here, or as one batch job (README, "On a cluster").
+            fit_started = datetime.now()  # local time, as pacemaker's log
+            steps = self.compute_steps(checked.profile, prepared)
+            result = self._step_runner(checked.profile, prepared).run_steps(steps, run.path)
+            # 4. Read the outputs: metadata into the potential, its predictions, the cost.
+            predictions = read_fit(prepared, self.config.fit)
+            cost = self._measured_cost(prepared, result, fit_started)
+            # 5. Check and record: .yace, active set, safety gate, potential.json, report.
+            return self.finish(prepared, predictions, result, checked.profile, cost=cost)
 
     def check_inputs(
-        self, dataset: Dataset, test_dataset: Dataset | None
-    ) -> tuple[Programs, AccountedDataset]:
-        """The programs (and a previous potential) of the fit, and the structures to fit:
-        those pacemaker would drop silently (free atoms, lone atoms) are decided on."""
-        executables = self.config.executables
+        self, dataset: Dataset, test_dataset: Dataset | None, workdir: Path
+    ) -> CheckedRun:
+        """The scheduler and its queue (batch), the programs (and a previous potential) of the
+        fit, the structures to fit (those pacemaker would drop silently, free atoms and lone
+        atoms, are decided on) and a batch job that may still write in ``workdir``."""
+        execution = self.config.execution
+        if isinstance(execution, BatchExecution):
+            from mlip_autopipec.infrastructure.trainer.batch import scheduler_for
+
+            scheduler_for(execution, Path(workdir).absolute()).check()
         if test_dataset is not None:
             self.check_test_dataset(dataset, test_dataset)
         selecting = self.config.active_set.enabled
-        programs = Programs(
-            pacemaker=resolve_executable(executables.pacemaker),
-            yaml2yace=resolve_executable(executables.pace_yaml2yace),
-            activeset=resolve_executable(executables.pace_activeset),
-            pace_select=resolve_executable(executables.pace_select) if selecting else None,
-            previous=load_previous_potential(self.config.active_set) if selecting else None,
+        profile = self.profile(selecting=selecting)
+        previous = load_previous_potential(self.config.active_set) if selecting else None
+        accounted = self.account_for_structures(dataset)
+        refuse_running_job(workdir)
+        return CheckedRun(profile, previous, accounted)
+
+    def replaced(self) -> tuple[str, ...]:
+        """The files of an earlier run of ours that a new fit replaces in its run directory."""
+        if not self._batch():
+            return REPLACED
+        from mlip_autopipec.infrastructure.trainer.batch import BATCH_FILES
+
+        return (*REPLACED, *BATCH_FILES)
+
+    def _batch(self) -> bool:
+        return isinstance(self.config.execution, BatchExecution)
+
+    def _step_runner(self, profile: ProgramProfile, prepared: PreparedRun) -> StepRunner:
+        """Who runs the compute steps: the profile here, or a batch job."""
+        if not self._batch():
+            return profile
+        from mlip_autopipec.infrastructure.trainer.batch import BatchRunner
+
+        return BatchRunner(self.config, prepared.run, self.progress)
+
+    def profile(self, *, selecting: bool = False) -> ProgramProfile:
+        """How this config's programs run here (pace_select too when ``selecting``)."""
+        programs: tuple[Program, ...] = (
+            (*FIT_PROGRAMS, "pace_select") if selecting else FIT_PROGRAMS
         )
-        return programs, self.account_for_structures(dataset)
+        return ProgramProfile.for_config(self.config, self.progress, programs)
+
+    def plan_run(
+        self,
+        dataset: Dataset,
+        *,
+        n_training: int | None = None,
+        free_atom_energies: Mapping[str, float] | None = None,
+        fitting: bool = True,
+    ) -> RunPlan:
+        """Reference energies, baseline and pacemaker's input (``plan_pacemaker_run``)."""
+        data = self.plan_data(dataset, free_atom_energies)
+        return plan_pacemaker_run(
+            self.config, dataset, data, n_training=n_training, fitting=fitting
+        )
 
     def prepare(
         self,
-        accounted: AccountedDataset,
+        checked: CheckedRun,
         test_dataset: Dataset | None,
         workdir: Path,
-        programs: Programs,
-        environment: dict[str, str],
         budget_from: float | None = None,
     ) -> PreparedRun:
         """Everything before the fit, in a claimed and locked ``workdir``: reference energies,
@@ -161,15 +187,13 @@ class PacemakerTrainer(BaseTrainer):
 
         ``budget_from`` (time.monotonic() when the training began) sizes the fit on this
         machine, to ``fit.time_budget`` if one is set; None (a batch job) does not."""
+        accounted, profile = checked.accounted, checked.profile
         dataset = accounted.fit
-        pace_select = programs.pace_select
 
-        # 2. Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
+        # Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.
         n_training = len(dataset)
-        if pace_select is not None:
+        if self.config.active_set.enabled:
             n_training = requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
-            if n_training == len(dataset):  # "use all": nothing to select
-                pace_select = None
         plan = self.plan_run(
             dataset,
             n_training=n_training,
@@ -177,29 +201,32 @@ class PacemakerTrainer(BaseTrainer):
             fitting=test_dataset is None,
         )
 
-        # 3. Select the training structures by D-optimality (optional).
+        # Select the training structures by D-optimality (optional; "use all" selects none).
         selection = None
         training_set = dataset
-        if pace_select is not None:
-            with self._step("selecting structures (pace_select)"):
+        if n_training < len(dataset):
+            with profile.step("selecting structures (pace_select)"):
                 selection = self._select(
-                    dataset, plan, n_training, pace_select, programs.previous, workdir, environment
+                    dataset, plan, n_training, checked.previous, workdir, profile
                 )
             training_set = dataset.subset(selection.indices)
 
-        # 3b. What the fit will cost; with a time budget, the iterations (and basis) it allows.
+        # What the fit will cost; with a time budget, the iterations (and basis) it allows.
         sized = None
         if budget_from is not None:
-            sized = self._size_fit(training_set, plan, time.monotonic() - budget_from, test_dataset)
+            elapsed_s = time.monotonic() - budget_from
+            sized = self._size_fit(training_set, plan, elapsed_s, test_dataset, profile)
             plan = replace(plan, pacemaker_input=sized.pacemaker_input)
             if sized.optimiser_time_s is not None:
                 plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
 
-        # 4. Write the data file and input.yaml (a selection may have found fewer structures).
+        # Write the data file and input.yaml (a selection may have found fewer structures).
         if test_dataset is None:
             check_test_split(self.config.fit.test_size, len(training_set))
-        with self._step(f"writing pacemaker's input ({len(training_set)} structures)"):
-            self.write_inputs(training_set, workdir, plan, test_dataset)
+        with profile.step(f"writing pacemaker's input ({len(training_set)} structures)"):
+            write_inputs(training_set, workdir, plan, test_dataset)
+            if test_dataset is not None:  # its safe copy, read later instead of the pickle
+                test_dataset.write(workdir / TEST_SET)
         run = PendingRun(
             elements=dataset.elements,
             baseline=plan.baseline,
@@ -212,77 +239,39 @@ class PacemakerTrainer(BaseTrainer):
         )
         return PreparedRun(workdir, run, training_set, test_dataset, sized)
 
-    def read_fit(self, prepared: PreparedRun) -> dict[str, PredictionArrays]:
-        """Right after pacemaker: metadata into its potential, and its predictions copied to a
-        format that cannot run code; every structure and atom we wrote must be in them."""
-        workdir, run = prepared.workdir, prepared.run
-        output_yaml = workdir / OUTPUT_POTENTIAL_YAML
-        self._require(output_yaml, "pacemaker finished but wrote no potential", PACEMAKER_LOG)
-        try:
-            add_metadata(output_yaml, potential_metadata(run.baseline, run.reference_energies))
-        except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as error:
-            raise TrainerError(
-                f"pacemaker wrote an unreadable {OUTPUT_POTENTIAL_YAML} "
-                f"({type(error).__name__}: {str(error).splitlines()[0]})",
-                workdir=workdir,
-                log_path=workdir / PACEMAKER_LOG,
-            ) from error
-        self._require(workdir / TRAIN_PREDICTIONS, "pacemaker wrote no predictions", PACEMAKER_LOG)
-        return convert_fit_predictions(
-            workdir,
-            prepared.training_set,
-            prepared.test_dataset,
-            weighting=self.config.fit.weighting,
-            log_name=PACEMAKER_LOG,
-        )
+    def compute_steps(self, profile: ProgramProfile, prepared: PreparedRun) -> list[ProgramStep]:
+        """What the fit runs on the compute node: pacemaker, then pace_activeset (on large data
+        it needs the node too). A time budget's deadline reaches pacemaker's callback."""
+        fit = profile.program_step("pacemaker", [INPUT_YAML], title="fitting (pacemaker)")
+        sized = prepared.sized
+        if sized is not None and sized.optimiser_time_s is not None:
+            deadline = {DEADLINE_ENV: repr(time.time() + sized.optimiser_time_s)}
+            fit = fit.model_copy(update={"environment": deadline})
+        return [fit, activeset_step(profile, self.config.active_set)]
 
     def finish(
         self,
         prepared: PreparedRun,
         predictions: dict[str, PredictionArrays],
-        environment: dict[str, str],
-        job_result: JobResult | None = None,
+        result: JobResult,
+        profile: ProgramProfile,
         cost: FitCost | None = None,
     ) -> Potential:
-        """Everything after the fit: .yace, active set, record, safety gate, report.
-
-        ``job_result``: the batch job that ran pace_activeset already; None runs it here.
-        ``cost``: the fit's estimated and measured cost, for the record.
-        """
+        """Everything after the compute steps (``result``): .yace, active set, record, safety
+        gate, report. ``cost``: the fit's estimated and measured cost, for the record."""
         workdir, run = prepared.workdir, prepared.run
-        # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
-        with self._step("converting to .yace (pace_yaml2yace)"):
-            partial_yace = workdir / f".{POTENTIAL_YACE}.partial"
-            self._run(
-                resolve_executable(self.config.executables.pace_yaml2yace),
-                [OUTPUT_POTENTIAL_YAML, "-o", partial_yace.name],
-                workdir,
-                YAML2YACE_LOG,
-                environment,
-            )
-            self._require(partial_yace, "pace_yaml2yace wrote no .yace file", YAML2YACE_LOG)
-            set_reference_energies(partial_yace, run.reference_energies)
-            partial_yace.replace(workdir / POTENTIAL_YACE)
+        # Convert to .yace, the reference energies as its E0.
+        with profile.step("converting to .yace (pace_yaml2yace)"):
+            yace = convert_to_yace(prepared, profile)
 
-        # 7. Active set of the fitted potential: the extrapolation grade of new structures.
-        if job_result is None:
-            with self._step("active set (pace_activeset)"):
-                active_set = build_active_set(
-                    resolve_executable(self.config.executables.pace_activeset),
-                    self.config.active_set,
-                    workdir,
-                    lambda program, arguments, log_name: self._run(
-                        program, arguments, workdir, log_name, environment
-                    ),
-                )
-        else:
-            active_set = active_set_of_job(job_result, workdir)
+        # Active set of the fitted potential: the extrapolation grade of new structures.
+        active_set = active_set_of(result, workdir)
 
-        # 8. The record, with pacemaker's own errors of the final potential.
+        # The record, with pacemaker's own errors of the final potential.
         potential = Potential(
             run_dir=workdir,
             trainer="pacemaker",
-            yace_file=POTENTIAL_YACE,
+            yace_file=yace,
             yaml_file=OUTPUT_POTENTIAL_YAML,
             active_set_file=active_set,
             gamma_tolerance=self.config.active_set.gamma_tolerance,
@@ -302,9 +291,9 @@ class PacemakerTrainer(BaseTrainer):
         if TEST_PREDICTIONS in predictions:
             warn_about_test_set(predictions[TEST_PREDICTIONS].symbols.tolist(), potential.elements)
 
-        # 9. The safety gate on the deployed potential (ACE + baseline): isolated dimers of
-        #    every element pair, and training structures compressed to 0.6 of their volume.
-        with self._step("safety checks (dimers, compression)"):
+        # The safety gate on the deployed potential (ACE + baseline): isolated dimers of
+        # every element pair, and training structures compressed to 0.6 of their volume.
+        with profile.step("safety checks (dimers, compression)"):
             safety = run_safety_checks(
                 potential.ase_calculator(),
                 potential.elements,
@@ -321,15 +310,15 @@ class PacemakerTrainer(BaseTrainer):
                 }
             )
 
-        # 10. potential.json is written last: it marks a finished run (checks_passed says
-        #     whether it is fit for use).
+        # potential.json is written last: it marks a finished run (checks_passed says
+        # whether it is fit for use).
         potential.save()
 
-        # 11. The training report; a finished potential stands without it.
-        with self._step("training report"):
+        # The training report; a finished potential stands without it.
+        with profile.step("training report"):
             self._report(workdir)
 
-        # 12. A potential that failed the gate is not shipped silently.
+        # A potential that failed the gate is not shipped silently.
         if not safety.passed:
             message = failed_checks_message(safety.failures, workdir)
             if not self.config.accept_failed_checks:
@@ -343,8 +332,9 @@ class PacemakerTrainer(BaseTrainer):
         plan: RunPlan,
         elapsed_s: float,
         test_dataset: Dataset | None,
+        profile: ProgramProfile,
     ) -> SizedFit:
-        """The cost estimate, logged before the fit; the progress bar counts the planned
+        """The cost estimate, logged before the fit; the progress display counts the planned
         iterations."""
         sized = size_fit(
             plan.pacemaker_input,
@@ -355,75 +345,57 @@ class PacemakerTrainer(BaseTrainer):
             elapsed_s=elapsed_s,
         )
         log_estimate(sized, self.config.fit, len(training_set), fixed_test_set=bool(test_dataset))
-        plan_iterations(self.on_output_line, sized.planned_iterations)
+        profile.plan_iterations(sized.planned_iterations)
         return sized
 
-    def _step(self, name: str) -> AbstractContextManager[None]:
-        return reporting_step(self.on_output_line, name)
-
-    def _run(
-        self,
-        program: str,
-        arguments: list[str],
-        workdir: Path,
-        log_name: str,
-        environment: dict[str, str],
-    ) -> None:
-        run_program(
-            [program, *arguments],
-            workdir=workdir,
-            log_path=workdir / log_name,
-            env=environment,
-            time_limit_s=self.config.time_limit_seconds,
-            on_line=self.on_output_line,
+    def _measured_cost(
+        self, prepared: PreparedRun, result: JobResult, fit_started: datetime
+    ) -> FitCost | None:
+        """What pacemaker's log says the fit cost, beside the estimate (when one was made)."""
+        fit = result.outcome("pacemaker")
+        if prepared.sized is None or fit is None or fit.seconds is None:
+            return None
+        fit_ended = fit_started + timedelta(seconds=fit.seconds)
+        workdir = prepared.workdir
+        return measured_cost(
+            workdir,
+            workdir / PACEMAKER_LOG,
+            prepared.sized,
+            self.config.fit,
+            fit_started,
+            fit_ended,
         )
 
     def select(self, dataset: Dataset, workdir: Path) -> Selection:
         """D-optimal selection alone (``trainer.active_set``), e.g. before sending structures
-        to DFT; its files go into ``workdir/selection``."""
+        to DFT; its files go into ``workdir/selection``. The same steps as a fit's selection:
+        check, plan, write pace_select's inputs, run it, read and record what it chose."""
         if not self.config.active_set.enabled:
             raise ConfigurationError(
                 [("trainer.active_set.enabled", "must be true (with max_structures or fraction)")]
             )
-        pace_select = resolve_executable(self.config.executables.pace_select)
+        profile = ProgramProfile.for_config(self.config, self.progress, ("pace_select",))
         previous = load_previous_potential(self.config.active_set)
         wanted = requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
         plan = self.plan_run(dataset, n_training=wanted, fitting=False)
-        environment = program_environment(self.config)
         with claim_run_directory(workdir) as run:
             if wanted == len(dataset):
                 return keep_all(dataset, run.path)
-            return self._select(dataset, plan, wanted, pace_select, previous, run.path, environment)
+            return self._select(dataset, plan, wanted, previous, run.path, profile)
 
     def _select(
         self,
         dataset: Dataset,
         plan: RunPlan,
         wanted: int,
-        pace_select: str,
         previous: Potential | None,
         workdir: Path,
-        environment: dict[str, str],
+        profile: ProgramProfile,
     ) -> Selection:
-        candidates = self.write_data(dataset, plan, workdir / SELECTION_DIR / CANDIDATES)
-        if previous is None:
-            basis = workdir / SELECTION_DIR / TARGET_BASIS_YAML
-            write_target_basis(plan.pacemaker_input.to_yaml_dict()["potential"], basis)
-            known = None
-        else:
-            basis, known = check_previous_potential(previous, dataset)
+        inputs = write_selection_inputs(dataset, plan, previous, workdir)
+        settings = self.config.active_set
         return select_structures(
-            dataset,
-            candidates,
-            wanted=wanted,
-            settings=self.config.active_set,
-            pace_select=pace_select,
-            basis_yaml=basis,
-            active_set=known,
-            workdir=workdir,
-            environment=environment,
-            time_limit_s=self.config.time_limit_seconds,
-            on_line=self.on_output_line,
+            dataset, inputs, wanted=wanted, settings=settings, workdir=workdir, profile=profile
         )
 
     @staticmethod
@@ -435,38 +407,3 @@ class PacemakerTrainer(BaseTrainer):
             log.info("training report: %s", build_report(workdir))
         except Exception as error:  # a plotting failure must not lose a finished potential
             log.warning("no training report for %s: %s", workdir, error)
-
-    @staticmethod
-    def _require(path: Path, message: str, log_name: str) -> None:
-        if not path.exists():
-            raise TrainerError(
-                f"{message} ({path.name} is missing)",
-                workdir=path.parent,
-                log_path=path.parent / log_name,
-            )
-
-
-def program_environment(config: TrainerConfig) -> dict[str, str]:
-    """Thread counts and visible GPUs for pacemaker (TensorFlow), from the config.
-
-    Threads default to all cores of the machine. GPUs default to those of the machine when it
-    has any; otherwise CUDA is hidden, which also spares TensorFlow its search for a GPU.
-    """
-    threads = str(config.threads or os.cpu_count() or 1)
-    environment = {
-        "OMP_NUM_THREADS": threads,
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": threads,
-        "TF_CPP_MIN_LOG_LEVEL": "1",
-    }
-    if config.gpu_devices is not None:
-        environment["CUDA_VISIBLE_DEVICES"] = config.gpu_devices
-    elif not machine_has_gpu():
-        environment["CUDA_VISIBLE_DEVICES"] = "-1"
-    return environment
-
-
-def machine_has_gpu() -> bool:
-    """True when an NVIDIA driver reports at least one GPU."""
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return gpus.is_dir() and any(gpus.iterdir())

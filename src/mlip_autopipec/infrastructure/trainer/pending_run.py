@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.potential import (
     POTENTIAL_JSON,
     Potential,
@@ -21,6 +22,7 @@ from mlip_autopipec.domain_models.potential import (
 from mlip_autopipec.errors import OutputError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.trainer.budget import SizedFit
+from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile
 
 #: The record of a batch run (:class:`BatchRecord`), which holds a PendingRun.
 BATCH_JOB_JSON = "batch_job.json"
@@ -52,15 +54,13 @@ class PendingRun(BaseModel):
 
 
 @dataclass(frozen=True)
-class Programs:
-    """The programs of a fit (absolute paths) and a previous potential, found before anything
-    is written."""
+class CheckedRun:
+    """What a fit finds before anything is written: how its programs run here, the previous
+    generation's potential (for a selection) and the structures to fit."""
 
-    pacemaker: str
-    yaml2yace: str
-    activeset: str
-    pace_select: str | None
+    profile: ProgramProfile
     previous: Potential | None
+    accounted: AccountedDataset
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,15 @@ from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, TrainerError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.trainer.data_file import read_data_file, write_data_file
-from mlip_autopipec.infrastructure.trainer.runner import run_program
+from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import RunPlan, write_data
+from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile, log_name
 
 log = logging.getLogger(__name__)
 
 SELECTION_DIR = "selection"
 SELECTION_JSON = "selection.json"
 TARGET_BASIS_YAML = "target_basis.yaml"
+CANDIDATES = "candidates.pckl.gzip"
 METHOD = "D-optimal (MaxVol over ACE B-projections, pace_select)"
 
 
@@ -136,21 +139,42 @@ def check_previous_potential(previous: Potential, dataset: Dataset) -> tuple[Pat
     return files[0], files[1]
 
 
+@dataclass(frozen=True)
+class SelectionInputs:
+    """pace_select's inputs: the candidates (the dataset in pacemaker's format), the B-basis
+    whose projections are measured, and the active set of what is known already (or None)."""
+
+    candidates: Path
+    basis_yaml: Path
+    active_set: Path | None = None
+
+
+def write_selection_inputs(
+    dataset: Dataset, plan: RunPlan, previous: Potential | None, workdir: Path
+) -> SelectionInputs:
+    """pace_select's inputs in ``workdir/selection``: the candidates and the basis of the
+    planned fit, or the basis and active set of the previous generation's potential."""
+    selection_dir = workdir / SELECTION_DIR
+    selection_dir.mkdir(exist_ok=True)
+    candidates = write_data(dataset, plan, selection_dir / CANDIDATES)
+    if previous is None:
+        basis = selection_dir / TARGET_BASIS_YAML
+        write_target_basis(plan.pacemaker_input.to_yaml_dict()["potential"], basis)
+        return SelectionInputs(candidates, basis)
+    basis, known = check_previous_potential(previous, dataset)
+    return SelectionInputs(candidates, basis, known)
+
+
 def select_structures(
     dataset: Dataset,
-    candidates_file: Path,
+    inputs: SelectionInputs,
     *,
     wanted: int,
     settings: ActiveSetSettings,
-    pace_select: str,
-    basis_yaml: Path,
-    active_set: Path | None,
     workdir: Path,
-    environment: Mapping[str, str],
-    time_limit_s: float | None = None,
-    on_line: Callable[[str], None] | None = None,
+    profile: ProgramProfile,
 ) -> Selection:
-    """Select ``wanted`` structures of ``candidates_file`` (the dataset in pacemaker's format).
+    """Select ``wanted`` structures of the candidates with pace_select (run by ``profile``).
 
     One pace_select round keeps the structures holding the environments that span the
     largest volume of B-projections; with ``active_set`` (a previous potential's .asi) those
@@ -163,7 +187,7 @@ def select_structures(
     """
     selection_dir = workdir / SELECTION_DIR
     selection_dir.mkdir(exist_ok=True)
-    remaining = read_data_file(candidates_file)
+    remaining = read_data_file(inputs.candidates)
     sizes = {int(index): len(dataset[int(index)].atoms) for index in remaining.index}
     max_atoms = settings.max_atoms
     selected: list[int] = []
@@ -184,10 +208,9 @@ def select_structures(
         round_input = selection_dir / f"candidates_{round_number}.pckl.gzip"
         round_output = selection_dir / f"selected_{round_number}.pkl.gz"
         write_data_file(remaining, round_input)
-        command = [
-            pace_select,
+        arguments = [
             "-p",
-            str(basis_yaml),
+            str(inputs.basis_yaml),
             "-m",
             str(asked),
             "-g",
@@ -195,23 +218,16 @@ def select_structures(
             "-o",
             round_output.name,
         ]
-        if active_set is not None:
-            command += ["-a", str(active_set)]
+        if inputs.active_set is not None:
+            arguments += ["-a", str(inputs.active_set)]
         if settings.batch_size is not None:
-            command += ["-b", str(settings.batch_size)]
-        run_program(
-            [*command, round_input.name],
-            workdir=selection_dir,
-            log_path=selection_dir / "pace_select.log",
-            env=environment,
-            time_limit_s=time_limit_s,
-            on_line=on_line,
-        )
+            arguments += ["-b", str(settings.batch_size)]
+        profile.run("pace_select", [*arguments, round_input.name], selection_dir)
         if not round_output.exists():
             raise TrainerError(
                 f"pace_select wrote no {round_output.name}",
                 workdir=selection_dir,
-                log_path=selection_dir / "pace_select.log",
+                log_path=selection_dir / log_name("pace_select"),
             )
         chosen = _dataset_indices(pd.read_pickle(round_output, compression="gzip"), remaining)
         log.info("selection round %d: %d structures", round_number, len(chosen))
