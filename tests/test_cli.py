@@ -120,6 +120,7 @@ def test_fake_pacemaker_training_prints_metrics(
     assert "force RMSE    30.00 meV/Å" in printed
 
 
+@pytest.mark.requires_pacemaker
 def test_a_potential_failing_the_safety_gate_exits_3_naming_pair_and_distance(
     cu_pt_dataset: Dataset,
     tmp_path: Path,
@@ -178,6 +179,7 @@ def _fake_run(dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[st
     return out
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_dimers_and_report_commands_on_a_finished_run(
     cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -203,6 +205,7 @@ def test_commands_on_a_directory_without_a_run_exit_2(
     assert "holds no potential.json" in capsys.readouterr().err
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_gamma_grades_every_structure(
     cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -245,6 +248,7 @@ def test_select_writes_the_selected_structures(
         assert structure.energy == pytest.approx(original[structure.name].energy)
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structures(
     cu_pt_dataset: Dataset,
@@ -328,6 +332,7 @@ def test_train_with_a_fixed_test_file(
     assert "test data 4 'alloy_2' = training 2 'alloy_2'" in caplog.text
 
 
+@pytest.mark.requires_pacemaker
 def test_a_budgeted_fit_prints_its_estimate_first_and_its_cost_last(
     cu_pt_dataset: Dataset,
     tmp_path: Path,
