@@ -20,6 +20,8 @@ from mlip_autopipec.oracle.emt import label_with_emt
 
 #: Small real files: a tiny Cu-Pt potential as pacemaker and pace_yaml2yace write it.
 TEST_DATA = Path(__file__).parent / "data"
+#: The input.yaml the fake pacemaker expects in each test scenario (``expect_pacemaker_input``).
+REFERENCE_INPUTS = TEST_DATA / "fake_pacemaker_inputs"
 
 
 def pacemaker_missing() -> str | None:
@@ -69,12 +71,47 @@ def cu_pt_dataset() -> Dataset:
 
 FAKE_PACEMAKER = '''
 """Fake pacemaker: checks the inputs the trainer wrote, then writes outputs like pacemaker's."""
-import os, shutil, sys, time
+import math, os, shutil, sys, time
 import numpy as np, pandas as pd, yaml
 
 mode = os.environ.get("FAKE_PACEMAKER_MODE", "ok")
 print(f"fake pacemaker starting, pid {os.getpid()}", flush=True)
 config = yaml.safe_load(open(sys.argv[1]))
+
+
+def differences(expected, got, key):
+    """Where ``got`` differs from the reference, key by key ("*": any value, numbers to 1e-9)."""
+    if expected == "*":
+        return []
+    if isinstance(expected, dict) and isinstance(got, dict):
+        found = [f"{key}{name}: expected nothing, got {got[name]!r}"
+                 for name in got if name not in expected]
+        for name, value in expected.items():
+            if name not in got:
+                found.append(f"{key}{name}: expected {value!r}, got nothing")
+            else:
+                found += differences(value, got[name], f"{key}{name}.")
+        return found
+    if isinstance(expected, list) and isinstance(got, list) and len(expected) == len(got):
+        return [d for k, (e, g) in enumerate(zip(expected, got))
+                for d in differences(e, g, f"{key}[{k}].")]
+    numbers = (int, float)
+    if (isinstance(expected, numbers) and isinstance(got, numbers)
+            and not isinstance(expected, bool) and not isinstance(got, bool)):
+        if math.isclose(expected, got, rel_tol=1e-9, abs_tol=1e-12):
+            return []
+    elif expected == got and type(expected) is type(got):
+        return []
+    return [f"{key.rstrip('.')}: expected {expected!r}, got {got!r}"]
+
+
+reference = os.environ.get("FAKE_PACEMAKER_REFERENCE")
+if reference:  # the scenario's reference input.yaml, as atomate2's fakes check their inputs
+    found = differences(yaml.safe_load(open(reference)), config, "")
+    for line in found:
+        print(f"{sys.argv[1]} differs from {os.path.basename(reference)}: {line}", flush=True)
+    if found:
+        sys.exit(4)
 for section in ("potential", "data", "fit", "backend"):
     assert section in config, f"input.yaml lacks {section}"
 frame = pd.read_pickle(config["data"]["filename"], compression="gzip")
@@ -154,6 +191,16 @@ if os.environ.get("FAKE_PACEMAKER_MODE") == "activeset_fail":
 shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt_output_potential.asi",
             sys.argv[-1].replace(".yaml", ".asi"))
 '''
+
+
+def expect_pacemaker_input(monkeypatch: pytest.MonkeyPatch, scenario: str) -> Path:
+    """Make the fake pacemaker compare its input.yaml, key by key, with the reference
+    ``tests/data/fake_pacemaker_inputs/<scenario>.yaml`` and fail (exit 4) saying "expected X,
+    got Y" for each difference; a reference value ``"*"`` accepts any value of its key."""
+    reference = REFERENCE_INPUTS / f"{scenario}.yaml"
+    assert reference.is_file(), f"no reference input {reference}"
+    monkeypatch.setenv("FAKE_PACEMAKER_REFERENCE", str(reference))
+    return reference
 
 
 def write_executable(path: Path, body: str) -> Path:

@@ -25,7 +25,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from .conftest import cu_pt_structures
+from .conftest import cu_pt_structures, expect_pacemaker_input
 
 
 def _write_data(dataset: Dataset, path: Path) -> Path:
@@ -108,7 +108,9 @@ def test_fake_pacemaker_training_prints_metrics(
     tmp_path: Path,
     fake_pacemaker: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    expect_pacemaker_input(monkeypatch, "cli_cutoff_5")
     data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
     config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
     code = main(
@@ -307,7 +309,9 @@ def test_train_with_a_fixed_test_file(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    expect_pacemaker_input(monkeypatch, "fixed_test_set")
     data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
     new = cu_pt_structures(count=4, seed=5)[:-1]  # not the dimer, which is in the data
     test = label_with_emt([*new, cu_pt_dataset.to_atoms()[2]])

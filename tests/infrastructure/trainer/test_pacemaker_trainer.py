@@ -22,6 +22,8 @@ from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
     program_environment,
 )
 
+from ...conftest import expect_pacemaker_input
+
 
 def _trainer(**overrides: object) -> PacemakerTrainer:
     raw = {"type": "pacemaker", "cutoff": 4.5, "b_ref": {"type": "zbl"}, **overrides}
@@ -40,10 +42,11 @@ def _assert_failed_run_kept_its_inputs(workdir: Path) -> None:
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_whole_flow_returns_a_potential_whose_files_exist(
-    cu_pt_dataset: Dataset, tmp_path: Path
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The spec's integration scenario: data write -> config write -> process call -> result,
     with fake programs; it runs without the pacemaker extra too (then the gate is not run)."""
+    expect_pacemaker_input(monkeypatch, "zbl_cutoff_4.5")  # the fake checks input.yaml
     workdir = tmp_path / "run"
     potential = _trainer().train(cu_pt_dataset, workdir)
 
@@ -126,6 +129,21 @@ def test_without_pyace_the_potential_is_recorded_unchecked(
     assert json.loads((workdir / POTENTIAL_JSON).read_text())["checks_passed"] is None
     assert "no safety checks" in caplog.text and "UNCHECKED" in caplog.text
     assert not (workdir / "dimers.png").exists()
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_the_fake_fails_the_run_on_an_input_other_than_its_reference(
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expect_pacemaker_input(monkeypatch, "zbl_cutoff_4.5")
+    workdir = tmp_path / "run"
+    with pytest.raises(TrainerError) as caught:
+        _trainer(cutoff=5.0).train(cu_pt_dataset, workdir)
+    assert caught.value.exit_code == 4
+    differences = (workdir / PACEMAKER_LOG).read_text()
+    assert "differs from zbl_cutoff_4.5.yaml: cutoff: expected 4.5, got 5.0" in differences
+    assert "potential.bonds.Cu Pt.rcut: expected 4.5, got 5.0" in differences
+    _assert_failed_run_kept_its_inputs(workdir)
 
 
 def test_missing_executable_says_how_to_install_before_writing_anything(
