@@ -38,6 +38,7 @@ def _tiny_potential() -> Potential:
     )
 
 
+@pytest.mark.requires_pacemaker
 def test_metrics_are_those_of_the_deployed_calculator(tmp_path: Path) -> None:
     potential = _tiny_potential()
     dataset: Dataset = label_with_emt(cu_pt_structures(count=5, seed=3))

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
+from ase.calculators.calculator import BaseCalculator
 
 from mlip_autopipec.analysis.safety import (
     SafetyReport,
     check_compression,
     compressed,
     compression_sample,
+    run_safety_checks,
 )
 from mlip_autopipec.config.config_model import LJBaseline
 from mlip_autopipec.domain_models.baseline import (
@@ -66,3 +72,30 @@ def test_the_sample_is_spread_over_the_data_and_skips_single_atoms() -> None:
     assert 0 not in sample
     assert len(sample) == 5 and sample[0] == 1 and sample[-1] == 10
     assert np.all(np.diff(sample) > 0)
+
+
+def _missing(module: str) -> Callable[[], BaseCalculator]:
+    def make_calculator() -> BaseCalculator:
+        raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+
+    return make_calculator
+
+
+def test_without_pyace_the_gate_is_not_run_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = label_with_emt([bulk("Cu", "fcc", a=3.6) * (2, 1, 1)])
+    with caplog.at_level(logging.WARNING):
+        report = run_safety_checks(
+            _missing("pyace"), ["Cu"], 5.0, {}, data, tmp_path / "dimers.png"
+        )
+    assert report.passed is None and report.failures == []
+    assert report.not_run is not None and "pyace is not installed" in report.not_run
+    assert "UNCHECKED" in caplog.text
+    assert not (tmp_path / "dimers.png").exists()
+
+
+def test_any_other_missing_module_is_not_taken_for_a_missing_pyace(tmp_path: Path) -> None:
+    data = label_with_emt([bulk("Cu", "fcc", a=3.6) * (2, 1, 1)])
+    with pytest.raises(ModuleNotFoundError, match="tensorflow"):
+        run_safety_checks(_missing("tensorflow"), ["Cu"], 5.0, {}, data, tmp_path / "d.png")

@@ -25,7 +25,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ..conftest import cu_pt_structures
+from ..conftest import cu_pt_structures, expect_pacemaker_input
 
 
 def _write_data(dataset: Dataset, path: Path) -> Path:
@@ -108,7 +108,9 @@ def test_fake_pacemaker_training_prints_metrics(
     tmp_path: Path,
     fake_pacemaker: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    expect_pacemaker_input(monkeypatch, "cli_cutoff_5")
     data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
     config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
     code = main(
@@ -120,6 +122,7 @@ def test_fake_pacemaker_training_prints_metrics(
     assert "force RMSE    30.00 meV/Å" in printed
 
 
+@pytest.mark.requires_pacemaker
 def test_a_potential_failing_the_safety_gate_exits_3_naming_pair_and_distance(
     cu_pt_dataset: Dataset,
     tmp_path: Path,
@@ -178,6 +181,7 @@ def _fake_run(dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[st
     return out
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_dimers_and_report_commands_on_a_finished_run(
     cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -203,6 +207,7 @@ def test_commands_on_a_directory_without_a_run_exit_2(
     assert "holds no potential.json" in capsys.readouterr().err
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_gamma_grades_every_structure(
     cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -245,6 +250,7 @@ def test_select_writes_the_selected_structures(
         assert structure.energy == pytest.approx(original[structure.name].energy)
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structures(
     cu_pt_dataset: Dataset,
@@ -303,7 +309,9 @@ def test_train_with_a_fixed_test_file(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    expect_pacemaker_input(monkeypatch, "fixed_test_set")
     data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
     new = cu_pt_structures(count=4, seed=5)[:-1]  # not the dimer, which is in the data
     test = label_with_emt([*new, cu_pt_dataset.to_atoms()[2]])
@@ -328,6 +336,7 @@ def test_train_with_a_fixed_test_file(
     assert "test data 4 'alloy_2' = training 2 'alloy_2'" in caplog.text
 
 
+@pytest.mark.requires_pacemaker
 def test_a_budgeted_fit_prints_its_estimate_first_and_its_cost_last(
     cu_pt_dataset: Dataset,
     tmp_path: Path,

@@ -332,6 +332,7 @@ class _Planted:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_no_command_loads_a_planted_pickle(
     cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -418,6 +419,7 @@ def test_unphysical_cutoffs_are_refused(
     assert "trainer.cutoff" in error and message in error
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_a_fraction_of_one_uses_every_structure_without_selection(
     cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -554,6 +556,7 @@ def test_gamma_at_one_up_to_rounding_does_not_extrapolate() -> None:
     assert table[-1] == "1 of 2 structures have gamma > 1.01"
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_the_gamma_command_uses_the_potentials_tolerance(
     cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]

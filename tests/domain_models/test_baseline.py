@@ -5,13 +5,19 @@ from __future__ import annotations
 import pytest
 
 from mlip_autopipec.config.config_model import LJBaseline, NoBaseline, ZBLBaseline
-from mlip_autopipec.domain_models.baseline import DEFAULT_ZBL_SWITCH_WIDTH, resolve_baseline
+from mlip_autopipec.domain_models.baseline import resolve_baseline
 
 SHORTEST = {("Cu", "Cu"): 2.3512, ("Cu", "Pt"): 2.2004, ("Pt", "Pt"): 2.61}
 
 
-def test_default_switch_width_is_one_angstrom() -> None:
-    assert DEFAULT_ZBL_SWITCH_WIDTH == 1.0
+@pytest.mark.parametrize("shortest", [1.5, 1.9, 2.0, 2.1, 3.7])
+def test_the_default_cutoffs_follow_the_readme_formula(shortest: float) -> None:
+    # README, "Delta learning": outer = d, inner = max(d/2, d - 1 Å); d/2 wins below 2 Å.
+    resolved = resolve_baseline(ZBLBaseline(), {("Cu", "Cu"): shortest})
+    assert isinstance(resolved, ZBLBaseline)
+    inner, outer = resolved.pair_cutoffs["Cu-Cu"]
+    assert outer == pytest.approx(shortest)
+    assert inner == pytest.approx(max(shortest / 2, shortest - 1.0))
 
 
 def test_zbl_defaults_each_pair_has_its_own_cutoffs_ending_at_its_shortest_distance() -> None:

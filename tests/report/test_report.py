@@ -66,7 +66,8 @@ def test_a_full_run_gives_every_plot_embedded_in_one_page(run_dir: Path) -> None
     text = html_path.read_text("utf-8")
     assert "<script" not in text and "<link" not in text and 'src="http' not in text
     assert "FinnisSinclairShiftedScaled" in text  # input.yaml
-    assert "044960b2a6419aa305e8fe076596b523ebf1d3afeceef5929b020d90ec0e3400" in text
+    provenance = json.loads((run_dir / "potential.json").read_text())["provenance"]
+    assert provenance["data_sha256"] in text and provenance["config_sha256"] in text
     assert "python-ace" in text and "0.4.0rc1" in text
     assert "no dimers.png" in text  # neither computed nor left by the trainer: a note
 

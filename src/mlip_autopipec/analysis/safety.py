@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,13 +93,20 @@ def compression_sample(dataset: Dataset, count: int = COMPRESSED_STRUCTURES) -> 
 
 @dataclass(frozen=True)
 class SafetyReport:
-    """The results of the safety gate; ``failures`` names every failed pair and structure."""
+    """The results of the safety gate; ``failures`` names every failed pair and structure.
+
+    ``not_run`` says why the gate could not evaluate the potential (pyace missing); then
+    ``passed`` is None: the potential is unchecked, neither passed nor failed.
+    """
 
     dimer_checks: tuple[DimerCheck, ...]
     compression_checks: tuple[CompressionCheck, ...]
+    not_run: str | None = None
 
     @property
-    def passed(self) -> bool:
+    def passed(self) -> bool | None:
+        if self.not_run is not None:
+            return None
         return not self.failures
 
     @property
@@ -109,7 +117,7 @@ class SafetyReport:
 
 
 def run_safety_checks(
-    calculator: BaseCalculator,
+    make_calculator: Callable[[], BaseCalculator],
     elements: Sequence[str],
     cutoff: float,
     shortest_distances: Mapping[tuple[str, str], float],
@@ -117,7 +125,24 @@ def run_safety_checks(
     dimers_png: Path,
 ) -> SafetyReport:
     """The gate: dimers of every element pair (plotted to ``dimers_png``) and compression of a
-    sample of the training structures, all with ``calculator`` (the deployed potential)."""
+    sample of the training structures, all with the deployed potential's calculator.
+
+    Evaluating ACE needs pyace (the ``pacemaker`` extra); where it is missing (pacemaker run
+    from another environment, or a fake one) the gate is not run: a warning says so and the
+    report's ``passed`` is None (``checks_passed: null`` in potential.json).
+    """
+    try:
+        calculator = make_calculator()
+    except ModuleNotFoundError as error:
+        if error.name != "pyace":
+            raise
+        reason = f"pyace is not installed in this Python ({sys.executable})"
+        log.warning(
+            "no safety checks (dimers, compression): %s; the potential is UNCHECKED "
+            "(checks_passed: null). Install the pacemaker extra to check it.",
+            reason,
+        )
+        return SafetyReport((), (), not_run=reason)
     dimers = check_short_range(calculator, elements, cutoff, shortest_distances, dimers_png)
     compressions = []
     for index in compression_sample(training_data):

@@ -50,9 +50,7 @@ def read_data(path: Path, trust_pickle: bool) -> Dataset:
     return read_dataset(path)
 
 
-def progress_reporter(
-    config: TrainerConfig, args: argparse.Namespace
-) -> ProgressSink | None:
+def progress_reporter(config: TrainerConfig, args: argparse.Namespace) -> ProgressSink | None:
     """Live progress on stderr: a bar on a terminal, else a plain line every 30 s. None with
     --quiet, or with --verbose, where the programs' own output is shown line by line."""
     from mlip_autopipec.cli.progress import ProgressReporter

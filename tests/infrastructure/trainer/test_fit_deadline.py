@@ -36,12 +36,16 @@ def test_a_passed_deadline_stops_the_fit_and_says_so(
     assert f"{STOP_MARKER} after iteration 7" in capsys.readouterr().out
 
 
-def test_a_distant_deadline_or_none_lets_the_fit_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_distant_deadline_or_none_lets_the_fit_go_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv(DEADLINE_ENV, raising=False)
-    _call()
+    _call()  # would raise StopIteration if it stopped the fit
     monkeypatch.setenv(DEADLINE_ENV, repr(time.time() + 3600))
     _call()
     _call()
+    assert STOP_MARKER not in capsys.readouterr().out
+    assert fit_deadline._Clock.previous is not None  # the iterations were timed
 
 
 def test_it_stops_when_the_next_iteration_would_end_after_the_deadline(

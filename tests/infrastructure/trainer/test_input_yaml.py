@@ -196,7 +196,7 @@ def test_default_basis_size_grows_with_the_environments_per_block_within_bounds(
 @pytest.mark.requires_pacemaker
 @pytest.mark.parametrize("elements", [["Cu"], ["Cr", "Co", "Fe", "Mn", "Ni"]])
 def test_pyace_builds_the_basis_from_the_potential_section(elements: list[str]) -> None:
-    pyace = pytest.importorskip("pyace")
+    import pyace
     from pyace.multispecies_basisextension import create_multispecies_basis_config
 
     raw = {

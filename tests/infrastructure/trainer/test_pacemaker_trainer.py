@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, create_train
 from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG, POTENTIAL_YACE
 from mlip_autopipec.infrastructure.trainer.profile import program_environment
+
+from ...conftest import expect_pacemaker_input
 
 
 def _trainer(**overrides: object) -> PacemakerTrainer:
@@ -36,8 +39,11 @@ def _assert_failed_run_kept_its_inputs(workdir: Path) -> None:
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_whole_flow_returns_a_potential_whose_files_exist(
-    cu_pt_dataset: Dataset, tmp_path: Path
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The spec's integration scenario: data write -> config write -> process call -> result,
+    with fake programs; it runs without the pacemaker extra too (then the gate is not run)."""
+    expect_pacemaker_input(monkeypatch, "zbl_cutoff_4.5")  # the fake checks input.yaml
     workdir = tmp_path / "run"
     potential = _trainer().train(cu_pt_dataset, workdir)
 
@@ -53,8 +59,15 @@ def test_whole_flow_returns_a_potential_whose_files_exist(
     assert potential.train_metrics.n_structures + potential.test_metrics.n_structures == len(
         cu_pt_dataset
     )
-    assert "ZBL" not in (workdir / "pacemaker.log").read_text()
     assert "fake pacemaker done" in (workdir / PACEMAKER_LOG).read_text()
+
+    # With a ZBL baseline, pacemaker is not given a ZBL core of its own (it would count
+    # twice): every bond of the input it ran on fades ACE out by distance, with a zero
+    # core-repulsion prefactor.
+    bonds = yaml.safe_load((workdir / "input.yaml").read_text())["potential"]["bonds"]
+    assert set(bonds) == {"Cu Cu", "Cu Pt", "Pt Cu", "Pt Pt"}
+    for bond in bonds.values():
+        assert bond["inner_cutoff_type"] == "distance" and bond["core-repulsion"][0] == 0.0
 
     # The reference energies became the .yace's E0, in the potential's element order.
     yace_head = potential.yace_path.read_text().splitlines()
@@ -69,14 +82,6 @@ def test_whole_flow_returns_a_potential_whose_files_exist(
     )
     assert metadata["pacemaker_version"] == "0.4.0rc1"  # pacemaker's own entries stay
 
-    # The short-range check ran on the deployed potential, with a plot.
-    assert {check.pair for check in potential.dimer_checks} == {
-        ("Cu", "Cu"),
-        ("Cu", "Pt"),
-        ("Pt", "Pt"),
-    }
-    assert (workdir / "dimers.png").read_bytes().startswith(b"\x89PNG")
-
     # Every fit ends with its report.
     report = workdir / "report" / "mlip_autopipec"
     assert (report / "report.html").exists()
@@ -86,6 +91,56 @@ def test_whole_flow_returns_a_potential_whose_files_exist(
     reloaded = Potential.load(workdir)
     assert reloaded == potential
     assert reloaded.provenance.data_sha256 == cu_pt_dataset.fingerprint()
+
+
+@pytest.mark.requires_pacemaker
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_the_gate_checks_every_pair_of_the_deployed_potential(
+    cu_pt_dataset: Dataset, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "run"
+    potential = _trainer().train(cu_pt_dataset, workdir)
+    assert {check.pair for check in potential.dimer_checks} == {
+        ("Cu", "Cu"),
+        ("Cu", "Pt"),
+        ("Pt", "Pt"),
+    }
+    assert (workdir / "dimers.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_without_pyace_the_potential_is_recorded_unchecked(
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """pacemaker run from another environment (or a fake): the gate cannot evaluate ACE here,
+    so the potential is neither passed nor failed, and the log says so."""
+    monkeypatch.setitem(sys.modules, "pyace", None)  # import pyace: ModuleNotFoundError
+    workdir = tmp_path / "run"
+    with caplog.at_level(logging.WARNING):
+        potential = _trainer().train(cu_pt_dataset, workdir)
+    assert potential.checks_passed is None
+    assert potential.dimer_checks == () and potential.compression_checks == ()
+    assert json.loads((workdir / POTENTIAL_JSON).read_text())["checks_passed"] is None
+    assert "no safety checks" in caplog.text and "UNCHECKED" in caplog.text
+    assert not (workdir / "dimers.png").exists()
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_the_fake_fails_the_run_on_an_input_other_than_its_reference(
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expect_pacemaker_input(monkeypatch, "zbl_cutoff_4.5")
+    workdir = tmp_path / "run"
+    with pytest.raises(TrainerError) as caught:
+        _trainer(cutoff=5.0).train(cu_pt_dataset, workdir)
+    assert caught.value.exit_code == 4
+    differences = (workdir / PACEMAKER_LOG).read_text()
+    assert "differs from zbl_cutoff_4.5.yaml: cutoff: expected 4.5, got 5.0" in differences
+    assert "potential.bonds.Cu Pt.rcut: expected 4.5, got 5.0" in differences
+    _assert_failed_run_kept_its_inputs(workdir)
 
 
 def test_missing_executable_says_how_to_install_before_writing_anything(
@@ -174,6 +229,7 @@ def test_rerun_after_a_failure_starts_clean(
     assert not (workdir / "output_potential.yaml").exists()  # ours, stale: removed
 
 
+@pytest.mark.usefixtures("fake_pacemaker")
 def test_a_foreign_result_file_is_refused_and_kept(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
     workdir = tmp_path / "run"
     workdir.mkdir()
@@ -231,6 +287,7 @@ def test_the_active_set_is_part_of_the_potential(cu_pt_dataset: Dataset, tmp_pat
     assert "-d fitting_data_info.pckl.gzip -g 1.01 -a output_potential.yaml" in log
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_a_potential_that_fails_the_safety_gate_is_kept_marked_and_raises(
     cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -252,6 +309,7 @@ def test_a_potential_that_fails_the_safety_gate_is_kept_marked_and_raises(
     assert any(not check.passed for check in loaded.compression_checks)
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_accept_failed_checks_returns_the_potential_marked_as_failed(
     cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -261,6 +319,7 @@ def test_accept_failed_checks_returns_the_potential_marked_as_failed(
     assert potential.checks_passed is False
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_a_safe_potential_passes_the_gate(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
     potential = _trainer().train(cu_pt_dataset, tmp_path / "run")
@@ -270,6 +329,7 @@ def test_a_safe_potential_passes_the_gate(cu_pt_dataset: Dataset, tmp_path: Path
     assert all(check.energy_rise_ev > 0 for check in potential.compression_checks)
 
 
+@pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_a_time_budget_reaches_pacemaker_and_its_end_is_recorded(
     cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -296,9 +356,11 @@ def test_a_tiny_test_set_is_warned_about(
 ) -> None:
     _trainer(fit={"test_size": 0.2}).train(cu_pt_dataset, tmp_path / "run")
     assert "the test set will hold 2 structure(s)" in caplog.text
-    assert potential_cost_is_recorded(tmp_path / "run")
 
 
-def potential_cost_is_recorded(run_dir: Path) -> bool:
-    cost = Potential.load(run_dir).cost
-    return cost is not None and not cost.stopped_at_budget and cost.time_budget_s is None
+@pytest.mark.requires_pacemaker  # the estimate counts the basis functions with pyace
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_fit_without_a_budget_records_its_cost(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
+    _trainer().train(cu_pt_dataset, tmp_path / "run")
+    cost = Potential.load(tmp_path / "run").cost
+    assert cost is not None and not cost.stopped_at_budget and cost.time_budget_s is None

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from mlip_autopipec.cli.progress import ProgressReporter
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.infrastructure.trainer.batch_job import JOB_STEPS_JSON, JobSteps, run_steps
 from mlip_autopipec.infrastructure.trainer.profile import FIT_PROGRAMS, ProgramProfile
 from mlip_autopipec.infrastructure.trainer.program_steps import JobResult
-from mlip_autopipec.infrastructure.trainer.progress import ProgressReporter
 from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
 
 

@@ -6,23 +6,50 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 from ase.build import bulk
 
 from mlip_autopipec.config.config_model import ActiveSetSettings, parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import Potential, Provenance
+from mlip_autopipec.domain_models.potential import Potential, Provenance, Selection
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import write_data
 from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile
 from mlip_autopipec.infrastructure.trainer.selection import (
+    SelectionInputs,
     check_previous_potential,
     requested_count,
     select_structures,
     write_selection_inputs,
 )
 from mlip_autopipec.oracle.emt import label_with_emt
+
+from ...conftest import write_executable
+
+FAKE_PACE_SELECT = '''
+"""Fake pace_select: checks its arguments and input, keeps the first structures of its input,
+at most FAKE_SELECT_PER_ROUND of them (none after FAKE_SELECT_ROUNDS rounds)."""
+import os, sys
+import pandas as pd
+args = sys.argv[1:]
+value = lambda flag: args[args.index(flag) + 1]
+assert os.path.isfile(value("-p")), f"expected the basis file given with -p, got {value('-p')}"
+asked = int(value("-m"))
+assert asked >= 1, f"expected at least 1 structure asked for, got {asked}"
+assert 1 <= float(value("-g")), value("-g")
+frame = pd.read_pickle(args[-1], compression="gzip")
+assert {"ase_atoms", "name", "energy", "forces"} <= set(frame.columns), list(frame.columns)
+with open("fake_pace_select_calls.txt", "a") as calls:
+    calls.write(f"{asked} {len(frame)}\\n")
+done = sum(1 for _ in open("fake_pace_select_calls.txt")) - 1
+per_round = int(os.environ["FAKE_SELECT_PER_ROUND"])
+if done >= int(os.environ.get("FAKE_SELECT_ROUNDS", "1000")):
+    per_round = 0
+frame.reset_index(drop=True).iloc[: min(asked, per_round)].to_pickle(
+    value("-o"), compression="gzip"
+)
+'''
 
 
 def _rattled_copies_and_one_compressed() -> Dataset:
@@ -117,9 +144,8 @@ def test_pace_select_keeps_the_requested_number_and_the_odd_one_out(tmp_path: Pa
     assert [dataset[i].name for i in selection.indices] == list(selection.names)
     record = json.loads((tmp_path / "selection" / "selection.json").read_text())
     assert record["indices"] == list(selection.indices)
-    assert record["rounds"] >= 1
-    # More rounds than one are needed when a round finds fewer structures than asked for.
-    assert np.all(np.array(selection.indices) < 25)
+    rounds = list((tmp_path / "selection").glob("candidates_*.pckl.gzip"))
+    assert record["rounds"] == len(rounds) >= 1
 
 
 @pytest.mark.requires_pacemaker
@@ -154,3 +180,65 @@ def test_max_atoms_bounds_the_atoms_of_the_selection(tmp_path: Path) -> None:
     assert selection.n_atoms == sum(sizes)
     assert 8 < selection.n_atoms <= 60
     assert len(set(selection.indices)) == selection.n_selected
+
+
+@pytest.fixture
+def fake_pace_select(tmp_path: Path) -> str:
+    return str(write_executable(tmp_path / "pace_select", FAKE_PACE_SELECT))
+
+
+def _select_with(pace_select: str, tmp_path: Path, wanted: int) -> tuple[Dataset, Selection]:
+    dataset = _rattled_copies_and_one_compressed()
+    config = parse_trainer_config(
+        {"type": "pacemaker", "cutoff": 4.5, "active_set": {"enabled": True, "max_structures": 8}}
+    )
+    plan = PacemakerTrainer(config).plan_run(dataset)
+    selection_dir = tmp_path / "selection"
+    selection_dir.mkdir()
+    candidates = write_data(dataset, plan, selection_dir / "candidates.pckl.gzip")
+    basis = selection_dir / "basis.yaml"
+    basis.write_text("a target basis\n")  # the fake checks it exists; pace_select reads it
+    selection = select_structures(
+        dataset,
+        SelectionInputs(candidates, basis),
+        wanted=wanted,
+        settings=config.active_set,
+        workdir=tmp_path,
+        profile=ProgramProfile(executables={"pace_select": pace_select}),
+    )
+    return dataset, selection
+
+
+def _calls(tmp_path: Path) -> list[tuple[int, int]]:
+    """(structures asked for, candidates given) of every pace_select round."""
+    lines = (tmp_path / "selection" / "fake_pace_select_calls.txt").read_text().splitlines()
+    return [(int(line.split()[0]), int(line.split()[1])) for line in lines]
+
+
+def test_rounds_repeat_on_the_structures_left_until_the_number_is_reached(
+    fake_pace_select: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SELECT_PER_ROUND", "3")  # each round finds fewer than asked
+    dataset, selection = _select_with(fake_pace_select, tmp_path, wanted=8)
+
+    # Round k asks for what is still missing, among the structures no round chose yet.
+    assert _calls(tmp_path) == [(8, 25), (5, 22), (2, 19)]
+    assert selection.indices == tuple(range(8))
+    assert list(selection.names) == [dataset[i].name for i in range(8)]
+    record = json.loads((tmp_path / "selection" / "selection.json").read_text())
+    assert record["rounds"] == 3 and record["indices"] == list(range(8))
+
+
+def test_a_round_that_finds_nothing_new_ends_the_selection_with_a_warning(
+    fake_pace_select: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("FAKE_SELECT_PER_ROUND", "3")
+    monkeypatch.setenv("FAKE_SELECT_ROUNDS", "1")  # the second round finds nothing
+    with caplog.at_level(logging.WARNING):
+        _, selection = _select_with(fake_pace_select, tmp_path, wanted=8)
+    assert _calls(tmp_path) == [(8, 25), (5, 22)]
+    assert selection.n_selected == 3
+    assert "found 3 informative structures of the 8 requested" in caplog.text

@@ -8,8 +8,8 @@ from mlip_autopipec.domain_models.potential import POTENTIAL_JSON
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.infrastructure.trainer.batch import job_result, log_tail, scheduler_for
 from mlip_autopipec.infrastructure.trainer.fit_outputs import PACEMAKER_LOG
-from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
 from mlip_autopipec.infrastructure.trainer.pacemaker_log import ProgressParser
+from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
 
 
 def describe(run_dir: Path) -> tuple[str, str]:

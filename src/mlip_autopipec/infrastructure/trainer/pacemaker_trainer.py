@@ -295,7 +295,7 @@ class PacemakerTrainer(BaseTrainer):
         # every element pair, and training structures compressed to 0.6 of their volume.
         with profile.step("safety checks (dimers, compression)"):
             safety = run_safety_checks(
-                potential.ase_calculator(),
+                potential.ase_calculator,
                 potential.elements,
                 potential.cutoff,
                 run.distances(),
@@ -319,7 +319,7 @@ class PacemakerTrainer(BaseTrainer):
             self._report(workdir)
 
         # A potential that failed the gate is not shipped silently.
-        if not safety.passed:
+        if safety.passed is False:
             message = failed_checks_message(safety.failures, workdir)
             if not self.config.accept_failed_checks:
                 raise FailedChecksError(message, failures=safety.failures, workdir=workdir)
