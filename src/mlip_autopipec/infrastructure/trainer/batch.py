@@ -227,7 +227,11 @@ class BatchFit:
         """Everything a local fit does after pacemaker, in the locked ``run_dir``. ``prepared``
         is None in another process than the submitting one: the structures written for the
         fit are then read from their safe copies (extxyz), never from pacemaker's pickles."""
-        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import program_environment
+        from mlip_autopipec.infrastructure.trainer.fit_record import measured_cost
+        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
+            PACEMAKER_LOG,
+            program_environment,
+        )
 
         trainer = self.trainer
         if prepared is None:
@@ -240,8 +244,14 @@ class BatchFit:
             )
         with reporting_step(trainer.on_output_line, "reading pacemaker's results"):
             predictions = trainer.read_fit(prepared)
+        # The estimate made before submitting, beside what the job's pacemaker log shows.
+        cost = measured_cost(run_dir, run_dir / PACEMAKER_LOG, record.run.estimate)
         return trainer.finish(
-            prepared, predictions, program_environment(trainer.config), job_result=result
+            prepared,
+            predictions,
+            program_environment(trainer.config),
+            job_result=result,
+            cost=cost,
         )
 
     def _follow(self, record: BatchRecord, run_dir: Path) -> JobResult:

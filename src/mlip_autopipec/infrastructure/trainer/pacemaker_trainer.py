@@ -35,6 +35,7 @@ from mlip_autopipec.infrastructure.trainer.budget import (
 )
 from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
 from mlip_autopipec.infrastructure.trainer.fit_record import (
+    estimated_cost,
     log_estimate,
     measured_cost,
     warn_about_test_set,
@@ -122,10 +123,8 @@ class PacemakerTrainer(BaseTrainer):
                     programs.pacemaker, [INPUT_YAML], run.path, PACEMAKER_LOG, fit_environment
                 )
                 predictions = self.read_fit(prepared)
-            cost = None
-            if sized is not None:
-                log_path = run.path / PACEMAKER_LOG
-                cost = measured_cost(run.path, log_path, sized, self.config.fit, fit_started)
+            log_path = run.path / PACEMAKER_LOG
+            cost = measured_cost(run.path, log_path, prepared.run.estimate, fit_started)
             # 6.-12. .yace, active set, record, safety gate, report.
             return self.finish(prepared, predictions, environment, cost=cost)
 
@@ -187,13 +186,15 @@ class PacemakerTrainer(BaseTrainer):
                 )
             training_set = dataset.subset(selection.indices)
 
-        # 3b. What the fit will cost; with a time budget, the iterations (and basis) it allows.
-        sized = None
-        if budget_from is not None:
-            sized = self._size_fit(training_set, plan, time.monotonic() - budget_from, test_dataset)
-            plan = replace(plan, pacemaker_input=sized.pacemaker_input)
-            if sized.optimiser_time_s is not None:
-                plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
+        # 3b. What the fit will cost (a batch job's: measured or modelled on this machine);
+        #     with a time budget, the iterations (and basis) it allows.
+        elapsed = 0.0 if budget_from is None else time.monotonic() - budget_from
+        sized = self._size_fit(
+            training_set, plan, elapsed, test_dataset, programs.pacemaker, environment
+        )
+        plan = replace(plan, pacemaker_input=sized.pacemaker_input)
+        if sized.optimiser_time_s is not None:
+            plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
 
         # 4. Write the data file and input.yaml (a selection may have found fewer structures).
         if test_dataset is None:
@@ -209,6 +210,7 @@ class PacemakerTrainer(BaseTrainer):
             selection=selection,
             provenance=self.provenance(dataset),
             fixed_test_set=test_dataset is not None,
+            estimate=estimated_cost(sized, self.config.fit),
         )
         return PreparedRun(workdir, run, training_set, test_dataset, sized)
 
@@ -343,9 +345,12 @@ class PacemakerTrainer(BaseTrainer):
         plan: RunPlan,
         elapsed_s: float,
         test_dataset: Dataset | None,
+        pacemaker: str,
+        environment: dict[str, str],
     ) -> SizedFit:
-        """The cost estimate, logged before the fit; the progress bar counts the planned
-        iterations."""
+        """The cost estimate (the basis timed on the data with ``pacemaker``'s Python and
+        ``environment`` when that is cheap), logged before the fit; the progress bar counts
+        the planned iterations."""
         sized = size_fit(
             plan.pacemaker_input,
             training_set,
@@ -353,8 +358,12 @@ class PacemakerTrainer(BaseTrainer):
             basis_given=self.config.ace_params.number_of_functions_per_element is not None,
             threads=self.config.threads or os.cpu_count() or 1,
             elapsed_s=elapsed_s,
+            pacemaker=pacemaker,
+            environment=environment,
         )
         log_estimate(sized, self.config.fit, len(training_set), fixed_test_set=bool(test_dataset))
+        if isinstance(self.config.execution, BatchExecution) and sized.estimate is not None:
+            log.info("(estimated on this machine: the batch job's node may be faster or slower)")
         if isinstance(self.on_output_line, ProgressReporter):
             self.on_output_line.maxiter = sized.planned_iterations
         return sized
