@@ -173,7 +173,7 @@ def _measure(
         interpreter = probe_interpreter(pacemaker)
     except ProbeUnavailable as error:
         return None, f"not measured: {error}"
-    limit = min(PROBE_TIME_LIMIT_S, max(3 * expected, 60.0), 2 * PROBE_SHARE * room)
+    limit = min(max(3 * expected, PROBE_TIME_LIMIT_S), 2 * PROBE_SHARE * room)
     log.info(
         "measuring the cost of an iteration: timing the basis on a sample of the data "
         "(about %.0f s, TensorFlow builds the fit's graph)",

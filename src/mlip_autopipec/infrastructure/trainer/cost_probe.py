@@ -38,7 +38,8 @@ RESULT_JSON = "probe_result.json"
 PROBE_LOG = "cost_probe.log"
 #: Timed evaluations of each kind (whole sample in one batch; one structure per batch).
 EVALUATIONS = 5
-#: s the probe may take in all (Python and TensorFlow start-up, tracing, evaluations).
+#: s the probe may take in all (Python and TensorFlow start-up, tracing, evaluations), unless
+#: the caller expects it to take longer (a busy machine, many species blocks).
 PROBE_TIME_LIMIT_S = 150.0
 
 
