@@ -84,6 +84,7 @@ def estimate_vs_actual(data: dict[str, Dataset], maxiter: int, workdir: Path) ->
                     "cutoff": 5.0,
                     "ace_params": {"number_of_functions_per_element": functions},
                     "fit": {"maxiter": maxiter, "display_step": 20},
+                    "accept_failed_checks": True,  # short fits: timed here, not deployed
                 }
             )
             run = workdir / f"{name.replace(' ', '_')}_{functions}"
@@ -149,7 +150,12 @@ def budgeted(dataset: Dataset, budgets: list[float], workdir: Path) -> None:
     )
     for seconds in budgets:
         config = parse_trainer_config(
-            {"type": "pacemaker", "cutoff": 5.0, "fit": {"time_budget": seconds}}
+            {
+                "type": "pacemaker",
+                "cutoff": 5.0,
+                "fit": {"time_budget": seconds},
+                "accept_failed_checks": True,
+            }
         )
         run = workdir / f"budget_{seconds:g}"
         load = os.getloadavg()[0]

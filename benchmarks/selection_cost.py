@@ -30,6 +30,7 @@ from basis_size import held_out_metrics, within_training_distances
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer import create_trainer
 from mlip_autopipec.oracle.emt import label_with_emt
 
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--functions", type=int, default=16, help="per element")
     parser.add_argument("--budget", type=float, default=200.0, help="s per training")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--datasets", nargs="+", default=["Cu-II", "EMT-3"])
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
@@ -94,7 +96,7 @@ def main() -> None:
     )
     for name in args.datasets:
         dataset = data[name]()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             order = np.random.default_rng(seed).permutation(len(dataset))
             n_test = len(dataset) // 10
             test = dataset.subset(order[:n_test].tolist())
@@ -116,7 +118,11 @@ def main() -> None:
                 load = os.getloadavg()[0]
                 started = time.perf_counter()
                 trainer = create_trainer(parse_trainer_config(settings))
-                potential = trainer.train(subset, run)
+                try:
+                    potential = trainer.train(subset, run)
+                except ConfigurationError as error:  # the budget left no iteration
+                    print(f"{name:<6} {seed:4d} {method:<9} refused: {error}", flush=True)
+                    continue
                 wall = time.perf_counter() - started
                 trained_on = (
                     subset
