@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--atoms", type=int, default=1000)
     parser.add_argument("--functions", type=int, default=16, help="per element")
     parser.add_argument("--budget", type=float, default=200.0, help="s per training")
+    parser.add_argument("--maxiter", type=int, default=None, help="equal iterations, no budget")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--datasets", nargs="+", default=["Cu-II", "EMT-3"])
@@ -105,7 +106,8 @@ def main() -> None:
                 "type": "pacemaker",
                 "cutoff": 5.0,
                 "ace_params": {"number_of_functions_per_element": args.functions},
-                "fit": {"time_budget": args.budget, "test_size": 0.0, "display_step": 50},
+                "fit": {"test_size": 0.0, "display_step": 50}
+                | ({"maxiter": args.maxiter} if args.maxiter else {"time_budget": args.budget}),
                 "accept_failed_checks": True,  # errors are measured here, not deployment
             }
             selecting = base | {"active_set": {"enabled": True, "max_atoms": args.atoms}}
