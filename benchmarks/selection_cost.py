@@ -87,8 +87,12 @@ def main() -> None:
 
     print(
         f"subsets of <= {args.atoms} atoms; {args.functions} functions per element; "
-        f"time_budget {args.budget:g} s per training (selection included); "
-        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the start"
+        + (
+            f"maxiter {args.maxiter} (equal iterations); "
+            if args.maxiter
+            else f"time_budget {args.budget:g} s per training (selection included); "
+        )
+        + f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the start"
     )
     print(
         f"{'data':<6} {'seed':>4} {'method':<9} {'structs':>7} {'atoms':>6} {'held out':>8} "
