@@ -18,6 +18,7 @@ from mlip_autopipec.infrastructure.trainer.cost import (
     sample_structures,
 )
 from mlip_autopipec.infrastructure.trainer.cost_probe import (
+    PROBE_SAMPLE_ATOMS,
     PROBE_TIME_LIMIT_S,
     ProbeTiming,
     ProbeUnavailable,
@@ -184,7 +185,7 @@ def _measure(
         probe = run_probe(
             interpreter,
             pacemaker_input.to_yaml_dict()["potential"],
-            sample_structures(training_set, fit.seed),
+            sample_structures(training_set, fit.seed, PROBE_SAMPLE_ATOMS),
             kappa=0.5 if fit.kappa == "auto" else fit.kappa,
             environment=environment,
             time_limit_s=limit,

@@ -211,17 +211,17 @@ def _neighbour_count(structures: list[Any], cutoff: float) -> int:
     return sum(len(neighbor_list("i", atoms, cutoff)) for atoms in structures)
 
 
-def sample_structures(dataset: Dataset, seed: int) -> list[Atoms]:
-    """Whole structures of ``dataset`` drawn at random until they hold SAMPLE_ATOMS atoms
-    (all of them for a smaller dataset), with their labels (SinglePointCalculator)."""
+def sample_structures(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> list[Atoms]:
+    """Whole structures of ``dataset`` drawn at random until they hold ``atoms`` atoms (all of
+    them for a smaller dataset), with their labels (SinglePointCalculator)."""
     order = np.random.default_rng(seed).permutation(len(dataset))
     sample = []
     atoms_so_far = 0
     for index in order:
-        atoms = dataset[int(index)].to_atoms()
-        sample.append(atoms)
-        atoms_so_far += len(atoms)
-        if atoms_so_far >= SAMPLE_ATOMS:
+        structure = dataset[int(index)].to_atoms()
+        sample.append(structure)
+        atoms_so_far += len(structure)
+        if atoms_so_far >= atoms:
             break
     return sample
 

@@ -7,8 +7,9 @@ about once per iteration. The probe does the same on a sample of the data in a s
 ours, with the fit's threads: it builds the basis from the ``potential`` section of input.yaml
 (pyace, as pacemaker does), the sample's neighbour lists (pyace's ``generate_tp_atoms``) and
 TensorPotential's loss, evaluates it once (TensorFlow traces the graph: the bulk of pacemaker's
-start-up, measured too), then EVALUATIONS times with the whole sample in one batch and
-EVALUATIONS times one structure per batch, which separates the cost per neighbour pair from
+start-up, measured too), then EVALUATIONS times with the whole sample (PROBE_SAMPLE_ATOMS
+atoms) in one batch and SPLIT_EVALUATIONS times one structure per batch (the median of each:
+a busy machine's load comes and goes), which separates the cost per neighbour pair from
 the cost per batch. ``cost.py`` scales these to the whole training set.
 
 The probe runs only with python-ace's own ``pacemaker`` (its interpreter, so the measurement is
@@ -36,8 +37,11 @@ PROBE_JSON = "probe.json"
 SAMPLE_XYZ = "sample.extxyz"
 RESULT_JSON = "probe_result.json"
 PROBE_LOG = "cost_probe.log"
-#: Timed evaluations of each kind (whole sample in one batch; one structure per batch).
-EVALUATIONS = 5
+#: Atoms of the sample timed (whole structures drawn at random; all of a smaller dataset).
+PROBE_SAMPLE_ATOMS = 1200
+#: Timed evaluations of the whole sample in one batch, and with one structure per batch.
+EVALUATIONS = 10
+SPLIT_EVALUATIONS = 3
 #: s the probe may take in all (Python and TensorFlow start-up, tracing, evaluations), unless
 #: the caller expects it to take longer (a busy machine, many species blocks).
 PROBE_TIME_LIMIT_S = 150.0
@@ -118,6 +122,7 @@ def run_probe(
             "potential": dict(potential_section),
             "kappa": kappa,
             "evaluations": EVALUATIONS,
+            "split_evaluations": SPLIT_EVALUATIONS,
         }
         (directory / PROBE_JSON).write_text(json.dumps(settings), encoding="utf-8")
         from ase.io import write
@@ -217,7 +222,7 @@ def _measure(settings: dict[str, Any], sample: list[Atoms], began: float) -> dic
 
     first = evaluate(one_batch, 0)  # TensorFlow traces the graph here
     whole = [evaluate(one_batch, step) for step in range(1, settings["evaluations"] + 1)]
-    split = [evaluate(per_structure, step) for step in range(1, settings["evaluations"] + 1)]
+    split = [evaluate(per_structure, -step) for step in range(1, settings["split_evaluations"] + 1)]
     return {
         "sample_structures": len(sample),
         "sample_atoms": n_atoms,
