@@ -68,6 +68,9 @@ def _record(potential_json: Path) -> dict[str, object]:
     """potential.json without what differs between two runs of the same fit."""
     record = json.loads(potential_json.read_text())
     record.pop("provenance")
+    cost = record.pop("cost")  # estimated and timed anew by each run
+    assert cost["estimate_method"] in {"measured", "model"}  # a batch fit is estimated too
+    assert cost["estimated_s_per_iteration"] > 0  # the fake logs no iterations
     return record
 
 

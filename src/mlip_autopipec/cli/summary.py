@@ -45,7 +45,7 @@ def _cost_lines(cost: FitCost) -> list[str]:
     )
     lines = [
         f"cost: {cost.iterations or 0} iterations, {measured} per iteration "
-        f"(estimated {cost.estimated_s_per_iteration:.3g} s)"
+        f"(estimated {cost.estimated_s_per_iteration:.3g} s, {cost.estimate_method or 'model'})"
     ]
     if cost.time_budget_s is not None:
         ended = "ended by the budget" if cost.stopped_at_budget else "ended before the budget"

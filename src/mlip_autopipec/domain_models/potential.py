@@ -46,8 +46,15 @@ class FitCost(_Record):
     estimated_iterations: int = Field(description="iterations planned (the budget's share)")
     estimated_total_s: float = Field(description="start-up, iterations and finishing")
     estimated_startup_s: float | None = Field(None, description="before the first iteration")
+    estimate_method: str | None = Field(
+        None, description="measured: the basis timed on the data here; model: not measured"
+    )
+    estimate_note: str | None = Field(None, description="what was measured, or why not")
     time_budget_s: float | None = Field(None, description="fit.time_budget; None: no budget")
     s_per_iteration: float | None = Field(None, description="measured, from pacemaker's log")
+    s_per_evaluation: float | None = Field(
+        None, description="measured: s per loss evaluation (an iteration may take several)"
+    )
     iterations: int | None = Field(None, description="iterations the fit ran")
     startup_s: float | None = Field(None, description="measured, before the first iteration")
     fit_s: float | None = Field(None, description="wall time of the pacemaker run")

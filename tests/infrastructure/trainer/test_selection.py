@@ -180,6 +180,9 @@ def test_max_atoms_bounds_the_atoms_of_the_selection(tmp_path: Path) -> None:
     assert selection.n_atoms == sum(sizes)
     assert 8 < selection.n_atoms <= 60
     assert len(set(selection.indices)) == selection.n_selected
+    # Only structures that fit are offered to a round, so each round adds at least one.
+    record = json.loads((tmp_path / "selection" / "selection.json").read_text())
+    assert 1 <= record["rounds"] <= selection.n_selected
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from mlip_autopipec.infrastructure.trainer.batch_job import (
     JobSteps,
 )
 from mlip_autopipec.infrastructure.trainer.fit_outputs import PACEMAKER_LOG, read_fit
+from mlip_autopipec.infrastructure.trainer.fit_record import measured_cost
 from mlip_autopipec.infrastructure.trainer.pending_run import (
     BATCH_JOB_JSON,
     TEST_SET,
@@ -192,7 +193,9 @@ def wait(trainer: PacemakerTrainer, run_dir: Path) -> Potential:
         )
         with profile.step("reading pacemaker's results"):
             predictions = read_fit(prepared, trainer.config.fit)
-        return trainer.finish(prepared, predictions, result, profile)
+        # The estimate made before submitting, beside what the job's pacemaker log shows.
+        cost = measured_cost(run.path, run.path / PACEMAKER_LOG, record.run.estimate)
+        return trainer.finish(prepared, predictions, result, profile, cost=cost)
 
 
 def follow(record: BatchRecord, run_dir: Path, progress: ProgressSink | None) -> JobResult:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlip_autopipec.config.config_model import FitSettings
@@ -13,6 +15,15 @@ from mlip_autopipec.infrastructure.trainer.cost import (
     MIN_BUDGET_ITERATIONS,
     CostEstimate,
     estimate_cost,
+    sample_structures,
+)
+from mlip_autopipec.infrastructure.trainer.cost_probe import (
+    PROBE_SAMPLE_ATOMS,
+    PROBE_TIME_LIMIT_S,
+    ProbeTiming,
+    ProbeUnavailable,
+    probe_interpreter,
+    run_probe,
 )
 from mlip_autopipec.infrastructure.trainer.fit_deadline import CALLBACK_NAME
 from mlip_autopipec.infrastructure.trainer.input_yaml import MIN_FUNCTIONS_PER_BLOCK, PacemakerInput
@@ -24,6 +35,9 @@ SHRINK_FACTOR = 0.7
 #: With a budget and no maxiter given, pacemaker may run this many times the planned
 #: iterations: the budget, not maxiter, ends the fit when the estimate was pessimistic.
 BUDGET_MAXITER_FACTOR = 10
+#: The basis is timed on the data (cost_probe.py) when that is expected to cost at most this
+#: share of the fit (or of the time budget): its TensorFlow tracing repeats pacemaker's.
+PROBE_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -45,15 +59,28 @@ def size_fit(
     basis_given: bool,
     threads: int,
     elapsed_s: float = 0.0,
+    pacemaker: str | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> SizedFit:
     """Estimate the cost; with ``fit.time_budget``, choose the iterations (and, unless
     ``basis_given``, a smaller basis when fewer than MIN_BUDGET_ITERATIONS would fit).
 
     ``threads``: pacemaker's threads. ``elapsed_s`` is the time the training has already spent
-    (selection): the budget covers the whole training.
+    (selection): the budget covers the whole training. With ``pacemaker`` (its path) and
+    ``environment`` (its threads and devices), the basis is timed on the data when that is
+    cheap against the fit (PROBE_SHARE); otherwise the cost is modelled.
     """
     maxiter_given = "maxiter" in fit.model_fields_set
     estimate = _estimate(pacemaker_input, training_set, fit, threads)
+    probe = None
+    if estimate is not None and pacemaker is not None:
+        started = time.monotonic()
+        probe, note = _measure(
+            pacemaker, pacemaker_input, training_set, fit, estimate, elapsed_s, environment or {}
+        )
+        elapsed_s += time.monotonic() - started  # the budget covers the measurement
+        measured = _estimate(pacemaker_input, training_set, fit, threads, probe, note)
+        estimate = measured or estimate
     if fit.time_budget is None:
         return SizedFit(pacemaker_input, estimate, fit.maxiter, fit.maxiter, None)
     remaining = fit.time_budget - elapsed_s
@@ -69,7 +96,7 @@ def size_fit(
     while not basis_given and iterations < MIN_BUDGET_ITERATIONS and functions > fewest:
         functions = max(fewest, int(functions * SHRINK_FACTOR))
         pacemaker_input = _with_functions(pacemaker_input, functions)
-        estimate = _estimate(pacemaker_input, training_set, fit, threads)
+        estimate = _estimate(pacemaker_input, training_set, fit, threads, probe)
         if estimate is None:
             return SizedFit(
                 pacemaker_input, None, fit.maxiter, fit.maxiter, remaining - FINISH_FIXED_S
@@ -95,16 +122,79 @@ def size_fit(
 
 
 def _estimate(
-    pacemaker_input: PacemakerInput, training_set: Dataset, fit: FitSettings, threads: int
+    pacemaker_input: PacemakerInput,
+    training_set: Dataset,
+    fit: FitSettings,
+    threads: int,
+    probe: ProbeTiming | None = None,
+    note: str = "",
 ) -> CostEstimate | None:
     potential = pacemaker_input.to_yaml_dict()["potential"]
     try:
         return estimate_cost(
-            potential, training_set, test_size=fit.test_size, threads=threads, seed=fit.seed
+            potential,
+            training_set,
+            test_size=fit.test_size,
+            threads=threads,
+            seed=fit.seed,
+            batch_size=fit.batch_size,
+            probe=probe,
+            note=note,
         )
     except Exception as error:  # an estimate must never stop a fit
         log.warning("no cost estimate: the basis could not be built in this process (%s)", error)
         return None
+
+
+def _measure(
+    pacemaker: str,
+    pacemaker_input: PacemakerInput,
+    training_set: Dataset,
+    fit: FitSettings,
+    model: CostEstimate,
+    elapsed_s: float,
+    environment: Mapping[str, str],
+) -> tuple[ProbeTiming | None, str]:
+    """The basis timed on a sample of the data (cost_probe.py) when that is cheap against the
+    fit, else None and why not. The probe costs about what pacemaker's start-up does (Python,
+    TensorFlow, tracing the graph): the model's start-up is its expected cost."""
+    if fit.time_budget is not None:
+        room = fit.time_budget - elapsed_s
+        room_name = "time budget"
+    else:
+        room = model.total_s(fit.maxiter)
+        room_name = "fit"
+    expected = model.startup_s
+    if expected > PROBE_SHARE * room:
+        return None, (
+            f"not measured: timing the basis would take about {expected:.0f} s, more than "
+            f"{PROBE_SHARE:.0%} of the {room_name}"
+        )
+    try:
+        interpreter = probe_interpreter(pacemaker)
+    except ProbeUnavailable as error:
+        return None, f"not measured: {error}"
+    limit = min(max(3 * expected, PROBE_TIME_LIMIT_S), 2 * PROBE_SHARE * room)
+    log.info(
+        "measuring the cost of an iteration: timing the basis on a sample of the data "
+        "(about %.0f s, TensorFlow builds the fit's graph)",
+        expected,
+    )
+    started = time.monotonic()
+    try:
+        probe = run_probe(
+            interpreter,
+            pacemaker_input.to_yaml_dict()["potential"],
+            sample_structures(training_set, fit.seed, PROBE_SAMPLE_ATOMS),
+            kappa=0.5 if fit.kappa == "auto" else fit.kappa,
+            environment=environment,
+            time_limit_s=limit,
+        )
+    except ProbeUnavailable as error:
+        spent = time.monotonic() - started
+        log.warning("the cost could not be measured (%s); it is modelled instead", error)
+        return None, f"not measured ({spent:.0f} s spent): {error}"
+    return probe, ""
 
 
 def _functions_per_element(pacemaker_input: PacemakerInput) -> int:

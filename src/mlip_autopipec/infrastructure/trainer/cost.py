@@ -15,6 +15,12 @@ its contention: the constants were measured on 2 cores shared with other work, a
 many runnable threads as cores (CALIBRATION_CONTENTION); everything is scaled by the contention
 now, (load average + threads) / cores, at least 1. A time budget does not rely on the estimate
 alone: the deadline ends the fit (fit_deadline.py).
+
+That model is the fallback. When the basis was measured (``cost_probe.py``: timed loss
+evaluations of the actual basis on the sample, on this machine now), an evaluation of the whole
+training set is the probe's cost per neighbour pair times the training set's pairs (atoms times
+mean neighbours) plus its cost per batch times the batches, an iteration EVALS_PER_ITERATION
+evaluations, and the tracing in the start-up is the probe's own.
 """
 
 from __future__ import annotations
@@ -22,11 +28,16 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlip_autopipec.domain_models.dataset import Dataset
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from mlip_autopipec.infrastructure.trainer.cost_probe import ProbeTiming
 
 #: Atoms of the sample the neighbours are counted on (whole structures, drawn at random).
 SAMPLE_ATOMS = 400
@@ -51,6 +62,9 @@ FINISH_FIXED_S = 15.0
 FINISH_ITERATIONS = 3.0
 #: Fewest iterations a time budget may leave a fit; below, the basis is made smaller.
 MIN_BUDGET_ITERATIONS = 200
+#: Loss evaluations per iteration of pacemaker's BFGS: one, plus line searches (1.03 to 1.06
+#: over hundreds of iterations, up to 1.37 over the first 30, in pacemaker's logs here).
+EVALS_PER_ITERATION = 1.1
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,9 @@ class CostEstimate:
     seconds_per_iteration: float
     startup_s: float
     finish_s: float
+    method: str = "model"  # "measured": the basis was timed on the data (cost_probe.py)
+    note: str = ""  # what was measured, or why the model was used
+    probe_s: float = 0.0  # s the measurement took
 
     def total_s(self, iterations: int) -> float:
         """Wall time of a fit of ``iterations`` iterations, start-up and finishing included."""
@@ -83,7 +100,7 @@ class CostEstimate:
             f"~{format_duration(self.startup_s)}, finishing ~{format_duration(self.finish_s)}; "
             f"{self.total_functions} functions, {self.fitted_atoms} atoms fitted, "
             f"{self.mean_neighbours:.0f} neighbours per atom, {self.contention:.1f} threads "
-            "per core)"
+            f"per core; {self.method}{': ' + self.note if self.note else ''})"
         )
 
 
@@ -94,39 +111,64 @@ def estimate_cost(
     test_size: float,
     threads: int,
     seed: int = 0,
+    batch_size: int = 100,
+    probe: ProbeTiming | None = None,
+    note: str = "",
 ) -> CostEstimate:
     """The cost of fitting pacemaker's basis (``potential`` section of input.yaml) to
     ``dataset`` with ``threads`` threads; the neighbours are counted on a random sample of
-    whole structures holding at least ``SAMPLE_ATOMS`` atoms."""
+    whole structures holding at least ``SAMPLE_ATOMS`` atoms (``sample_structures``).
+
+    With ``probe`` (the basis timed on that sample, ``batch_size`` structures per batch as in
+    the fit) the iterations and tracing are measured; without, modelled. ``note`` says why
+    the model was used."""
     from pyace.multispecies_basisextension import create_multispecies_basis_config
 
     total_functions = int(
         create_multispecies_basis_config(potential_section).total_number_of_functions
     )
     cutoff = max(float(bond["rcut"]) for bond in potential_section["bonds"].values())
-    sample = _sample(dataset, seed)
+    sample = sample_structures(dataset, seed)
     sample_atoms = sum(len(atoms) for atoms in sample)
     neighbours = _neighbour_count(sample, cutoff) / sample_atoms
     fitted_atoms = max(1, round(dataset.n_atoms * (1.0 - test_size)))
     n_elements = len(potential_section["elements"])
-    blocks = n_elements * 2 ** (n_elements - 1)
-    tracing = (
-        TRACING_FIXED_S + TRACING_PER_FUNCTION_S * total_functions + TRACING_PER_BLOCK_S * blocks
-    ) * (1 + (TEST_TRACING_SHARE if test_size > 0 else 0.0))
+    tracing = _tracing_s(total_functions, n_elements, test_size)
     slowdown = contention(threads) / CALIBRATION_CONTENTION
-    tracing *= slowdown
-    per_iteration = slowdown * (
-        US_PER_ATOM_NEIGHBOUR
-        * 1e-6
-        * fitted_atoms
-        * neighbours
-        * math.sqrt(total_functions)
-        * CALIBRATION_THREADS
-        / max(1, threads)
-    )
+    method = "model"
+    if probe is None:
+        tracing *= slowdown
+        per_iteration = slowdown * (
+            US_PER_ATOM_NEIGHBOUR
+            * 1e-6
+            * fitted_atoms
+            * neighbours
+            * math.sqrt(total_functions)
+            * CALIBRATION_THREADS
+            / max(1, threads)
+        )
+    else:
+        # Measured now, on this machine: no contention scaling. A basis other than the one
+        # measured (made smaller for a budget) scales as the model does.
+        neighbours = probe.sample_pairs / probe.sample_atoms
+        scale = math.sqrt(total_functions / probe.total_functions)
+        tracing *= probe.tracing_s / _tracing_s(probe.total_functions, n_elements, 0.0)
+        batches = math.ceil(len(dataset) * (1.0 - test_size) / batch_size)
+        evaluation = (
+            batches * probe.seconds_per_batch
+            + fitted_atoms * neighbours * probe.seconds_per_pair * scale
+        )
+        per_iteration = EVALS_PER_ITERATION * evaluation
+        method = "measured"
+        note = (
+            f"{probe.sample_atoms} atoms of the data, {probe.total_functions} functions, "
+            f"timed in {probe.wall_s:.0f} s"
+        )
+        if probe.total_functions != total_functions:
+            note += f", scaled to {total_functions} functions"
     return CostEstimate(
         mean_neighbours=neighbours,
-        sample_atoms=sample_atoms,
+        sample_atoms=sample_atoms if probe is None else probe.sample_atoms,
         fitted_atoms=fitted_atoms,
         total_functions=total_functions,
         seconds_per_iteration=per_iteration,
@@ -134,7 +176,19 @@ def estimate_cost(
         startup_s=STARTUP_FIXED_S * slowdown + tracing,
         finish_s=FINISH_FIXED_S * slowdown
         + FINISH_ITERATIONS * per_iteration * dataset.n_atoms / fitted_atoms,
+        method=method,
+        note=note,
+        probe_s=0.0 if probe is None else probe.wall_s,
     )
+
+
+def _tracing_s(total_functions: int, n_elements: int, test_size: float) -> float:
+    """The model's tracing of the fit's graph (s at the calibration's contention)."""
+    blocks = n_elements * 2 ** (n_elements - 1)
+    tracing = (
+        TRACING_FIXED_S + TRACING_PER_FUNCTION_S * total_functions + TRACING_PER_BLOCK_S * blocks
+    )
+    return float(tracing * (1 + (TEST_TRACING_SHARE if test_size > 0 else 0.0)))
 
 
 def contention(threads: int) -> float:
@@ -155,15 +209,17 @@ def _neighbour_count(structures: list[Any], cutoff: float) -> int:
     return sum(len(neighbor_list("i", atoms, cutoff)) for atoms in structures)
 
 
-def _sample(dataset: Dataset, seed: int) -> list[Any]:
+def sample_structures(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> list[Atoms]:
+    """Whole structures of ``dataset`` drawn at random until they hold ``atoms`` atoms (all of
+    them for a smaller dataset), with their labels (SinglePointCalculator)."""
     order = np.random.default_rng(seed).permutation(len(dataset))
     sample = []
     atoms_so_far = 0
     for index in order:
-        atoms = dataset[int(index)].atoms
-        sample.append(atoms)
-        atoms_so_far += len(atoms)
-        if atoms_so_far >= SAMPLE_ATOMS:
+        structure = dataset[int(index)].to_atoms()
+        sample.append(structure)
+        atoms_so_far += len(structure)
+        if atoms_so_far >= atoms:
             break
     return sample
 

@@ -22,21 +22,46 @@ MIN_TEST_STRUCTURES = 5
 MIN_TEST_ATOMS_PER_ELEMENT = 10
 
 
+def estimated_cost(sized: SizedFit, fit: FitSettings) -> FitCost | None:
+    """The record of the estimate made before the fit; None when nothing was estimated."""
+    if sized.estimate is None:
+        return None
+    return FitCost(
+        estimated_s_per_iteration=sized.estimate.seconds_per_iteration,
+        estimated_iterations=sized.planned_iterations,
+        estimated_total_s=sized.estimate.total_s(sized.planned_iterations),
+        estimated_startup_s=sized.estimate.startup_s,
+        estimate_method=sized.estimate.method,
+        estimate_note=sized.estimate.note or None,
+        time_budget_s=fit.time_budget,
+    )
+
+
 def measured_cost(
     workdir: Path,
     log_path: Path,
-    sized: SizedFit,
-    fit: FitSettings,
-    fit_started: datetime,
+    estimated: FitCost | None,
+    fit_started: datetime | None = None,
     fit_ended: datetime | None = None,
 ) -> FitCost | None:
     """The estimate beside what pacemaker's log says the fit cost (it started at
-    ``fit_started``, local time as in the log, and ended at ``fit_ended``, default now); warns
+    ``fit_started`` and ended at ``fit_ended``, default now, local time as in the log; None:
+    at the log's first line, as for a batch job, and ended at the log's last record); warns
     when the loss was still falling at the end. None when nothing was estimated."""
-    fit_s = ((fit_ended or datetime.now()) - fit_started).total_seconds()
     timing = read_fit_timing(log_path)
+    if fit_started is not None:
+        fit_s: float | None = ((fit_ended or datetime.now()) - fit_started).total_seconds()
+    else:
+        fit_started = timing.started_at
+        fit_s = None
+        if fit_started is not None and timing.last_record_at is not None:
+            fit_s = (timing.last_record_at - fit_started).total_seconds()
     startup_s = None
-    if timing.first_iteration_at is not None and timing.seconds_per_iteration is not None:
+    if (
+        fit_started is not None
+        and timing.first_iteration_at is not None
+        and timing.seconds_per_iteration is not None
+    ):
         first = (timing.first_iteration_at - fit_started).total_seconds()
         startup_s = max(0.0, first - timing.seconds_per_iteration)
     trend = loss_trend(workdir)
@@ -50,26 +75,25 @@ def measured_cost(
             "last iteration",
             timing.iterations,
         )
-    if sized.estimate is not None and timing.seconds_per_iteration is not None:
+    if estimated is not None and timing.seconds_per_iteration is not None:
         log.info(
-            "cost: %.3g s per iteration measured, %.3g s estimated",
+            "cost: %.3g s per iteration measured, %.3g s estimated (%s)",
             timing.seconds_per_iteration,
-            sized.estimate.seconds_per_iteration,
+            estimated.estimated_s_per_iteration,
+            estimated.estimate_method or "model",
         )
-    if sized.estimate is None:
+    if estimated is None:
         return None
-    return FitCost(
-        estimated_s_per_iteration=sized.estimate.seconds_per_iteration,
-        estimated_iterations=sized.planned_iterations,
-        estimated_total_s=sized.estimate.total_s(sized.planned_iterations),
-        estimated_startup_s=sized.estimate.startup_s,
-        time_budget_s=fit.time_budget,
-        s_per_iteration=timing.seconds_per_iteration,
-        iterations=timing.iterations or None,
-        startup_s=startup_s,
-        fit_s=fit_s,
-        stopped_at_budget=timing.stopped_at_budget,
-        still_improving=still_improving,
+    return estimated.model_copy(
+        update={
+            "s_per_iteration": timing.seconds_per_iteration,
+            "s_per_evaluation": timing.seconds_per_evaluation,
+            "iterations": timing.iterations or None,
+            "startup_s": startup_s,
+            "fit_s": fit_s,
+            "stopped_at_budget": timing.stopped_at_budget,
+            "still_improving": still_improving,
+        }
     )
 
 
@@ -115,6 +139,7 @@ def cost_rows(cost: FitCost) -> list[list[object]]:
             "s per iteration, estimated / measured",
             f"{seconds(cost.estimated_s_per_iteration)} / {seconds(cost.s_per_iteration)}",
         ],
+        ["estimated by", _method(cost)],
         ["iterations, planned / run", f"{cost.estimated_iterations} / {cost.iterations or '-'}"],
         [
             "start-up s, estimated / measured",
@@ -131,6 +156,11 @@ def cost_rows(cost: FitCost) -> list[list[object]]:
     if cost.still_improving is not None:
         rows.append(["not converged", cost.still_improving])
     return rows
+
+
+def _method(cost: FitCost) -> str:
+    method = cost.estimate_method or "model"
+    return f"{method} ({cost.estimate_note})" if cost.estimate_note else method
 
 
 def log_estimate(

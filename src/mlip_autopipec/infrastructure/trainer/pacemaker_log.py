@@ -168,6 +168,10 @@ class ProgressParser:
 
 # The timestamp of a logging record: 2026-11-29 07:12:29,810
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})")
+# The loss evaluations so far, in an iteration's one-line record: "Iteration   #12  (14 evals)"
+_EVALS = re.compile(r"Iteration\s+#(\d+)\s+\((\d+) evals\)")
+# The runner's first line of a run: "=== 2026-11-29T07:00:00 running in /run: ..."
+_RUN_START = re.compile(r"^=== (\S+) running in ")
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,10 @@ class MeasuredTiming:
     seconds_per_iteration: float | None  # mean from iteration 1 to the last; None: < 2 logged
     first_iteration_at: datetime | None  # when iteration 1 ended (start-up before it)
     stopped_at_budget: bool
+    started_at: datetime | None = None  # when the runner started pacemaker (its first line)
+    last_record_at: datetime | None = None  # the last timestamped line of the run
+    #: mean s per loss evaluation over the same iterations (an iteration may take several)
+    seconds_per_evaluation: float | None = None
 
 
 def read_fit_timing(log_path: Path) -> MeasuredTiming:
@@ -192,10 +200,19 @@ def read_fit_timing(log_path: Path) -> MeasuredTiming:
         i for i, line in enumerate(lines) if line.startswith("=== ") and " running in " in line
     ]
     times: dict[int, datetime] = {}
+    evaluations: dict[int, int] = {}
+    started_at = None
     stopped = False
     parser = ProgressParser()
     latest: datetime | None = None  # of the last record with a timestamp; tables have none
     for line in lines[starts[-1] if starts else 0 :]:
+        run_start = _RUN_START.match(line)
+        if run_start is not None:
+            try:
+                started_at = datetime.fromisoformat(run_start[1])
+            except ValueError:
+                started_at = None
+            continue
         if STOP_MARKER in line:
             stopped = True
             continue
@@ -203,15 +220,22 @@ def read_fit_timing(log_path: Path) -> MeasuredTiming:
         if stamp is not None:
             moment = datetime.strptime(stamp[1], "%Y-%m-%d %H:%M:%S")
             latest = moment.replace(microsecond=1000 * int(stamp[2]))
+        evals = _EVALS.search(line)
+        if evals is not None:
+            evaluations[int(evals[1])] = int(evals[2])
         event = parser.feed(line)
         if event is None or event.subset != "train" or event.iteration is None:
             continue
         if event.iteration >= 1 and latest is not None:
             times[event.iteration] = latest
     if not times:
-        return MeasuredTiming(0, None, None, stopped)
+        return MeasuredTiming(0, None, None, stopped, started_at, latest)
     first, last = min(times), max(times)
-    rate = None
+    rate = per_evaluation = None
     if last > first:
         rate = (times[last] - times[first]).total_seconds() / (last - first)
-    return MeasuredTiming(last, rate, times[first], stopped)
+    counted = sorted(set(evaluations) & set(times))  # tables (display_step) carry no count
+    if len(counted) >= 2 and evaluations[counted[-1]] > evaluations[counted[0]]:
+        span = (times[counted[-1]] - times[counted[0]]).total_seconds()
+        per_evaluation = span / (evaluations[counted[-1]] - evaluations[counted[0]])
+    return MeasuredTiming(last, rate, times[first], stopped, started_at, latest, per_evaluation)

@@ -36,6 +36,7 @@ from mlip_autopipec.infrastructure.trainer.fit_outputs import (
     read_fit,
 )
 from mlip_autopipec.infrastructure.trainer.fit_record import (
+    estimated_cost,
     log_estimate,
     measured_cost,
     warn_about_test_set,
@@ -185,8 +186,9 @@ class PacemakerTrainer(BaseTrainer):
         """Everything before the fit, in a claimed and locked ``workdir``: reference energies,
         baseline, selection, the cost estimate, pacemaker's data file(s) and input.yaml.
 
-        ``budget_from`` (time.monotonic() when the training began) sizes the fit on this
-        machine, to ``fit.time_budget`` if one is set; None (a batch job) does not."""
+        ``budget_from`` (time.monotonic() when the training began) counts the time spent so far
+        against ``fit.time_budget``; None (a batch job, whose budget starts on its node) counts
+        none."""
         accounted, profile = checked.accounted, checked.profile
         dataset = accounted.fit
 
@@ -211,14 +213,13 @@ class PacemakerTrainer(BaseTrainer):
                 )
             training_set = dataset.subset(selection.indices)
 
-        # What the fit will cost; with a time budget, the iterations (and basis) it allows.
-        sized = None
-        if budget_from is not None:
-            elapsed_s = time.monotonic() - budget_from
-            sized = self._size_fit(training_set, plan, elapsed_s, test_dataset, profile)
-            plan = replace(plan, pacemaker_input=sized.pacemaker_input)
-            if sized.optimiser_time_s is not None:
-                plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
+        # What the fit will cost (a batch job's: measured or modelled on this machine); with a
+        # time budget, the iterations (and basis) it allows.
+        elapsed_s = 0.0 if budget_from is None else time.monotonic() - budget_from
+        sized = self._size_fit(training_set, plan, elapsed_s, test_dataset, profile)
+        plan = replace(plan, pacemaker_input=sized.pacemaker_input)
+        if sized.optimiser_time_s is not None:
+            plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
 
         # Write the data file and input.yaml (a selection may have found fewer structures).
         if test_dataset is None:
@@ -236,6 +237,7 @@ class PacemakerTrainer(BaseTrainer):
             selection=selection,
             provenance=self.provenance(dataset),
             fixed_test_set=test_dataset is not None,
+            estimate=estimated_cost(sized, self.config.fit),
         )
         return PreparedRun(workdir, run, training_set, test_dataset, sized)
 
@@ -334,8 +336,9 @@ class PacemakerTrainer(BaseTrainer):
         test_dataset: Dataset | None,
         profile: ProgramProfile,
     ) -> SizedFit:
-        """The cost estimate, logged before the fit; the progress display counts the planned
-        iterations."""
+        """The cost estimate (the basis timed on the data with the profile's pacemaker and
+        environment when that is cheap), logged before the fit; the progress display counts
+        the planned iterations."""
         sized = size_fit(
             plan.pacemaker_input,
             training_set,
@@ -343,8 +346,12 @@ class PacemakerTrainer(BaseTrainer):
             basis_given=self.config.ace_params.number_of_functions_per_element is not None,
             threads=self.config.threads or os.cpu_count() or 1,
             elapsed_s=elapsed_s,
+            pacemaker=profile.executable("pacemaker"),
+            environment=profile.environment,
         )
         log_estimate(sized, self.config.fit, len(training_set), fixed_test_set=bool(test_dataset))
+        if self._batch() and sized.estimate is not None:
+            log.info("(estimated on this machine: the batch job's node may be faster or slower)")
         profile.plan_iterations(sized.planned_iterations)
         return sized
 
@@ -353,17 +360,14 @@ class PacemakerTrainer(BaseTrainer):
     ) -> FitCost | None:
         """What pacemaker's log says the fit cost, beside the estimate (when one was made)."""
         fit = result.outcome("pacemaker")
-        if prepared.sized is None or fit is None or fit.seconds is None:
+        if fit is None or fit.seconds is None:
             return None
-        fit_ended = fit_started + timedelta(seconds=fit.seconds)
         workdir = prepared.workdir
+        if self._batch():  # the job's own log says when the fit started and ended
+            return measured_cost(workdir, workdir / PACEMAKER_LOG, prepared.run.estimate)
+        fit_ended = fit_started + timedelta(seconds=fit.seconds)
         return measured_cost(
-            workdir,
-            workdir / PACEMAKER_LOG,
-            prepared.sized,
-            self.config.fit,
-            fit_started,
-            fit_ended,
+            workdir, workdir / PACEMAKER_LOG, prepared.run.estimate, fit_started, fit_ended
         )
 
     def select(self, dataset: Dataset, workdir: Path) -> Selection:

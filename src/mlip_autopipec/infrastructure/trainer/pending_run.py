@@ -15,6 +15,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.potential import (
     POTENTIAL_JSON,
+    FitCost,
     Potential,
     Provenance,
     Selection,
@@ -47,6 +48,8 @@ class PendingRun(BaseModel):
     provenance: Provenance
     #: A fixed test set (``test_dataset``) was written beside the training data.
     fixed_test_set: bool = False
+    #: The cost estimated before the fit (measured parts filled in after it).
+    estimate: FitCost | None = None
 
     def distances(self) -> dict[tuple[str, str], float]:
         """Shortest distance (Å) of each element pair in the data."""
@@ -71,7 +74,7 @@ class PreparedRun:
     run: PendingRun
     training_set: Dataset
     test_dataset: Dataset | None
-    #: The cost estimate and the iterations a time budget allows (local fits only).
+    #: The cost estimate and the iterations a time budget allows.
     sized: SizedFit | None = None
 
 

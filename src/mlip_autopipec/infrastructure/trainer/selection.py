@@ -182,7 +182,8 @@ def select_structures(
     the structures left until the requested number is reached or a round finds nothing new.
     With ``settings.max_atoms`` the size is in atoms: each round asks for what the atoms left
     hold at the average size of the structures left, keeps those chosen that still fit, drops
-    the others (they never will), and rounds repeat until no structure left fits.
+    the others (they never will), and rounds repeat until no structure left fits; structures
+    larger than the atoms left are left out before each round.
     The result is written to ``selection/selection.json``.
     """
     selection_dir = workdir / SELECTION_DIR
@@ -200,9 +201,13 @@ def select_structures(
             asked = wanted - len(selected)
         else:
             room = max_atoms - used
-            left = [sizes[int(index)] for index in remaining.index]
-            if room < min(left):
+            # Structures larger than the room never fit: left in, pace_select would pick
+            # them (large structures span much) round after round, one at a time.
+            fits = [sizes[int(index)] <= room for index in remaining.index]
+            remaining = remaining[fits]
+            if not len(remaining):
                 break
+            left = [sizes[int(index)] for index in remaining.index]
             asked = max(1, int(room * len(left) / sum(left)))
         round_number += 1
         round_input = selection_dir / f"candidates_{round_number}.pckl.gzip"
