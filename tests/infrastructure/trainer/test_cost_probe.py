@@ -112,6 +112,7 @@ def test_only_python_aces_pacemaker_is_probed(tmp_path: Path) -> None:
     assert probe_interpreter(str(real_like)) == sys.executable
 
 
+@pytest.mark.requires_pacemaker  # the model counts pyace's functions
 def test_a_fake_pacemaker_gets_the_model_and_says_why(
     cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,6 +124,7 @@ def test_a_fake_pacemaker_gets_the_model_and_says_why(
     assert "; model: not measured: " in sized.estimate.describe(50)
 
 
+@pytest.mark.requires_pacemaker  # the model counts pyace's functions
 def test_a_probe_dearer_than_its_share_of_the_fit_is_not_run(
     cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,6 +137,7 @@ def test_a_probe_dearer_than_its_share_of_the_fit_is_not_run(
     assert "more than 10% of the fit" in sized.estimate.note
 
 
+@pytest.mark.requires_pacemaker  # the model counts pyace's functions
 def test_a_failing_or_slow_probe_falls_back_to_the_model(
     cu_pt_dataset: Dataset,
     tmp_path: Path,
