@@ -82,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a fixed test set (any ASE format) instead of a random split of DATA",
     )
     train.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help=(
+            "continue from this run: its data plus DATA, its test structures stay test, "
+            "pacemaker starts from its potential (README, 'Generations')"
+        ),
+    )
+    train.add_argument(
         "--accept-failed-checks",
         action="store_true",
         help="keep a potential that fails the safety checks (dimers, compression): exit 0",
@@ -95,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
 
+    from mlip_autopipec.cli_history import add_history_parser
+
+    add_history_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="train a small Cu-Pt potential on built-in EMT data (no input needed)",
@@ -275,11 +288,19 @@ def _run_command(args: argparse.Namespace) -> int:
             config.accept_failed_checks = True
         dataset = _read_data(args.data, args.trust_pickle)
         test_dataset = None if args.test_data is None else _read_data(args.test_data, False)
+        if args.previous is not None:
+            from mlip_autopipec.cli_history import train_next_generation
+
+            return train_next_generation(config, dataset, args, _progress_reporter(config, args))
         if args.detach:
             from mlip_autopipec.cli_batch import submit
 
             return submit(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
         return _train(config, dataset, args.out, _progress_reporter(config, args), test_dataset)
+    if args.command == "history":
+        from mlip_autopipec.cli_history import history
+
+        return history(args.run_dir, args.overwrite)
     if args.command == "demo":
         return _demo(args)
     if args.command == "dimers":
@@ -530,6 +551,10 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     lines += [f"FAILED CHECK: {failure}" for failure in failures if failure]
     if potential.reference_energies_warning is not None:
         lines.append(f"WARNING: {potential.reference_energies_warning}")
+    if potential.lineage is not None:
+        from mlip_autopipec.cli_history import lineage_lines
+
+        lines += lineage_lines(potential.lineage)
     from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, REPORT_HTML
 
     report = potential.run_dir / REPORT_DIR / REPORT_HTML

@@ -26,6 +26,7 @@ from mlip_autopipec.domain_models.baseline import (
     pair_potential,
     zbl_pair_cutoffs,
 )
+from mlip_autopipec.domain_models.lineage import Lineage
 from mlip_autopipec.files import write_text_atomic
 
 if TYPE_CHECKING:
@@ -154,6 +155,9 @@ class Potential(_Record):
         None, description="whether the potential passed the safety gate; None: not checked"
     )
     cost: FitCost | None = Field(None, description="estimated and measured cost of the fit")
+    lineage: Lineage | None = Field(
+        None, description="generation, parent run and how the fit started; None: no parent"
+    )
     provenance: Provenance
 
     # -- files --------------------------------------------------------------------------------

@@ -93,8 +93,17 @@ class PacemakerTrainer(BaseTrainer):
         self.on_output_line = on_output_line
 
     def train(
-        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+        self,
+        dataset: Dataset,
+        workdir: Path,
+        *,
+        test_dataset: Dataset | None = None,
+        previous: Potential | None = None,
     ) -> Potential:
+        if previous is not None:  # a next generation (README, "Generations")
+            from mlip_autopipec.infrastructure.trainer.generations import train_generation
+
+            return train_generation(self, dataset, workdir, previous, test_dataset)
         started = time.monotonic()  # a time budget covers the whole training
         if isinstance(self.config.execution, BatchExecution):
             # The compute part runs as a batch job (README, "On a cluster").
@@ -297,6 +306,7 @@ class PacemakerTrainer(BaseTrainer):
             ),
             selection=run.selection,
             cost=cost,
+            lineage=run.lineage,
             provenance=run.provenance,
         )
         if TEST_PREDICTIONS in predictions:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.lineage import Lineage
 from mlip_autopipec.domain_models.potential import (
     POTENTIAL_JSON,
     Potential,
@@ -45,6 +46,8 @@ class PendingRun(BaseModel):
     provenance: Provenance
     #: A fixed test set (``test_dataset``) was written beside the training data.
     fixed_test_set: bool = False
+    #: A next generation: where it comes from (None: a fit without a parent).
+    lineage: Lineage | None = None
 
     def distances(self) -> dict[tuple[str, str], float]:
         """Shortest distance (Å) of each element pair in the data."""
