@@ -100,7 +100,8 @@ class GenerationRow:
 
     generation: int
     run_dir: Path
-    structures: int | None
+    structures: int | None  # training structures (pacemaker's train set)
+    test_structures: int | None
     basis: int | None
     fitted_from: str
     iterations: int | None
@@ -147,7 +148,8 @@ def history_rows(chain: list[Potential]) -> list[GenerationRow]:
             GenerationRow(
                 generation=0 if lineage is None else lineage.generation,
                 run_dir=potential.run_dir,
-                structures=potential.provenance.n_structures,
+                structures=None if train is None else train.n_structures,
+                test_structures=None if test is None else test.n_structures,
                 basis=_basis(potential),
                 fitted_from="fresh" if lineage is None else lineage.fitted_from,
                 iterations=None if cost is None else cost.iterations,
@@ -169,13 +171,14 @@ def format_history(rows: list[GenerationRow]) -> str:
         return "-" if value is None else format(value, form)
 
     header = (
-        f"{'gen':>3} {'from':<12} {'structures':>10} {'basis':>5} {'iter':>5} {'wall s':>7} "
+        f"{'gen':>3} {'from':<12} {'train+test':>10} {'basis':>5} {'iter':>5} {'wall s':>7} "
         f"{'train E':>8} {'train F':>8} {'test E':>8} {'test F':>8} {'gamma new':>9}  run"
     )
     lines = [header]
     for row in rows:
+        structures = f"{cell(row.structures, 'd')}+{cell(row.test_structures, 'd')}"
         lines.append(
-            f"{row.generation:>3} {row.fitted_from:<12} {cell(row.structures, 'd'):>10} "
+            f"{row.generation:>3} {row.fitted_from:<12} {structures:>10} "
             f"{cell(row.basis, 'd'):>5} {cell(row.iterations, 'd'):>5} "
             f"{cell(row.wall_s, '.1f'):>7} {cell(row.train_e, '.2f'):>8} "
             f"{cell(row.train_f, '.1f'):>8} {cell(row.test_e, '.2f'):>8} "
