@@ -79,19 +79,7 @@ def train_next_generation(
 
 def lineage_lines(lineage: Lineage) -> list[str]:
     """What the summary says about a next generation."""
-    lines = [
-        f"generation {lineage.generation} (parent {lineage.parent}): {lineage.fitted_from}, "
-        f"{lineage.reason}",
-        f"data: {lineage.n_inherited} training structures inherited, {lineage.n_added} added "
-        f"({lineage.n_test_added} to the test set), {lineage.n_duplicates} duplicate(s) counted "
-        f"once; the parent's {lineage.n_test_inherited} test structures stay in the test set",
-        f"energy scale: {lineage.inherited_energy_scale}",
-    ]
-    if lineage.max_gamma_added is not None:
-        lines.append(
-            f"max gamma of the new structures under the parent: {lineage.max_gamma_added:.3g}"
-        )
-    return lines
+    return lineage.describe()
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,23 @@ class Lineage(BaseModel):
         description="which reference energies and baseline came from the parent"
     )
 
+    def describe(self) -> list[str]:
+        """Lines for the summary and the report: how this generation came about."""
+        lines = [
+            f"generation {self.generation} (parent {self.parent}): {self.fitted_from}, "
+            f"{self.reason}",
+            f"data: {self.n_inherited} training structures inherited, {self.n_added} added "
+            f"({self.n_test_added} of them to the test set), {self.n_duplicates} duplicate(s) "
+            f"counted once; the test set holds all {self.n_test_inherited} test structures of "
+            "the parent (no test structure is ever trained on)",
+            f"energy scale: {self.inherited_energy_scale}",
+        ]
+        if self.max_gamma_added is not None:
+            lines.append(
+                f"max gamma of the new structures under the parent: {self.max_gamma_added:.3g}"
+            )
+        return lines
+
 
 @dataclass(frozen=True)
 class Accumulated:

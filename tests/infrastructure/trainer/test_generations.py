@@ -107,6 +107,8 @@ def test_a_test_structure_of_the_parent_is_never_trained_on(chain: dict) -> None
     # pacemaker tested exactly that set.
     gen1 = Potential.load(run_dir)
     assert gen1.test_metrics is not None and gen1.test_metrics.n_structures == len(test)
+    report = (run_dir / "report" / "mlip_autopipec" / "report.html").read_text()
+    assert f"the test set holds all {len(previous.test)} test structures of the parent" in report
 
 
 def test_the_energy_scale_stays_the_parents(chain: dict) -> None:  # type: ignore[type-arg]
