@@ -12,9 +12,9 @@ from mlip_autopipec.cli import EXIT_BAD_INPUT, main
 from mlip_autopipec.config.config_model import LJBaseline, ZBLBaseline, parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.errors import OutputError
-from mlip_autopipec.infrastructure.trainer.generations import inherited_config
-from mlip_autopipec.infrastructure.trainer.previous_run import read_previous_run
+from mlip_autopipec.errors import ConfigurationError, OutputError
+from mlip_autopipec.infrastructure.trainer.generations import GenerationTrainer, inherited_config
+from mlip_autopipec.infrastructure.trainer.previous_run import PreviousRun, read_previous_run
 
 RECORDED_RUN = Path(__file__).parents[2] / "data" / "recorded_run"
 PARENT_ZBL = ZBLBaseline(pair_cutoffs={"Cu-Cu": (1.2, 2.2), "Cu-Pt": (1.3, 2.3)})
@@ -110,3 +110,32 @@ def test_the_cli_refuses_a_missing_parent_and_a_fixed_test_set(
     assert main([*train, *previous, *out]) == EXIT_BAD_INPUT  # no training_set.extxyz
     assert "lacks training_set.extxyz" in capsys.readouterr().err
     assert not (tmp_path / "next").exists()
+
+
+def test_parent_cutoffs_reaching_into_new_data_are_chosen_again(
+    parent: Potential, cu_pt_dataset: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The data's Cu-Pt dimer is 2.3 Å long: inside the parent's inner cutoff.
+    reaching = ZBLBaseline(pair_cutoffs={"Cu-Cu": (1.2, 2.2), "Cu-Pt": (2.35, 2.6)})
+    parent = parent.model_copy(update={"baseline": reaching})
+    previous = PreviousRun(parent, (), (), {})
+    config, scale = inherited_config(
+        parse_trainer_config({"type": "pacemaker", "cutoff": 5}), parent
+    )
+    inherited = GenerationTrainer(
+        config,
+        previous,
+        None,
+        cu_pt_dataset,
+        scale,
+        cutoffs_inherited=True,  # type: ignore[arg-type]
+    )
+    plan = inherited.plan_run(cu_pt_dataset)
+    assert isinstance(plan.baseline, ZBLBaseline)
+    assert plan.baseline.pair_cutoffs["Cu-Pt"][0] < 2.3
+    assert "chosen again" in caplog.text and "chosen again" in inherited.scale
+    assert plan.reference_energies == parent.reference_energies  # still the parent's
+    # Cutoffs the user gave are an error, not replaced.
+    given = GenerationTrainer(config, previous, None, cu_pt_dataset, scale)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="b_ref"):
+        given.plan_run(cu_pt_dataset)

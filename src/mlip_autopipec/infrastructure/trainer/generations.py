@@ -75,7 +75,13 @@ def train_generation(
     # 2. The parent's energy scale unless the config sets one; then the fit.
     config, scale = inherited_config(trainer.config, previous)
     generation = GenerationTrainer(
-        config, parent, accumulated, dataset, scale, on_output_line=trainer.on_output_line
+        config,
+        parent,
+        accumulated,
+        dataset,
+        scale,
+        on_output_line=trainer.on_output_line,
+        cutoffs_inherited=config.b_ref != trainer.config.b_ref,
     )
     return PacemakerTrainer.train(
         generation, accumulated.training, workdir, test_dataset=accumulated.test
@@ -143,8 +149,13 @@ class GenerationTrainer(PacemakerTrainer):
         added: Dataset,
         scale: str,
         on_output_line: Callable[[str], None] | None = None,
+        *,
+        cutoffs_inherited: bool = False,
     ) -> None:
+        """``cutoffs_inherited``: the ZBL cutoffs of ``config`` are the parent's, not the
+        user's (they are chosen again if they reach into the new data)."""
         super().__init__(config, on_output_line)
+        self.cutoffs_inherited = cutoffs_inherited
         self.parent = parent
         self.accumulated = accumulated
         self.added = added
@@ -169,15 +180,17 @@ class GenerationTrainer(PacemakerTrainer):
                 dataset, n_training=n_training, free_atom_energies=known, fitting=fitting
             )
         except ConfigurationError as error:
-            if self.config.b_ref == self.parent.potential.baseline or not isinstance(
-                self.config.b_ref, ZBLBaseline
-            ):
+            if not (self.cutoffs_inherited and isinstance(self.config.b_ref, ZBLBaseline)):
                 raise
             # The parent's ZBL cutoffs reach into the new data: chosen again from all of it.
             log.warning("%s: the ZBL cutoffs are chosen again from all the data", error)
             open_cutoffs = self.config.b_ref.model_copy(update={"pair_cutoffs": {}})
             self.config = self.config.model_copy(update={"b_ref": open_cutoffs})
-            self.scale = self.scale.replace("ZBL cutoffs of the parent", "ZBL cutoffs chosen again")
+            self.cutoffs_inherited = False
+            self.scale += (
+                "; but the ZBL cutoffs were chosen again from all the data (the parent's "
+                "reached into the new structures), so energies differ from the parent's there"
+            )
             plan = super().plan_run(
                 dataset, n_training=n_training, free_atom_energies=known, fitting=fitting
             )
