@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlip_autopipec import __version__
-from mlip_autopipec.cli import analysis, batch, training
+from mlip_autopipec.cli import analysis, batch, history, training
 from mlip_autopipec.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED_CHECKS,
@@ -87,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a fixed test set (any ASE format) instead of a random split of DATA",
     )
     train.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help=(
+            "continue from this run: its data plus DATA, its test structures stay test, "
+            "pacemaker starts from its potential (README, 'Generations')"
+        ),
+    )
+    train.add_argument(
         "--accept-failed-checks",
         action="store_true",
         help="keep a potential that fails the safety checks (dimers, compression): exit 0",
@@ -100,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
 
+    history.add_history_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="train a small Cu-Pt potential on built-in EMT data (no input needed)",
@@ -276,6 +287,10 @@ def _run_command(args: argparse.Namespace) -> int:
             config.accept_failed_checks = True
         dataset = read_data(args.data, args.trust_pickle)
         test_dataset = None if args.test_data is None else read_data(args.test_data, False)
+        if args.previous is not None:
+            return history.train_next_generation(
+                config, dataset, args, progress_reporter(config, args)
+            )
         if args.detach:
             return batch.submit(
                 config, dataset, args.out, progress_reporter(config, args), test_dataset
@@ -283,6 +298,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return training.train(
             config, dataset, args.out, progress_reporter(config, args), test_dataset
         )
+    if args.command == "history":
+        return history.history(args.run_dir, args.overwrite)
     if args.command == "demo":
         return training.demo(args)
     if args.command == "dimers":

@@ -28,6 +28,8 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     lines += [f"FAILED CHECK: {failure}" for failure in failures if failure]
     if potential.reference_energies_warning is not None:
         lines.append(f"WARNING: {potential.reference_energies_warning}")
+    if potential.lineage is not None:  # a next generation (README, "Generations")
+        lines += potential.lineage.describe()
     from mlip_autopipec.report import REPORT_DIR, REPORT_HTML
 
     report = potential.run_dir / REPORT_DIR / REPORT_HTML

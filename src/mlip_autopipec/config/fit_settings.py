@@ -104,6 +104,13 @@ class FitSettings(StrictModel):
     maxiter: Annotated[PositiveInt, NotBool] = Field(
         1500, description="maximum optimiser iterations"
     )
+    upfit_maxiter: Annotated[PositiveInt, NotBool] = Field(
+        300,
+        description=(
+            "maximum iterations of a fit that continues from a previous potential (train "
+            "--previous: upfit or basis growth); maxiter and time_budget still cap it"
+        ),
+    )
     kappa: Annotated[float, NotBool, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
         0.3, description="relative weight of forces in the loss (0: energies only, 1: forces only)"
     )

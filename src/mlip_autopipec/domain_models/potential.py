@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlip_autopipec.config.config_model import Baseline, NoBaseline
 from mlip_autopipec.domain_models import deployment
 from mlip_autopipec.domain_models.checks import CompressionCheck, DimerCheck
+from mlip_autopipec.domain_models.lineage import Lineage
 from mlip_autopipec.domain_models.metrics import FitMetrics
 from mlip_autopipec.files import write_text_atomic
 
@@ -118,6 +119,9 @@ class Potential(_Record):
         None, description="whether the potential passed the safety gate; None: not checked"
     )
     cost: FitCost | None = Field(None, description="estimated and measured cost of the fit")
+    lineage: Lineage | None = Field(
+        None, description="generation, parent run and how the fit started; None: no parent"
+    )
     provenance: Provenance
 
     # -- files --------------------------------------------------------------------------------

@@ -172,6 +172,10 @@ def render_html(report: Report, potential: Potential | None, metrics: dict[str, 
         f"<h1>Training report: {_e(report.run_dir.name)}</h1>",
         f"<p>{_e(subtitle)}</p>",
         notes,
+        *(  # a next generation (README, "Generations")
+            f'<p class="note">{_e(line)}</p>'
+            for line in (potential.lineage.describe() if potential and potential.lineage else [])
+        ),
         "<h2>Errors of the final potential</h2>",
         _metrics_table(metrics),
         "<h2>Plots</h2>",

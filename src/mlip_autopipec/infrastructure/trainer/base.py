@@ -53,11 +53,17 @@ class BaseTrainer(ABC):
 
     @abstractmethod
     def train(
-        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+        self,
+        dataset: Dataset,
+        workdir: Path,
+        *,
+        test_dataset: Dataset | None = None,
+        previous: Potential | None = None,
     ) -> Potential:
         """Fit a potential to ``dataset``; files go into ``workdir``, which is created if needed.
 
         ``test_dataset``: a fixed test set, instead of a random split of ``dataset``.
+        ``previous``: the potential this one is the next generation of (its data accumulate).
         """
 
     def account_for_structures(self, dataset: Dataset) -> AccountedDataset:

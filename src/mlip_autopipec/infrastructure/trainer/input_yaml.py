@@ -69,6 +69,10 @@ class PotentialSection(_Section):
     embeddings: dict[str, EmbeddingBlock]
     bonds: dict[str, BondBlock]
     functions: dict[str, FunctionsBlock | int]
+    #: A next generation (README, "Generations"): the parent's potential file to continue from
+    #: (same basis), or to extend (a larger basis, pacemaker's ladder scheme).
+    filename: str | None = None
+    initial_potential: str | None = None
 
 
 class DataSection(_Section):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
 from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import plan_pacemaker_run, write_inputs
@@ -28,8 +29,22 @@ class MockTrainer(BaseTrainer):
     """Writes pacemaker's inputs and a marked placeholder potential; runs no program."""
 
     def train(
-        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+        self,
+        dataset: Dataset,
+        workdir: Path,
+        *,
+        test_dataset: Dataset | None = None,
+        previous: Potential | None = None,
     ) -> Potential:
+        if previous is not None:
+            raise ConfigurationError(
+                [
+                    (
+                        "trainer.type",
+                        "mock fits nothing: a next generation (previous) needs pacemaker",
+                    )
+                ]
+            )
         accounted = self.account_for_structures(dataset)
         if test_dataset is not None:
             self.check_test_dataset(accounted.fit, test_dataset)

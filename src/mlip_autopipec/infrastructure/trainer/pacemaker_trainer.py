@@ -96,8 +96,17 @@ class PacemakerTrainer(BaseTrainer):
         self.progress = on_output_line
 
     def train(
-        self, dataset: Dataset, workdir: Path, *, test_dataset: Dataset | None = None
+        self,
+        dataset: Dataset,
+        workdir: Path,
+        *,
+        test_dataset: Dataset | None = None,
+        previous: Potential | None = None,
     ) -> Potential:
+        if previous is not None:  # a next generation (README, "Generations")
+            from mlip_autopipec.infrastructure.trainer.generations import train_generation
+
+            return train_generation(self, dataset, workdir, previous, test_dataset)
         started = time.monotonic()  # a time budget covers the whole training
         # 1. Check: the programs, the data (the scheduler), before anything is written.
         checked = self.check_inputs(dataset, test_dataset, workdir)
@@ -288,6 +297,7 @@ class PacemakerTrainer(BaseTrainer):
             ),
             selection=run.selection,
             cost=cost,
+            lineage=run.lineage,
             provenance=run.provenance,
         )
         if TEST_PREDICTIONS in predictions:

@@ -13,6 +13,7 @@ from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
+from mlip_autopipec.domain_models.lineage import Lineage
 from mlip_autopipec.domain_models.potential import (
     POTENTIAL_JSON,
     FitCost,
@@ -50,6 +51,8 @@ class PendingRun(BaseModel):
     fixed_test_set: bool = False
     #: The cost estimated before the fit (measured parts filled in after it).
     estimate: FitCost | None = None
+    #: A next generation: where it comes from (None: a fit without a parent).
+    lineage: Lineage | None = None
 
     def distances(self) -> dict[tuple[str, str], float]:
         """Shortest distance (Å) of each element pair in the data."""

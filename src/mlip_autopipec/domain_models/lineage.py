@@ -1,0 +1,168 @@
+"""Generations of a potential: what a fit inherited from its parent, and data that accumulates."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
+
+#: Å: two structures whose cells and positions agree to this are the same structure.
+DUPLICATE_TOLERANCE = 1e-5
+
+
+class Lineage(BaseModel):
+    """Where a potential sits in a chain of generations (``potential.json``: ``lineage``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    generation: int = Field(description="0: fitted without a parent")
+    parent: str = Field(description="run directory of the parent potential (absolute)")
+    fitted_from: Literal["fresh", "upfit", "basis growth"] = Field(
+        description=(
+            "upfit: from the parent's coefficients, same basis; basis growth: the parent's "
+            "basis extended (pacemaker's initial_potential); fresh: random start"
+        )
+    )
+    reason: str = Field(description="why this start was chosen")
+    basis_functions: int = Field(description="functions per element of this fit")
+    parent_basis_functions: int | None = Field(None, description="the parent's")
+    n_inherited: int = Field(description="training structures taken over from the parent")
+    n_added: int = Field(description="new structures added (train and test)")
+    n_duplicates: int = Field(description="given structures already present, counted once")
+    n_test_inherited: int = Field(description="the parent's test structures, kept as test")
+    n_test_added: int = Field(description="new structures put into the test set")
+    parent_data_sha256: str | None = Field(description="hash of the parent's training data")
+    added_data_sha256: str = Field(description="hash of the new structures given")
+    max_gamma_added: float | None = Field(
+        None,
+        description=(
+            "highest extrapolation grade of the new structures under the parent potential "
+            "(None: the parent has no active set)"
+        ),
+    )
+    inherited_energy_scale: str = Field(
+        description="which reference energies and baseline came from the parent"
+    )
+
+    def describe(self) -> list[str]:
+        """Lines for the summary and the report: how this generation came about."""
+        lines = [
+            f"generation {self.generation} (parent {self.parent}): {self.fitted_from}, "
+            f"{self.reason}",
+            f"data: {self.n_inherited} training structures inherited, {self.n_added} added "
+            f"({self.n_test_added} of them to the test set), {self.n_duplicates} duplicate(s) "
+            f"counted once; the test set holds all {self.n_test_inherited} test structures of "
+            "the parent (no test structure is ever trained on)",
+            f"energy scale: {self.inherited_energy_scale}",
+        ]
+        if self.max_gamma_added is not None:
+            lines.append(
+                f"max gamma of the new structures under the parent: {self.max_gamma_added:.3g}"
+            )
+        return lines
+
+
+@dataclass(frozen=True)
+class Accumulated:
+    """Training and test structures of the next generation, and how they were counted."""
+
+    training: Dataset
+    test: Dataset | None
+    n_inherited: int
+    n_test_inherited: int
+    n_added_train: int
+    n_added_test: int
+    n_duplicates: int
+    duplicates: tuple[str, ...]  # names of the new structures counted once
+
+
+def same_structure(
+    first: LabelledStructure, second: LabelledStructure, tolerance: float = DUPLICATE_TOLERANCE
+) -> bool:
+    """Same atomic numbers (in order), periodicity, cell and positions within ``tolerance`` Å."""
+    a, b = first.atoms, second.atoms
+    return (
+        len(a) == len(b)
+        and np.array_equal(a.numbers, b.numbers)
+        and np.array_equal(a.pbc, b.pbc)
+        and np.allclose(a.cell.array, b.cell.array, rtol=0.0, atol=tolerance)
+        and np.allclose(a.positions, b.positions, rtol=0.0, atol=tolerance)
+    )
+
+
+class StructureIndex:
+    """Finds a structure among those added so far, to ``tolerance`` Å (bucketed by numbers)."""
+
+    def __init__(self, tolerance: float = DUPLICATE_TOLERANCE) -> None:
+        self.tolerance = tolerance
+        self._buckets: dict[bytes, list[LabelledStructure]] = defaultdict(list)
+
+    @staticmethod
+    def _key(structure: LabelledStructure) -> bytes:
+        atoms = structure.atoms
+        numbers = np.asarray(atoms.numbers, dtype=np.int64).tobytes()
+        return numbers + np.asarray(atoms.pbc, dtype=bool).tobytes()
+
+    def add(self, structure: LabelledStructure) -> None:
+        self._buckets[self._key(structure)].append(structure)
+
+    def find(self, structure: LabelledStructure) -> LabelledStructure | None:
+        """The structure already added that equals ``structure``, or None."""
+        for known in self._buckets.get(self._key(structure), ()):
+            if same_structure(known, structure, self.tolerance):
+                return known
+        return None
+
+
+def accumulate(
+    previous_training: Sequence[LabelledStructure],
+    previous_test: Sequence[LabelledStructure],
+    new: Dataset,
+    *,
+    test_size: float,
+    seed: int,
+    tolerance: float = DUPLICATE_TOLERANCE,
+) -> Accumulated:
+    """The parent's training structures plus the new ones, and the parent's test structures plus
+    a random ``test_size`` share of the new ones (seeded).
+
+    A test structure stays a test structure: errors stay comparable across generations, and no
+    generation is trained on what an earlier one was tested on. A new structure equal to one
+    already present (:func:`same_structure`), or to an earlier new one, is counted once.
+    """
+    index = StructureIndex(tolerance)
+    for structure in (*previous_training, *previous_test):
+        index.add(structure)
+    fresh: list[LabelledStructure] = []
+    duplicates: list[str] = []
+    for structure in new:
+        if index.find(structure) is not None:
+            duplicates.append(structure.name)
+            continue
+        index.add(structure)
+        fresh.append(structure)
+    order = np.random.default_rng(seed).permutation(len(fresh))
+    n_test = int(len(fresh) * test_size)
+    to_test = set(order[:n_test].tolist())
+    added_test = [s for i, s in enumerate(fresh) if i in to_test]
+    added_train = [s for i, s in enumerate(fresh) if i not in to_test]
+    training = [*previous_training, *added_train]
+    test = [*previous_test, *added_test]
+    if not training:
+        raise ValueError("no training structure: the parent had none and every new one is test")
+    return Accumulated(
+        training=Dataset(training, source=new.source),
+        test=Dataset(test, source=new.source) if test else None,
+        n_inherited=len(previous_training),
+        n_test_inherited=len(previous_test),
+        n_added_train=len(added_train),
+        n_added_test=len(added_test),
+        n_duplicates=len(duplicates),
+        duplicates=tuple(duplicates),
+    )

@@ -1,0 +1,82 @@
+"""Data that accumulate over generations: duplicates once, test structures stay test."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
+from mlip_autopipec.domain_models.lineage import accumulate, same_structure
+
+
+def _moved(structure: LabelledStructure, shift: float, name: str) -> LabelledStructure:
+    atoms = structure.atoms.copy()
+    atoms.positions[0, 0] += shift
+    return LabelledStructure(atoms, structure.energy, structure.forces, name)
+
+
+def test_same_structure_holds_within_the_tolerance_only(cu_pt_dataset: Dataset) -> None:
+    first = cu_pt_dataset[0]
+    assert same_structure(first, _moved(first, 1e-7, "copy"))
+    assert not same_structure(first, _moved(first, 1e-3, "moved"))
+    assert not same_structure(first, cu_pt_dataset[1])
+    other = first.atoms.copy()
+    other.numbers[0] = 79 if other.numbers[0] != 79 else 29  # another element, same place
+    assert not same_structure(first, LabelledStructure(other, first.energy, first.forces, "Au"))
+
+
+def test_new_structures_add_to_the_parents_and_duplicates_count_once(
+    cu_pt_dataset: Dataset,
+) -> None:
+    structures = list(cu_pt_dataset)
+    train, test, fresh = structures[:6], structures[6:8], structures[8:]
+    new = Dataset(
+        [
+            *fresh,
+            _moved(train[0], 1e-7, "copy of a training structure"),
+            _moved(test[1], 0.0, "copy of a test structure"),
+            _moved(fresh[0], 0.0, "copy of a new one"),
+            _moved(train[0], 0.01, "a different structure"),
+        ]
+    )
+    result = accumulate(train, test, new, test_size=0.0, seed=0)
+    assert result.n_duplicates == 3
+    assert set(result.duplicates) == {
+        "copy of a training structure",
+        "copy of a test structure",
+        "copy of a new one",
+    }
+    assert result.n_inherited == 6 and result.n_test_inherited == 2
+    assert result.n_added_train == len(fresh) + 1 and result.n_added_test == 0
+    assert [s.name for s in result.training] == [
+        *(s.name for s in train),
+        *(s.name for s in fresh),
+        "a different structure",
+    ]
+    assert result.test is not None and [s.name for s in result.test] == [s.name for s in test]
+
+
+def test_the_parents_test_structures_stay_test_and_new_ones_split_by_seed(
+    cu_pt_dataset: Dataset,
+) -> None:
+    structures = list(cu_pt_dataset)
+    train, test = structures[:4], structures[4:6]
+    new = Dataset(structures[6:])  # 7 structures
+    first = accumulate(train, test, new, test_size=0.3, seed=5)
+    again = accumulate(train, test, new, test_size=0.3, seed=5)
+    assert first.n_added_test == 2 and first.n_added_train == 5
+    assert first.test is not None and again.test is not None
+    assert [s.name for s in first.test] == [s.name for s in again.test]
+    test_names = {s.name for s in first.test}
+    assert {s.name for s in test} <= test_names
+    assert not test_names & {s.name for s in first.training}
+    assert len(first.training) + len(first.test) == len(structures)
+    names = {
+        tuple(s.name for s in accumulate(train, test, new, test_size=0.3, seed=seed).training)
+        for seed in range(6)
+    }
+    assert len(names) > 1  # the seed chooses
+
+
+def test_nothing_to_train_on_is_refused(cu_pt_dataset: Dataset) -> None:
+    with pytest.raises(ValueError, match="no training structure"):
+        accumulate([], [], Dataset([cu_pt_dataset[0]]), test_size=1.0, seed=0)
