@@ -59,18 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a potential on a dataset",
         description="Train the potential that CONFIG's 'trainer' section describes on DATA.",
     )
-    train.add_argument(
-        "--config", required=True, type=Path, help="YAML file with a 'trainer' section"
-    )
+    train.add_argument("--config", type=Path, help="YAML file with a 'trainer' section")
     train.add_argument(
         "--data",
-        required=True,
         type=Path,
         help="labelled structures: any file ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml, ...)",
     )
     train.add_argument(
         "--out",
-        required=True,
         type=Path,
         help="run directory for every artifact: new, empty, or an unfinished run of ours",
     )
@@ -92,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "with a batch execution (trainer.execution): submit the job, print its id and exit; "
             "'mlip-autopipec wait OUT' follows it and builds the potential"
+        ),
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help=(
+            "continue the interrupted fit of RUN_DIR from its last interim potential (same "
+            "data and split; --config, if given, may change only maxiter, time_budget, "
+            "early stopping, threads)"
         ),
     )
 
@@ -225,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     wait.add_argument("run_dir", type=Path, help="run directory of a batch run")
+    from mlip_autopipec.cli_resume import add_finish_command
+
+    add_finish_command(commands)
     return parser
 
 
@@ -269,7 +278,14 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    if args.command == "train" and args.resume is not None:
+        from mlip_autopipec.cli_resume import resume
+
+        return resume(args, _progress_reporter)
     if args.command == "train":
+        missing = [f"--{name}" for name in ("config", "data", "out") if getattr(args, name) is None]
+        if missing:
+            raise UsageError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")
         config = load_config(args.config).trainer
         if args.accept_failed_checks:
             config.accept_failed_checks = True
@@ -292,6 +308,10 @@ def _run_command(args: argparse.Namespace) -> int:
         return _gamma(args.run_dir, _read_data(args.data, args.trust_pickle))
     if args.command == "evaluate":
         return _evaluate(args.run_dir, args.data, args.out, args.worst, args.overwrite)
+    if args.command == "finish":
+        from mlip_autopipec.cli_resume import finish
+
+        return finish(args, _progress_reporter)
     if args.command in {"status", "wait"}:
         from mlip_autopipec import cli_batch
 
@@ -528,6 +548,8 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     failures = [check.failure() for check in potential.dimer_checks]
     failures += [check.failure() for check in potential.compression_checks]
     lines += [f"FAILED CHECK: {failure}" for failure in failures if failure]
+    if potential.fit_stop is not None:
+        lines.append(potential.fit_stop.describe())
     if potential.reference_energies_warning is not None:
         lines.append(f"WARNING: {potential.reference_energies_warning}")
     from mlip_autopipec.infrastructure.trainer.report import REPORT_DIR, REPORT_HTML

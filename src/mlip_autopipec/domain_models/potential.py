@@ -26,6 +26,7 @@ from mlip_autopipec.domain_models.baseline import (
     pair_potential,
     zbl_pair_cutoffs,
 )
+from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.files import write_text_atomic
 
 if TYPE_CHECKING:
@@ -154,6 +155,9 @@ class Potential(_Record):
         None, description="whether the potential passed the safety gate; None: not checked"
     )
     cost: FitCost | None = Field(None, description="estimated and measured cost of the fit")
+    fit_stop: FitStop | None = Field(
+        None, description="resumed, stopped early, or finished from an interim potential"
+    )
     provenance: Provenance
 
     # -- files --------------------------------------------------------------------------------
@@ -192,6 +196,13 @@ class Potential(_Record):
                 f"the potential in {potential.run_dir} FAILED its safety checks "
                 "(checks_passed: false); use it knowingly: "
                 + "; ".join(f for f in failures if f is not None),
+                UserWarning,
+                stacklevel=2,
+            )
+        if potential.fit_stop is not None and potential.fit_stop.finished_from == "interim":
+            warnings.warn(
+                f"the potential in {potential.run_dir} was finished from the interim potential "
+                f"of an interrupted fit (iteration {potential.fit_stop.stopped_at_iteration})",
                 UserWarning,
                 stacklevel=2,
             )

@@ -25,6 +25,7 @@ from mlip_autopipec.infrastructure.trainer.input_yaml import (
     PacemakerInput,
     build_pacemaker_input,
 )
+from mlip_autopipec.infrastructure.trainer.pending_run import TEST_SET
 
 DATA_FILE = "training_data.pckl.gzip"
 #: The structures handed to pacemaker, with their original labels, in a format that cannot run
@@ -137,15 +138,7 @@ class BaseTrainer(ABC):
     @staticmethod
     def write_data(dataset: Dataset, plan: RunPlan, path: Path) -> Path:
         """pacemaker's data file of ``dataset``, with the labels the fit sees (residuals)."""
-        # Delta learning: ACE is fitted to what the baseline leaves of the labels.
-        baseline_labels = (
-            None
-            if plan.baseline_potential is None
-            else [plan.baseline_potential.energy_and_forces(s.atoms) for s in dataset]
-        )
-        frame = dataset_to_dataframe(dataset, plan.reference_energies, baseline_labels)
-        write_data_file(frame, path)
-        return path
+        return write_fit_data(dataset, plan.reference_energies, plan.baseline_potential, path)
 
     def write_inputs(
         self,
@@ -164,6 +157,8 @@ class BaseTrainer(ABC):
         pacemaker_input = plan.pacemaker_input
         if test_dataset is not None:
             self.write_data(test_dataset, plan, workdir / TEST_DATA_FILE)
+            # Its safe copy, read back by wait, train --resume and finish (never the pickle).
+            test_dataset.write(workdir / TEST_SET)
             data = DataSection(filename=DATA_FILE, test_filename=TEST_DATA_FILE)
             pacemaker_input = pacemaker_input.model_copy(update={"data": data})
         pacemaker_input.write(workdir / INPUT_YAML)
@@ -194,6 +189,24 @@ class BaseTrainer(ABC):
             n_structures=len(dataset),
             n_atoms=dataset.n_atoms,
         )
+
+
+def write_fit_data(
+    dataset: Dataset,
+    reference_energies: Mapping[str, float],
+    baseline_potential: PairPotential | None,
+    path: Path,
+) -> Path:
+    """pacemaker's data file of ``dataset`` with the labels the fit sees: shifted by the
+    reference energies (eV), less the baseline (delta learning)."""
+    baseline_labels = (
+        None
+        if baseline_potential is None
+        else [baseline_potential.energy_and_forces(s.atoms) for s in dataset]
+    )
+    frame = dataset_to_dataframe(dataset, dict(reference_energies), baseline_labels)
+    write_data_file(frame, path)
+    return path
 
 
 def check_test_split(test_size: float, n_structures: int) -> None:

@@ -18,6 +18,7 @@ from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_che
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, FailedChecksError, TrainerError
@@ -33,6 +34,7 @@ from mlip_autopipec.infrastructure.trainer.budget import (
     size_fit,
     with_deadline_callback,
 )
+from mlip_autopipec.infrastructure.trainer.early_stop import early_stop_record
 from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
 from mlip_autopipec.infrastructure.trainer.fit_record import (
     log_estimate,
@@ -40,6 +42,11 @@ from mlip_autopipec.infrastructure.trainer.fit_record import (
     warn_about_test_set,
 )
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
+from mlip_autopipec.infrastructure.trainer.interim import (
+    RESUME_FILES,
+    RunRecord,
+    warn_if_resumable,
+)
 from mlip_autopipec.infrastructure.trainer.outputs import (
     OUTPUT_POTENTIAL_YAML,
     RESULT_FILES,
@@ -80,7 +87,7 @@ PACEMAKER_LOG = "pacemaker.log"
 YAML2YACE_LOG = "pace_yaml2yace.log"
 CANDIDATES = "candidates.pckl.gzip"
 #: What a new fit must not find stale in its run directory.
-REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
+REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET, *RESUME_FILES)
 
 
 class PacemakerTrainer(BaseTrainer):
@@ -104,12 +111,14 @@ class PacemakerTrainer(BaseTrainer):
         # 1. Find the programs, check the data, before anything is written.
         programs, accounted = self.check_inputs(dataset, test_dataset)
         refuse_running_job(workdir)  # a batch job may still write there
+        warn_if_resumable(workdir)
         environment = program_environment(self.config)
         with claim_run_directory(workdir, replaces=REPLACED) as run:
-            # 2.-4. Plan, select, write pacemaker's input.
+            # 2.-4. Plan, select, write pacemaker's input (and what train --resume needs).
             prepared = self.prepare(
                 accounted, test_dataset, run.path, programs, environment, budget_from=started
             )
+            RunRecord(config=self.config, run=prepared.run).save(run.path)
             # 5. Fit (ended at the deadline of a time budget, if any); the baseline and
             #    reference energies go into the potential's metadata.
             sized = prepared.sized
@@ -127,7 +136,8 @@ class PacemakerTrainer(BaseTrainer):
                 log_path = run.path / PACEMAKER_LOG
                 cost = measured_cost(run.path, log_path, sized, self.config.fit, fit_started)
             # 6.-12. .yace, active set, record, safety gate, report.
-            return self.finish(prepared, predictions, environment, cost=cost)
+            fit_stop = early_stop_record(run.path / PACEMAKER_LOG)
+            return self.finish(prepared, predictions, environment, cost=cost, fit_stop=fit_stop)
 
     def check_inputs(
         self, dataset: Dataset, test_dataset: Dataset | None
@@ -243,11 +253,13 @@ class PacemakerTrainer(BaseTrainer):
         environment: dict[str, str],
         job_result: JobResult | None = None,
         cost: FitCost | None = None,
+        fit_stop: FitStop | None = None,
     ) -> Potential:
         """Everything after the fit: .yace, active set, record, safety gate, report.
 
         ``job_result``: the batch job that ran pace_activeset already; None runs it here.
-        ``cost``: the fit's estimated and measured cost, for the record.
+        ``cost``: the fit's estimated and measured cost, for the record. ``fit_stop``: how
+        the fit ended when it was resumed, stopped early or finished from an interim potential.
         """
         workdir, run = prepared.workdir, prepared.run
         # 6. Convert to .yace (under a temporary name: a .yace exists only when complete).
@@ -297,6 +309,7 @@ class PacemakerTrainer(BaseTrainer):
             ),
             selection=run.selection,
             cost=cost,
+            fit_stop=fit_stop,
             provenance=run.provenance,
         )
         if TEST_PREDICTIONS in predictions:
