@@ -40,7 +40,10 @@ class FitStop(BaseModel):
                 f"{self.stopped_at_iteration} and finished from its last interim potential"
             )
         if self.resumed_from_iteration is not None:
-            parts.append(f"resumed from iteration {self.resumed_from_iteration}")
+            parts.append(
+                f"resumed from iteration {self.resumed_from_iteration}, "
+                f"{self.stopped_at_iteration} iterations in all"
+            )
         if self.early_stop:
             parts.append(
                 f"stopped early at iteration {self.stopped_at_iteration}: the loss had stopped "

@@ -15,7 +15,9 @@ from mlip_autopipec.infrastructure.trainer.interim import (
     FINISH_LOG,
     INTERIM_POTENTIAL,
     UnfinishedRun,
+    copy_file,
     rebuild_inputs,
+    recorded_input,
     unfinished_run,
 )
 from mlip_autopipec.infrastructure.trainer.outputs import OUTPUT_POTENTIAL_YAML
@@ -26,8 +28,6 @@ from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
 from mlip_autopipec.infrastructure.trainer.potential_file import add_metadata
 from mlip_autopipec.infrastructure.trainer.resume import (
     RESUME_REPLACES,
-    _copy,
-    _recorded_input,
     pacemaker_input_from,
     resume_config,
 )
@@ -68,10 +68,10 @@ def finish_interim(trainer: PacemakerTrainer, unfinished: UnfinishedRun) -> Pote
         prepared = rebuild_inputs(unfinished)
         # 2. The interim potential becomes the run's potential, marked in its metadata.
         output_yaml = run.path / OUTPUT_POTENTIAL_YAML
-        _copy(run.path / INTERIM_POTENTIAL, output_yaml)
+        copy_file(run.path / INTERIM_POTENTIAL, output_yaml)
         add_metadata(output_yaml, {INTERIM_METADATA_KEY: str(done)})
         # 3. pacemaker's predictions of it, nothing fitted.
-        data = pacemaker_input_from(_recorded_input(run.path), config, OUTPUT_POTENTIAL_YAML)
+        data = pacemaker_input_from(recorded_input(run.path), config, OUTPUT_POTENTIAL_YAML)
         (run.path / FINISH_INPUT_YAML).write_text(
             yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
         )

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlip_autopipec.config.config_model import TrainerConfig
@@ -30,6 +32,7 @@ from mlip_autopipec.infrastructure.trainer.base import (
     write_fit_data,
 )
 from mlip_autopipec.infrastructure.trainer.fit_log import read_fit_timing
+from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML, PacemakerInput
 from mlip_autopipec.infrastructure.trainer.pending_run import (
     BATCH_JOB_JSON,
     TEST_SET,
@@ -120,12 +123,18 @@ def unfinished_run(run_dir: Path, what: str) -> UnfinishedRun:
 
 
 def check_interim_potential(path: Path) -> None:
-    """OutputError when pyace cannot read ``path`` (e.g. the fit was killed while pacemaker
-    wrote it)."""
-    from pyace import BBasisConfiguration
-
+    """OutputError when ``path`` is not a readable potential (e.g. the fit was killed while
+    pacemaker wrote it): read by pyace, or as YAML where pyace is not installed."""
     try:
-        BBasisConfiguration(str(path))
+        from pyace import BBasisConfiguration
+    except ImportError:  # no pacemaker here: resume and finish will say so
+        BBasisConfiguration = None
+    try:
+        if BBasisConfiguration is None:
+            if not isinstance(yaml.safe_load(path.read_text()), dict):
+                raise ValueError("not a mapping")
+        else:
+            BBasisConfiguration(str(path))
     except Exception as error:  # pyace raises plain RuntimeErrors from C++
         raise OutputError(
             f"the interim potential {path} is unreadable ({error}): the fit may have been killed "
@@ -205,3 +214,22 @@ def _read_copy(path: Path) -> Dataset:
             f"{path} is missing: the run's copy of its data is needed to go on", path=path
         )
     return Dataset.read(path)
+
+
+def recorded_input(path: Path) -> PacemakerInput:
+    """The run's own ``input.yaml``, as mlip-autopipec wrote it (OutputError otherwise)."""
+    try:
+        return PacemakerInput.model_validate(yaml.safe_load((path / INPUT_YAML).read_text()))
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        raise OutputError(
+            f"{path / INPUT_YAML} is missing or not pacemaker's input as mlip-autopipec wrote "
+            f"it ({type(error).__name__})",
+            path=path,
+        ) from error
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically: ``target`` exists only complete."""
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)

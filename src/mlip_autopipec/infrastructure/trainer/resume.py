@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -18,20 +17,22 @@ from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution, LocalExecution
 from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.errors import ConfigurationError, OutputError
+from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer.active_set import ACTIVE_SET
 from mlip_autopipec.infrastructure.trainer.budget import size_fit, with_deadline_callback
 from mlip_autopipec.infrastructure.trainer.early_stop import early_stopping_keys, stopped_early
 from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
 from mlip_autopipec.infrastructure.trainer.fit_log import read_fit_timing
 from mlip_autopipec.infrastructure.trainer.fit_record import measured_cost
-from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML, PacemakerInput
+from mlip_autopipec.infrastructure.trainer.input_yaml import PacemakerInput
 from mlip_autopipec.infrastructure.trainer.interim import (
     INTERIM_POTENTIAL,
     RESUME_INPUT_YAML,
     RESUME_START,
     UnfinishedRun,
+    copy_file,
     rebuild_inputs,
+    recorded_input,
     unfinished_run,
     write_resumed_from,
 )
@@ -128,13 +129,13 @@ def resume_fit(trainer: PacemakerTrainer, unfinished: UnfinishedRun) -> Potentia
     done = unfinished.iterations_done
     with claim_run_directory(unfinished.path, replaces=RESUME_REPLACES) as run:
         # 1. Start from a copy of the interim potential: pacemaker overwrites its own.
-        _copy(run.path / INTERIM_POTENTIAL, run.path / RESUME_START)
+        copy_file(run.path / INTERIM_POTENTIAL, run.path / RESUME_START)
         write_resumed_from(run.path, done)
         log.info("resuming the fit of %s from its interim potential (iteration %d)", run.path, done)
         # 2. The same data and split, from the run's safe copies.
         prepared = rebuild_inputs(unfinished)
         # 3. The run's own input.yaml, from the interim potential, for the iterations left.
-        pacemaker_input = _recorded_input(run.path)
+        pacemaker_input = recorded_input(run.path)
         sized = size_fit(
             pacemaker_input,
             prepared.training_set,
@@ -188,28 +189,11 @@ def pacemaker_input_from(
     return data | {"potential": potential_file, "fit": fit}
 
 
-def _recorded_input(path: Path) -> PacemakerInput:
-    try:
-        return PacemakerInput.model_validate(yaml.safe_load((path / INPUT_YAML).read_text()))
-    except (OSError, ValueError, yaml.YAMLError) as error:
-        raise OutputError(
-            f"{path / INPUT_YAML} is missing or not pacemaker's input as mlip-autopipec wrote "
-            f"it ({type(error).__name__})",
-            path=path,
-        ) from error
-
-
 def _write_input(
     pacemaker_input: PacemakerInput, config: TrainerConfig, path: Path, potential_file: str
 ) -> None:
     data = pacemaker_input_from(pacemaker_input, config, potential_file)
     path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
-
-
-def _copy(source: Path, target: Path) -> None:
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.copyfile(source, partial)
-    partial.replace(target)
 
 
 def _differences(mine: Any, theirs: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
