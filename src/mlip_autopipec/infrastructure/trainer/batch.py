@@ -227,7 +227,11 @@ class BatchFit:
         """Everything a local fit does after pacemaker, in the locked ``run_dir``. ``prepared``
         is None in another process than the submitting one: the structures written for the
         fit are then read from their safe copies (extxyz), never from pacemaker's pickles."""
-        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import program_environment
+        from mlip_autopipec.infrastructure.trainer.early_stop import early_stop_record
+        from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import (
+            PACEMAKER_LOG,
+            program_environment,
+        )
 
         trainer = self.trainer
         if prepared is None:
@@ -241,7 +245,11 @@ class BatchFit:
         with reporting_step(trainer.on_output_line, "reading pacemaker's results"):
             predictions = trainer.read_fit(prepared)
         return trainer.finish(
-            prepared, predictions, program_environment(trainer.config), job_result=result
+            prepared,
+            predictions,
+            program_environment(trainer.config),
+            job_result=result,
+            fit_stop=early_stop_record(run_dir / PACEMAKER_LOG),
         )
 
     def _follow(self, record: BatchRecord, run_dir: Path) -> JobResult:
