@@ -110,3 +110,31 @@ def test_only_the_last_run_of_the_log_counts(tmp_path: Path) -> None:
     assert record is not None and record.early_stop and record.stopped_at_iteration == 7
     assert "stopped early at iteration 7" in record.describe()
     assert not stopped_early(tmp_path / "absent.log")
+
+
+@pytest.mark.requires_pacemaker
+def test_pacemakers_rule_with_these_keys_stops_after_n_evaluations_without_improvement() -> None:
+    # pacemaker's own check (pyace GeneralACEFit.detect_early_stopping), fed one test loss per
+    # evaluation: a fall of 10 % per evaluation, then a plateau (0.01 % per evaluation).
+    from pyace.generalfit import GeneralACEFit, TestLossChangeTooSmallException
+
+    fit_settings = _fit(early_stop_patience=3, display_step=10)
+    keys = early_stopping_keys(fit_settings)
+    fit = object.__new__(GeneralACEFit)
+    fit.display_step = 10
+    fit.early_stopping_occured = False
+    fit.early_stopping_patience = keys["early_stopping_patience"]
+    fit.min_relative_test_loss_per_iter = -keys["min_relative_test_loss_per_iter"]
+    fit.test_loss_list = []
+    losses = [0.9**k for k in range(5)]
+    losses += [losses[-1] * 0.9999**k for k in range(1, 6)]
+    stopped_at = None
+    for evaluation, loss in enumerate(losses):
+        fit.test_loss_list.append(loss)
+        try:
+            fit.detect_early_stopping(mode="test")
+        except TestLossChangeTooSmallException:
+            stopped_at = evaluation
+            break
+    # Evaluations 0-4 fall by 10 %; 5, 6 and 7 are the first three without improvement.
+    assert stopped_at == 7
