@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train a potential on a dataset",
-        description="Train the potential that CONFIG's 'trainer' section describes on DATA.",
+        description=(
+            "Train the potential that CONFIG's 'trainer' section describes on DATA into OUT "
+            "(--config, --data and --out are needed), or continue an interrupted run with "
+            "--resume RUN_DIR."
+        ),
     )
     train.add_argument("--config", type=Path, help="YAML file with a 'trainer' section")
     train.add_argument(
