@@ -15,6 +15,7 @@ from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_che
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, FailedChecksError
 from mlip_autopipec.infrastructure.trainer.active_set import (
@@ -28,6 +29,7 @@ from mlip_autopipec.infrastructure.trainer.budget import (
     size_fit,
     with_deadline_callback,
 )
+from mlip_autopipec.infrastructure.trainer.early_stop import early_stop_record
 from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
 from mlip_autopipec.infrastructure.trainer.fit_outputs import (
     PACEMAKER_LOG,
@@ -42,6 +44,11 @@ from mlip_autopipec.infrastructure.trainer.fit_record import (
     warn_about_test_set,
 )
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
+from mlip_autopipec.infrastructure.trainer.interim import (
+    RESUME_FILES,
+    RunRecord,
+    warn_if_resumable,
+)
 from mlip_autopipec.infrastructure.trainer.outputs import (
     OUTPUT_POTENTIAL_YAML,
     RESULT_FILES,
@@ -82,7 +89,7 @@ from mlip_autopipec.infrastructure.trainer.selection import (
 log = logging.getLogger(__name__)
 
 #: What a new fit must not find stale in its run directory.
-REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET, TEST_SET)
+REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET, TEST_SET, *RESUME_FILES)
 
 
 class PacemakerTrainer(BaseTrainer):
@@ -101,10 +108,13 @@ class PacemakerTrainer(BaseTrainer):
         started = time.monotonic()  # a time budget covers the whole training
         # 1. Check: the programs, the data (the scheduler), before anything is written.
         checked = self.check_inputs(dataset, test_dataset, workdir)
+        warn_if_resumable(workdir)
         with claim_run_directory(workdir, replaces=self.replaced()) as run:
-            # 2. Plan and write the inputs: energy scale, baseline, selection, cost, input.yaml.
+            # 2. Plan and write the inputs: energy scale, baseline, selection, cost, input.yaml
+            #    (and the run's record, which train --resume and finish read).
             budget_from = None if self._batch() else started
             prepared = self.prepare(checked, test_dataset, run.path, budget_from=budget_from)
+            RunRecord(config=self.config, run=prepared.run).save(run.path)
             # 3. Run pacemaker (ended at a time budget's deadline, if any), then pace_activeset:
             #    here, or as one batch job (README, "On a cluster").
             fit_started = datetime.now()  # local time, as pacemaker's log
@@ -113,8 +123,11 @@ class PacemakerTrainer(BaseTrainer):
             # 4. Read the outputs: metadata into the potential, its predictions, the cost.
             predictions = read_fit(prepared, self.config.fit)
             cost = self._measured_cost(prepared, result, fit_started)
+            fit_stop = early_stop_record(run.path / PACEMAKER_LOG)
             # 5. Check and record: .yace, active set, safety gate, potential.json, report.
-            return self.finish(prepared, predictions, result, checked.profile, cost=cost)
+            return self.finish(
+                prepared, predictions, result, checked.profile, cost=cost, fit_stop=fit_stop
+            )
 
     def check_inputs(
         self, dataset: Dataset, test_dataset: Dataset | None, workdir: Path
@@ -258,9 +271,12 @@ class PacemakerTrainer(BaseTrainer):
         result: JobResult,
         profile: ProgramProfile,
         cost: FitCost | None = None,
+        fit_stop: FitStop | None = None,
     ) -> Potential:
         """Everything after the compute steps (``result``): .yace, active set, record, safety
-        gate, report. ``cost``: the fit's estimated and measured cost, for the record."""
+        gate, report. ``cost``: the fit's estimated and measured cost, for the record;
+        ``fit_stop``: how the fit ended when it was resumed, stopped early or finished from an
+        interim potential."""
         workdir, run = prepared.workdir, prepared.run
         # Convert to .yace, the reference energies as its E0.
         with profile.step("converting to .yace (pace_yaml2yace)"):
@@ -288,6 +304,7 @@ class PacemakerTrainer(BaseTrainer):
             ),
             selection=run.selection,
             cost=cost,
+            fit_stop=fit_stop,
             provenance=run.provenance,
         )
         if TEST_PREDICTIONS in predictions:
