@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from mlip_autopipec.analysis.dimers import DIMERS_PNG
@@ -38,9 +38,9 @@ from mlip_autopipec.infrastructure.trainer.fit_outputs import (
     read_fit,
 )
 from mlip_autopipec.infrastructure.trainer.fit_record import (
+    cost_of_steps,
     estimated_cost,
     log_estimate,
-    measured_cost,
     warn_about_test_set,
 )
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
@@ -122,8 +122,11 @@ class PacemakerTrainer(BaseTrainer):
             result = self._step_runner(checked.profile, prepared).run_steps(steps, run.path)
             # 4. Read the outputs: metadata into the potential, its predictions, the cost.
             predictions = read_fit(prepared, self.config.fit)
-            cost = self._measured_cost(prepared, result, fit_started)
-            fit_stop = early_stop_record(run.path / PACEMAKER_LOG)
+            estimate, log_path = prepared.run.estimate, run.path / PACEMAKER_LOG
+            cost = cost_of_steps(
+                run.path, log_path, estimate, result, fit_started, batch=self._batch()
+            )
+            fit_stop = early_stop_record(log_path)
             # 5. Check and record: .yace, active set, safety gate, potential.json, report.
             return self.finish(
                 prepared, predictions, result, checked.profile, cost=cost, fit_stop=fit_stop
@@ -371,21 +374,6 @@ class PacemakerTrainer(BaseTrainer):
             log.info("(estimated on this machine: the batch job's node may be faster or slower)")
         profile.plan_iterations(sized.planned_iterations)
         return sized
-
-    def _measured_cost(
-        self, prepared: PreparedRun, result: JobResult, fit_started: datetime
-    ) -> FitCost | None:
-        """What pacemaker's log says the fit cost, beside the estimate (when one was made)."""
-        fit = result.outcome("pacemaker")
-        if fit is None or fit.seconds is None:
-            return None
-        workdir = prepared.workdir
-        if self._batch():  # the job's own log says when the fit started and ended
-            return measured_cost(workdir, workdir / PACEMAKER_LOG, prepared.run.estimate)
-        fit_ended = fit_started + timedelta(seconds=fit.seconds)
-        return measured_cost(
-            workdir, workdir / PACEMAKER_LOG, prepared.run.estimate, fit_started, fit_ended
-        )
 
     def select(self, dataset: Dataset, workdir: Path) -> Selection:
         """D-optimal selection alone (``trainer.active_set``), e.g. before sending structures

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from mlip_autopipec.infrastructure.trainer.fit_outputs import (
     POTENTIAL_YACE,
     read_fit,
 )
-from mlip_autopipec.infrastructure.trainer.fit_record import estimated_cost, measured_cost
+from mlip_autopipec.infrastructure.trainer.fit_record import cost_of_steps, estimated_cost
 from mlip_autopipec.infrastructure.trainer.input_yaml import PacemakerInput
 from mlip_autopipec.infrastructure.trainer.interim import (
     INTERIM_POTENTIAL,
@@ -162,14 +162,10 @@ def resume_fit(trainer: PacemakerTrainer, unfinished: UnfinishedRun) -> Potentia
         # 4. Fit and pace_activeset, then everything after a fit.
         fit_started = datetime.now()  # local time, as pacemaker's log
         result = profile.run_steps([fit, activeset_step(profile, config.active_set)], run.path)
-        fit_outcome = result.outcome("pacemaker")
-        fit_ended = None
-        if fit_outcome is not None and fit_outcome.seconds is not None:
-            fit_ended = fit_started + timedelta(seconds=fit_outcome.seconds)
         predictions = read_fit(prepared, config.fit)
         log_path = run.path / PACEMAKER_LOG
         estimate = estimated_cost(sized, config.fit)
-        cost = measured_cost(run.path, log_path, estimate, fit_started, fit_ended)
+        cost = cost_of_steps(run.path, log_path, estimate, result, fit_started)
         fit_stop = FitStop(
             stopped_at_iteration=done + read_fit_timing(log_path).iterations,
             resumed_from_iteration=done,
