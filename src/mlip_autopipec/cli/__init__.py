@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlip_autopipec import __version__
-from mlip_autopipec.cli import analysis, batch, history, training
+from mlip_autopipec.cli import analysis, batch, history, resume, training
 from mlip_autopipec.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED_CHECKS,
@@ -62,20 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train a potential on a dataset",
-        description="Train the potential that CONFIG's 'trainer' section describes on DATA.",
+        description=(
+            "Train the potential that CONFIG's 'trainer' section describes on DATA into OUT "
+            "(--config, --data and --out are needed), or continue an interrupted run with "
+            "--resume RUN_DIR."
+        ),
     )
-    train.add_argument(
-        "--config", required=True, type=Path, help="YAML file with a 'trainer' section"
-    )
+    train.add_argument("--config", type=Path, help="YAML file with a 'trainer' section")
     train.add_argument(
         "--data",
-        required=True,
         type=Path,
         help="labelled structures: any file ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml, ...)",
     )
     train.add_argument(
         "--out",
-        required=True,
         type=Path,
         help="run directory for every artifact: new, empty, or an unfinished run of ours",
     )
@@ -107,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "with a batch execution (trainer.execution): submit the job, print its id and exit; "
             "'mlip-autopipec wait OUT' follows it and builds the potential"
+        ),
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help=(
+            "continue the interrupted fit of RUN_DIR from its last interim potential (same "
+            "data and split; --config, if given, may change only maxiter, time_budget, "
+            "early stopping, threads)"
         ),
     )
 
@@ -241,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     wait.add_argument("run_dir", type=Path, help="run directory of a batch run")
+    resume.add_finish_command(commands)
     return parser
 
 
@@ -281,7 +292,12 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    if args.command == "train" and args.resume is not None:
+        return resume.resume(args)
     if args.command == "train":
+        missing = [f"--{name}" for name in ("config", "data", "out") if getattr(args, name) is None]
+        if missing:
+            raise UsageError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")
         config = load_config(args.config).trainer
         if args.accept_failed_checks:
             config.accept_failed_checks = True
@@ -316,4 +332,6 @@ def _run_command(args: argparse.Namespace) -> int:
         return batch.status(args.run_dir)
     if args.command == "wait":
         return batch.wait(args.run_dir, progress_reporter, args)
+    if args.command == "finish":
+        return resume.finish(args)
     raise AssertionError(f"unknown command {args.command}")  # argparse rejects these

@@ -26,6 +26,8 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
     failures = [check.failure() for check in potential.dimer_checks]
     failures += [check.failure() for check in potential.compression_checks]
     lines += [f"FAILED CHECK: {failure}" for failure in failures if failure]
+    if potential.fit_stop is not None:
+        lines.append(potential.fit_stop.describe())
     if potential.reference_energies_warning is not None:
         lines.append(f"WARNING: {potential.reference_energies_warning}")
     if potential.lineage is not None:  # a next generation (README, "Generations")

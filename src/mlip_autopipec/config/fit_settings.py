@@ -146,6 +146,23 @@ class FitSettings(StrictModel):
         ),
     )
 
+    early_stop_patience: Annotated[PositiveInt, NotBool] | None = Field(
+        None,
+        description=(
+            "stop the fit when the test loss (the train loss without a test set) has not "
+            "improved by early_stop_min_improvement in this many evaluations in a row (an "
+            "evaluation every display_step iterations): pacemaker's own early stopping. "
+            "None: run to maxiter or the time budget"
+        ),
+    )
+    early_stop_min_improvement: Annotated[float, NotBool, Field(gt=0.0, lt=1.0)] = Field(
+        1e-3,
+        description=(
+            "with early_stop_patience: the relative fall of the loss from one evaluation to "
+            "the next below which the evaluation counts as no improvement (0.001: 0.1 %)"
+        ),
+    )
+
     @field_validator("time_budget", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:

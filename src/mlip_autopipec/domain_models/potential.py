@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlip_autopipec.config.config_model import Baseline, NoBaseline
 from mlip_autopipec.domain_models import deployment
 from mlip_autopipec.domain_models.checks import CompressionCheck, DimerCheck
+from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.lineage import Lineage
 from mlip_autopipec.domain_models.metrics import FitMetrics
 from mlip_autopipec.files import write_text_atomic
@@ -122,6 +123,9 @@ class Potential(_Record):
     lineage: Lineage | None = Field(
         None, description="generation, parent run and how the fit started; None: no parent"
     )
+    fit_stop: FitStop | None = Field(
+        None, description="resumed, stopped early, or finished from an interim potential"
+    )
     provenance: Provenance
 
     # -- files --------------------------------------------------------------------------------
@@ -160,6 +164,13 @@ class Potential(_Record):
                 f"the potential in {potential.run_dir} FAILED its safety checks "
                 "(checks_passed: false); use it knowingly: "
                 + "; ".join(f for f in failures if f is not None),
+                UserWarning,
+                stacklevel=2,
+            )
+        if potential.fit_stop is not None and potential.fit_stop.finished_from == "interim":
+            warnings.warn(
+                f"the potential in {potential.run_dir} was finished from the interim potential "
+                f"of an interrupted fit (iteration {potential.fit_stop.stopped_at_iteration})",
                 UserWarning,
                 stacklevel=2,
             )

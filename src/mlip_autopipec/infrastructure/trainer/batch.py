@@ -38,6 +38,7 @@ from mlip_autopipec.infrastructure.trainer.batch_job import (
     JOB_STEPS_JSON,
     JobSteps,
 )
+from mlip_autopipec.infrastructure.trainer.early_stop import early_stop_record
 from mlip_autopipec.infrastructure.trainer.fit_outputs import PACEMAKER_LOG, read_fit
 from mlip_autopipec.infrastructure.trainer.fit_record import measured_cost
 from mlip_autopipec.infrastructure.trainer.pending_run import (
@@ -195,7 +196,8 @@ def wait(trainer: PacemakerTrainer, run_dir: Path) -> Potential:
             predictions = read_fit(prepared, trainer.config.fit)
         # The estimate made before submitting, beside what the job's pacemaker log shows.
         cost = measured_cost(run.path, run.path / PACEMAKER_LOG, record.run.estimate)
-        return trainer.finish(prepared, predictions, result, profile, cost=cost)
+        fit_stop = early_stop_record(run.path / PACEMAKER_LOG)
+        return trainer.finish(prepared, predictions, result, profile, cost=cost, fit_stop=fit_stop)
 
 
 def follow(record: BatchRecord, run_dir: Path, progress: ProgressSink | None) -> JobResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from mlip_autopipec.config.config_model import FitSettings
@@ -13,6 +13,7 @@ from mlip_autopipec.domain_models.potential import FitCost
 from mlip_autopipec.infrastructure.trainer.budget import SizedFit
 from mlip_autopipec.infrastructure.trainer.convergence import loss_trend
 from mlip_autopipec.infrastructure.trainer.pacemaker_log import read_fit_timing
+from mlip_autopipec.infrastructure.trainer.program_steps import JobResult
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,27 @@ def estimated_cost(sized: SizedFit, fit: FitSettings) -> FitCost | None:
         estimate_note=sized.estimate.note or None,
         time_budget_s=fit.time_budget,
     )
+
+
+def cost_of_steps(
+    workdir: Path,
+    log_path: Path,
+    estimated: FitCost | None,
+    result: JobResult,
+    fit_started: datetime,
+    *,
+    batch: bool = False,
+) -> FitCost | None:
+    """What pacemaker's log says the fit of ``result`` cost, beside the estimate (when one
+    was made): a local fit began at ``fit_started`` and took its step's seconds; a batch job's
+    own log says when it began and ended. None when pacemaker's step did not run."""
+    fit = result.outcome("pacemaker")
+    if fit is None or fit.seconds is None:
+        return None
+    if batch:
+        return measured_cost(workdir, log_path, estimated)
+    fit_ended = fit_started + timedelta(seconds=fit.seconds)
+    return measured_cost(workdir, log_path, estimated, fit_started, fit_ended)
 
 
 def measured_cost(

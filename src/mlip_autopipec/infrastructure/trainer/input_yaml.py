@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlip_autopipec.config.config_model import Baseline, LJBaseline, TrainerConfig, ZBLBaseline
 from mlip_autopipec.domain_models.baseline import zbl_pair_cutoffs
 from mlip_autopipec.errors import ConfigurationError
+from mlip_autopipec.infrastructure.trainer.early_stop import early_stopping_keys
 
 INPUT_YAML = "input.yaml"
 
@@ -93,6 +94,10 @@ class FitSection(_Section):
     maxiter: int
     weighting: dict[str, Any] | None = None
     callbacks: list[str] | None = None  # importable names, called after every iteration
+    # pacemaker's early stopping (infrastructure/trainer/early_stop.py)
+    early_stopping_patience: int | None = None
+    min_relative_test_loss_per_iter: float | None = None
+    min_relative_train_loss_per_iter: float | None = None
 
 
 class BackendSection(_Section):
@@ -281,6 +286,7 @@ def build_pacemaker_input(
             weighting=dict(ENERGY_BASED_WEIGHTING, seed=fit.seed)
             if fit.weighting == "energy_based"
             else None,
+            **early_stopping_keys(fit),
         ),
         backend=BackendSection(batch_size=fit.batch_size, display_step=fit.display_step),
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlip_autopipec.config.config_model import TrainerConfig
+from mlip_autopipec.domain_models.baseline import PairPotential
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer.base import (
@@ -69,13 +71,24 @@ def plan_pacemaker_run(
 
 def write_data(dataset: Dataset, plan: DataPlan, path: Path) -> Path:
     """pacemaker's data file of ``dataset``, with the labels the fit sees (residuals)."""
+    return write_fit_data(dataset, plan.reference_energies, plan.baseline_potential, path)
+
+
+def write_fit_data(
+    dataset: Dataset,
+    reference_energies: Mapping[str, float],
+    baseline_potential: PairPotential | None,
+    path: Path,
+) -> Path:
+    """pacemaker's data file of ``dataset`` with the labels the fit sees: shifted by the
+    reference energies (eV), less the baseline (delta learning)."""
     # Delta learning: ACE is fitted to what the baseline leaves of the labels.
     baseline_labels = (
         None
-        if plan.baseline_potential is None
-        else [plan.baseline_potential.energy_and_forces(s.atoms) for s in dataset]
+        if baseline_potential is None
+        else [baseline_potential.energy_and_forces(s.atoms) for s in dataset]
     )
-    frame = dataset_to_dataframe(dataset, plan.reference_energies, baseline_labels)
+    frame = dataset_to_dataframe(dataset, dict(reference_energies), baseline_labels)
     write_data_file(frame, path)
     return path
 

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from mlip_autopipec.analysis.dimers import DIMERS_PNG
@@ -15,6 +15,7 @@ from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_che
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, FailedChecksError
 from mlip_autopipec.infrastructure.trainer.active_set import (
@@ -28,6 +29,7 @@ from mlip_autopipec.infrastructure.trainer.budget import (
     size_fit,
     with_deadline_callback,
 )
+from mlip_autopipec.infrastructure.trainer.early_stop import early_stop_record
 from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
 from mlip_autopipec.infrastructure.trainer.fit_outputs import (
     PACEMAKER_LOG,
@@ -36,12 +38,17 @@ from mlip_autopipec.infrastructure.trainer.fit_outputs import (
     read_fit,
 )
 from mlip_autopipec.infrastructure.trainer.fit_record import (
+    cost_of_steps,
     estimated_cost,
     log_estimate,
-    measured_cost,
     warn_about_test_set,
 )
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
+from mlip_autopipec.infrastructure.trainer.interim import (
+    RESUME_FILES,
+    RunRecord,
+    warn_if_resumable,
+)
 from mlip_autopipec.infrastructure.trainer.outputs import (
     OUTPUT_POTENTIAL_YAML,
     RESULT_FILES,
@@ -82,7 +89,7 @@ from mlip_autopipec.infrastructure.trainer.selection import (
 log = logging.getLogger(__name__)
 
 #: What a new fit must not find stale in its run directory.
-REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET, TEST_SET)
+REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET, TEST_SET, *RESUME_FILES)
 
 
 class PacemakerTrainer(BaseTrainer):
@@ -110,10 +117,13 @@ class PacemakerTrainer(BaseTrainer):
         started = time.monotonic()  # a time budget covers the whole training
         # 1. Check: the programs, the data (the scheduler), before anything is written.
         checked = self.check_inputs(dataset, test_dataset, workdir)
+        warn_if_resumable(workdir)
         with claim_run_directory(workdir, replaces=self.replaced()) as run:
-            # 2. Plan and write the inputs: energy scale, baseline, selection, cost, input.yaml.
+            # 2. Plan and write the inputs: energy scale, baseline, selection, cost, input.yaml
+            #    (and the run's record, which train --resume and finish read).
             budget_from = None if self._batch() else started
             prepared = self.prepare(checked, test_dataset, run.path, budget_from=budget_from)
+            RunRecord(config=self.config, run=prepared.run).save(run.path)
             # 3. Run pacemaker (ended at a time budget's deadline, if any), then pace_activeset:
             #    here, or as one batch job (README, "On a cluster").
             fit_started = datetime.now()  # local time, as pacemaker's log
@@ -121,9 +131,15 @@ class PacemakerTrainer(BaseTrainer):
             result = self._step_runner(checked.profile, prepared).run_steps(steps, run.path)
             # 4. Read the outputs: metadata into the potential, its predictions, the cost.
             predictions = read_fit(prepared, self.config.fit)
-            cost = self._measured_cost(prepared, result, fit_started)
+            estimate, log_path = prepared.run.estimate, run.path / PACEMAKER_LOG
+            cost = cost_of_steps(
+                run.path, log_path, estimate, result, fit_started, batch=self._batch()
+            )
+            fit_stop = early_stop_record(log_path)
             # 5. Check and record: .yace, active set, safety gate, potential.json, report.
-            return self.finish(prepared, predictions, result, checked.profile, cost=cost)
+            return self.finish(
+                prepared, predictions, result, checked.profile, cost=cost, fit_stop=fit_stop
+            )
 
     def check_inputs(
         self, dataset: Dataset, test_dataset: Dataset | None, workdir: Path
@@ -267,9 +283,12 @@ class PacemakerTrainer(BaseTrainer):
         result: JobResult,
         profile: ProgramProfile,
         cost: FitCost | None = None,
+        fit_stop: FitStop | None = None,
     ) -> Potential:
         """Everything after the compute steps (``result``): .yace, active set, record, safety
-        gate, report. ``cost``: the fit's estimated and measured cost, for the record."""
+        gate, report. ``cost``: the fit's estimated and measured cost, for the record;
+        ``fit_stop``: how the fit ended when it was resumed, stopped early or finished from an
+        interim potential."""
         workdir, run = prepared.workdir, prepared.run
         # Convert to .yace, the reference energies as its E0.
         with profile.step("converting to .yace (pace_yaml2yace)"):
@@ -298,6 +317,7 @@ class PacemakerTrainer(BaseTrainer):
             selection=run.selection,
             cost=cost,
             lineage=run.lineage,
+            fit_stop=fit_stop,
             provenance=run.provenance,
         )
         if TEST_PREDICTIONS in predictions:
@@ -364,21 +384,6 @@ class PacemakerTrainer(BaseTrainer):
             log.info("(estimated on this machine: the batch job's node may be faster or slower)")
         profile.plan_iterations(sized.planned_iterations)
         return sized
-
-    def _measured_cost(
-        self, prepared: PreparedRun, result: JobResult, fit_started: datetime
-    ) -> FitCost | None:
-        """What pacemaker's log says the fit cost, beside the estimate (when one was made)."""
-        fit = result.outcome("pacemaker")
-        if fit is None or fit.seconds is None:
-            return None
-        workdir = prepared.workdir
-        if self._batch():  # the job's own log says when the fit started and ended
-            return measured_cost(workdir, workdir / PACEMAKER_LOG, prepared.run.estimate)
-        fit_ended = fit_started + timedelta(seconds=fit.seconds)
-        return measured_cost(
-            workdir, workdir / PACEMAKER_LOG, prepared.run.estimate, fit_started, fit_ended
-        )
 
     def select(self, dataset: Dataset, workdir: Path) -> Selection:
         """D-optimal selection alone (``trainer.active_set``), e.g. before sending structures

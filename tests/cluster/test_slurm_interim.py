@@ -1,0 +1,46 @@
+"""A batch job killed at its time limit leaves pacemaker's interim potential, which resume and
+finish take (a real single-node SLURM, tests/cluster/start_slurm.sh)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ase.io import write
+
+from mlip_autopipec.cli import EXIT_TRAINING_FAILED, main
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.infrastructure.trainer.interim import INTERIM_POTENTIAL, unfinished_run
+from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
+
+from ..conftest import write_executable
+from ..infrastructure.trainer.test_interim import INTERRUPTED_PACEMAKER
+
+pytestmark = pytest.mark.cluster
+
+
+def test_a_job_killed_at_its_time_limit_keeps_the_interim_potential(
+    slurm: str, cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path
+) -> None:
+    # Saves an interim potential after "iteration 7", then sleeps beyond the 1-minute limit.
+    write_executable(fake_pacemaker / "pacemaker", INTERRUPTED_PACEMAKER)
+    data = tmp_path / "data.extxyz"
+    write(data, cu_pt_dataset.to_atoms(), format="extxyz")
+    execution = {"type": "slurm", "queue": slurm, "time_limit": "00:01:00", "cpus": 1}
+    execution["poll_seconds"] = 1.0
+    trainer = {"type": "pacemaker", "cutoff": 5.0, "execution": execution}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"trainer": trainer}))
+    out = tmp_path / "run"
+
+    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out)])
+
+    assert code == EXIT_TRAINING_FAILED
+    assert BatchRecord.load(out).outcome == "failed"
+    assert (out / INTERIM_POTENTIAL).is_file()
+    assert not (out / "potential.json").exists() and not (out / "potential.yace").exists()
+    # resume and finish read the batch run's record; they would run on this machine.
+    unfinished = unfinished_run(out, "finish")
+    assert unfinished.iterations_done == 7
+    assert unfinished.config.execution.type == "slurm"
