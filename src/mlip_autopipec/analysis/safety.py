@@ -15,6 +15,8 @@ from ase.calculators.calculator import BaseCalculator
 from mlip_autopipec.analysis.dimers import check_short_range
 from mlip_autopipec.domain_models.checks import CompressionCheck, DimerCheck
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.errors import FailedChecksError
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +166,41 @@ def failed_checks_message(failures: Sequence[str], run_dir: Path) -> str:
         "to use it anyway, pass --accept-failed-checks (trainer.accept_failed_checks: true).",
     ]
     return "\n".join(lines)
+
+
+def gate_potential(
+    potential: Potential,
+    shortest_distances: Mapping[tuple[str, str], float],
+    training_set: Dataset,
+    dimers_png: Path,
+) -> tuple[Potential, SafetyReport]:
+    """The safety gate on the deployed ``potential`` (ACE + baseline): isolated dimers of
+    every element pair and training structures compressed to 0.6 of their volume. Returns the
+    potential with the checks recorded (``checks_passed``), and the report."""
+    safety = run_safety_checks(
+        potential.ase_calculator,
+        potential.elements,
+        potential.cutoff,
+        shortest_distances,
+        training_set,
+        dimers_png,
+    )
+    checked = potential.model_copy(
+        update={
+            "dimer_checks": safety.dimer_checks,
+            "compression_checks": safety.compression_checks,
+            "checks_passed": safety.passed,
+        }
+    )
+    return checked, safety
+
+
+def refuse_failed(safety: SafetyReport, run_dir: Path, *, accept: bool) -> None:
+    """A potential that failed the gate is not shipped silently: FailedChecksError, or with
+    ``accept`` (``accept_failed_checks``) a warning."""
+    if safety.passed is not False:
+        return
+    message = failed_checks_message(safety.failures, run_dir)
+    if not accept:
+        raise FailedChecksError(message, failures=safety.failures, workdir=run_dir)
+    log.warning("%s\naccepted (accept_failed_checks)", message)

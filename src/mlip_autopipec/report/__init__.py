@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from mlip_autopipec.files import atomic_path
@@ -49,7 +50,10 @@ __all__ = [
     "REPORT_DIR",
     "REPORT_HTML",
     "build_report",
+    "build_report_or_warn",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Our report's folder in the run directory; pacemaker writes its own PNGs into ``report/``.
 REPORT_DIR = Path("report") / "mlip_autopipec"
@@ -105,6 +109,18 @@ def build_report(run_dir: Path, *, compute_dimers: bool = False) -> Path:
     html_path = out / REPORT_HTML
     _write_utf8(html_path, render_html(report, potential, metrics))
     return html_path
+
+
+def build_report_or_warn(run_dir: Path) -> Path | None:
+    """``build_report`` after a fit: a failure (plotting, a missing file) is logged as a
+    warning and returns None; a finished potential stands without its report."""
+    try:
+        path = build_report(run_dir)
+    except Exception as error:
+        log.warning("no training report for %s: %s", run_dir, error)
+        return None
+    log.info("training report: %s", path)
+    return path
 
 
 def _write_utf8(path: Path, text: str) -> None:

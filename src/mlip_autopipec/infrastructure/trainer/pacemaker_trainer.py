@@ -11,13 +11,13 @@ from datetime import datetime
 from pathlib import Path
 
 from mlip_autopipec.analysis.dimers import DIMERS_PNG
-from mlip_autopipec.analysis.safety import failed_checks_message, run_safety_checks
+from mlip_autopipec.analysis.safety import gate_potential, refuse_failed
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
-from mlip_autopipec.errors import ConfigurationError, FailedChecksError
+from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer.active_set import (
     ACTIVE_SET,
     active_set_of,
@@ -323,23 +323,10 @@ class PacemakerTrainer(BaseTrainer):
         if TEST_PREDICTIONS in predictions:
             warn_about_test_set(predictions[TEST_PREDICTIONS].symbols.tolist(), potential.elements)
 
-        # The safety gate on the deployed potential (ACE + baseline): isolated dimers of
-        # every element pair, and training structures compressed to 0.6 of their volume.
+        # The safety gate on the deployed potential (ACE + baseline): dimers, compression.
         with profile.step("safety checks (dimers, compression)"):
-            safety = run_safety_checks(
-                potential.ase_calculator,
-                potential.elements,
-                potential.cutoff,
-                run.distances(),
-                prepared.training_set,
-                workdir / DIMERS_PNG,
-            )
-            potential = potential.model_copy(
-                update={
-                    "dimer_checks": safety.dimer_checks,
-                    "compression_checks": safety.compression_checks,
-                    "checks_passed": safety.passed,
-                }
+            potential, safety = gate_potential(
+                potential, run.distances(), prepared.training_set, workdir / DIMERS_PNG
             )
 
         # potential.json is written last: it marks a finished run (checks_passed says
@@ -347,15 +334,12 @@ class PacemakerTrainer(BaseTrainer):
         potential.save()
 
         # The training report; a finished potential stands without it.
-        with profile.step("training report"):
-            self._report(workdir)
+        from mlip_autopipec.report import build_report_or_warn  # the report imports this package
 
-        # A potential that failed the gate is not shipped silently.
-        if safety.passed is False:
-            message = failed_checks_message(safety.failures, workdir)
-            if not self.config.accept_failed_checks:
-                raise FailedChecksError(message, failures=safety.failures, workdir=workdir)
-            log.warning("%s\naccepted (accept_failed_checks)", message)
+        with profile.step("training report"):
+            build_report_or_warn(workdir)
+
+        refuse_failed(safety, workdir, accept=self.config.accept_failed_checks)
         return potential
 
     def _size_fit(
@@ -416,13 +400,3 @@ class PacemakerTrainer(BaseTrainer):
         return select_structures(
             dataset, inputs, wanted=wanted, settings=settings, workdir=workdir, profile=profile
         )
-
-    @staticmethod
-    def _report(workdir: Path) -> None:
-        # Imported here: the report module imports this package.
-        from mlip_autopipec.report import build_report
-
-        try:
-            log.info("training report: %s", build_report(workdir))
-        except Exception as error:  # a plotting failure must not lose a finished potential
-            log.warning("no training report for %s: %s", workdir, error)
