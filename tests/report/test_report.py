@@ -28,6 +28,7 @@ from mlip_autopipec.report import (
     PARITY_FORCES_PNG,
     REPORT_DIR,
     build_report,
+    build_report_or_warn,
 )
 
 RECORDED_RUN = Path(__file__).parents[1] / "data" / "recorded_run"
@@ -175,3 +176,16 @@ def test_iterations_run_on_through_later_fit_cycles(run_dir: Path) -> None:
 
     assert iterations[-1] == 300 + 1 + 300
     assert iterations == sorted(iterations)
+
+
+def test_a_report_that_fails_after_a_fit_is_a_warning_not_an_error(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert build_report_or_warn(run_dir) == run_dir / REPORT_DIR / "report.html"
+
+    def broken_plot(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("no display")
+
+    monkeypatch.setattr("mlip_autopipec.report.render_html", broken_plot)
+    assert build_report_or_warn(run_dir) is None
+    assert f"no training report for {run_dir}: no display" in caplog.text
