@@ -304,7 +304,7 @@ def _run_command(args: argparse.Namespace) -> int:
         dataset = read_data(args.data, args.trust_pickle)
         test_dataset = None if args.test_data is None else read_data(args.test_data, False)
         if args.previous is not None:
-            return history.train_next_generation(
+            return training.train_next_generation(
                 config, dataset, args, progress_reporter(config, args)
             )
         if args.detach:

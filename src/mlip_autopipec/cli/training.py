@@ -1,4 +1,4 @@
-"""The CLI's commands that fit or select: ``train``, ``demo`` and ``select``."""
+"""The CLI's commands that fit or select: ``train`` (``--previous`` too), ``demo``, ``select``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlip_autopipec.cli.common import EXIT_OK, log, progress_reporter, read_data
+from mlip_autopipec.cli.common import EXIT_OK, UsageError, log, progress_reporter, read_data
 from mlip_autopipec.cli.summary import summary
 from mlip_autopipec.config.config_model import TrainerConfig, load_config, parse_config
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.report.history import load_finished
 
 if TYPE_CHECKING:
     from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
@@ -84,4 +85,28 @@ def select(args: argparse.Namespace) -> int:
         f"selected {selection.n_selected} of {selection.n_total} structures "
         f"({selection.n_atoms} atoms): {out}"
     )
+    return EXIT_OK
+
+
+def train_next_generation(
+    config: TrainerConfig,
+    dataset: Dataset,
+    args: argparse.Namespace,
+    progress: ProgressSink | None,
+) -> int:
+    """``train --previous RUN_DIR``: the next generation of RUN_DIR's potential."""
+    from mlip_autopipec.infrastructure.trainer import create_trainer
+
+    if args.detach or args.test_data is not None:
+        option = "--detach" if args.detach else "--test-data"
+        raise UsageError(
+            f"{option} and --previous cannot be combined: a next generation runs here, and its "
+            "test set is the parent's plus a share (fit.test_size) of the new structures"
+        )
+    previous = load_finished(args.previous)
+    log.info("%s", dataset)
+    started = time.perf_counter()
+    trainer = create_trainer(config, on_output_line=progress)
+    potential = trainer.train(dataset, args.out, previous=previous)
+    print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK
