@@ -12,6 +12,7 @@ from pathlib import Path
 from mlip_autopipec import __version__
 from mlip_autopipec.cli import analysis, batch, history, resume, training
 from mlip_autopipec.cli.common import (
+    ACCEPT_FAILED_CHECKS_HELP,
     EXIT_BAD_INPUT,
     EXIT_FAILED_CHECKS,
     EXIT_INTERRUPTED,
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--accept-failed-checks",
         action="store_true",
-        help="keep a potential that fails the safety checks (dimers, compression): exit 0",
+        help=ACCEPT_FAILED_CHECKS_HELP,
     )
     train.add_argument(
         "--detach",

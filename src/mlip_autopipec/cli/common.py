@@ -28,6 +28,9 @@ TRUST_PICKLE_HELP = (
     "read DATA even if it is a pickle (pacemaker's .pckl.gzip). A pickle can run any code "
     "when it is read: give this only for files you made yourself or fully trust"
 )
+ACCEPT_FAILED_CHECKS_HELP = (
+    "keep a potential that fails the safety checks (dimers, compression): exit 0"
+)
 
 log = logging.getLogger("mlip_autopipec")
 

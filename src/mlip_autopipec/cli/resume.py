@@ -6,7 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
-from mlip_autopipec.cli.common import EXIT_OK, UsageError, progress_reporter
+from mlip_autopipec.cli.common import (
+    ACCEPT_FAILED_CHECKS_HELP,
+    EXIT_OK,
+    UsageError,
+    progress_reporter,
+)
 from mlip_autopipec.cli.summary import summary
 from mlip_autopipec.config.config_model import load_config
 
@@ -27,7 +32,7 @@ def add_finish_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     finish.add_argument(
         "--accept-failed-checks",
         action="store_true",
-        help="keep a potential that fails the safety checks (dimers, compression): exit 0",
+        help=ACCEPT_FAILED_CHECKS_HELP,
     )
 
 
