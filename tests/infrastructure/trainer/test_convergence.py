@@ -22,7 +22,9 @@ def test_a_loss_still_falling_is_reported_with_what_more_iterations_would_give()
     assert 0.3 < trend.doubling_gain < 0.6  # about half for a loss falling as 1/n
     message = trend.message(seconds_per_iteration=2.0, fit_s=260.0)
     assert "still falling by 20% over the last 20 of 100 iterations" in message
-    assert "fit.maxiter: 200" in message and "time_budget: 7m40s" in message
+    assert "fit.maxiter: 200" in message and "fit.time_budget: 7m40s" in message
+    continued = trend.message(2.0, 260.0, maxiter_setting="fit.upfit_maxiter")
+    assert "fit.upfit_maxiter: 200" in continued and "fit.maxiter" not in continued
 
 
 def test_a_flat_loss_is_not_reported() -> None:

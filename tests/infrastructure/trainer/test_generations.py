@@ -24,6 +24,7 @@ from mlip_autopipec.infrastructure.trainer.generations import (
     inherited_config,
 )
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
+from mlip_autopipec.infrastructure.trainer.interim import RUN_RECORD, RunRecord
 from mlip_autopipec.infrastructure.trainer.outputs import TRAIN_METRICS_TXT
 from mlip_autopipec.infrastructure.trainer.pending_run import TEST_SET
 from mlip_autopipec.infrastructure.trainer.previous_run import read_previous_run
@@ -127,6 +128,11 @@ def test_an_upfit_starts_from_the_parents_coefficients(chain: dict) -> None:  # 
     )
     assert gen1.cost is not None and gen1.cost.iterations is not None
     assert gen1.cost.iterations <= 3  # fit.upfit_maxiter
+    # ... which is what a "still improving" hint names for it, fit.maxiter for the parent.
+    record = RunRecord.model_validate_json((run_dir / RUN_RECORD).read_text())
+    assert record.run.maxiter_setting == "fit.upfit_maxiter"
+    parent_record = (chain["parent"].run_dir / RUN_RECORD).read_text()
+    assert RunRecord.model_validate_json(parent_record).run.maxiter_setting == "fit.maxiter"
     first = _metrics(run_dir)[0]
     parent_last = _metrics(chain["parent"].run_dir)[-1]
     # The regularisation depends on the coefficients only: the parent's final ones.

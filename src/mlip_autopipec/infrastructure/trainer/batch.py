@@ -195,7 +195,12 @@ def wait(trainer: PacemakerTrainer, run_dir: Path) -> Potential:
         with profile.step("reading pacemaker's results"):
             predictions = read_fit(prepared, trainer.config.fit)
         # The estimate made before submitting, beside what the job's pacemaker log shows.
-        cost = measured_cost(run.path, run.path / PACEMAKER_LOG, record.run.estimate)
+        cost = measured_cost(
+            run.path,
+            run.path / PACEMAKER_LOG,
+            record.run.estimate,
+            maxiter_setting=record.run.maxiter_setting,
+        )
         fit_stop = early_stop_record(run.path / PACEMAKER_LOG)
         return trainer.finish(prepared, predictions, result, profile, cost=cost, fit_stop=fit_stop)
 

@@ -34,8 +34,15 @@ class StillImproving:
         exponent = -math.log(1.0 - self.drop) / math.log(self.last_iteration / self.from_iteration)
         return float(1.0 - 2.0 ** (-exponent))
 
-    def message(self, seconds_per_iteration: float | None, fit_s: float | None) -> str:
-        """What to tell the user, with the budget that would help when the cost is known."""
+    def message(
+        self,
+        seconds_per_iteration: float | None,
+        fit_s: float | None,
+        maxiter_setting: str = "fit.maxiter",
+    ) -> str:
+        """What to tell the user, with the ``maxiter_setting`` (fit.maxiter, or
+        fit.upfit_maxiter for a continued fit) or budget that would help when the cost is
+        known."""
         text = (
             f"the fit had not converged: the {self.subset} loss was still falling by "
             f"{self.drop:.0%} over the last {self.last_iteration - self.from_iteration} of "
@@ -45,7 +52,7 @@ class StillImproving:
         if seconds_per_iteration is not None and fit_s is not None:
             budget = fit_s + self.last_iteration * seconds_per_iteration
             text += (
-                f" (fit.maxiter: {2 * self.last_iteration} or time_budget: "
+                f" ({maxiter_setting}: {2 * self.last_iteration} or fit.time_budget: "
                 f"{format_duration(budget)})"
             )
         return text

@@ -46,6 +46,7 @@ def cost_of_steps(
     fit_started: datetime,
     *,
     batch: bool = False,
+    maxiter_setting: str = "fit.maxiter",
 ) -> FitCost | None:
     """What pacemaker's log says the fit of ``result`` cost, beside the estimate (when one
     was made): a local fit began at ``fit_started`` and took its step's seconds; a batch job's
@@ -54,9 +55,11 @@ def cost_of_steps(
     if fit is None or fit.seconds is None:
         return None
     if batch:
-        return measured_cost(workdir, log_path, estimated)
+        return measured_cost(workdir, log_path, estimated, maxiter_setting=maxiter_setting)
     fit_ended = fit_started + timedelta(seconds=fit.seconds)
-    return measured_cost(workdir, log_path, estimated, fit_started, fit_ended)
+    return measured_cost(
+        workdir, log_path, estimated, fit_started, fit_ended, maxiter_setting=maxiter_setting
+    )
 
 
 def measured_cost(
@@ -65,11 +68,14 @@ def measured_cost(
     estimated: FitCost | None,
     fit_started: datetime | None = None,
     fit_ended: datetime | None = None,
+    *,
+    maxiter_setting: str = "fit.maxiter",
 ) -> FitCost | None:
     """The estimate beside what pacemaker's log says the fit cost (it started at
     ``fit_started`` and ended at ``fit_ended``, default now, local time as in the log; None:
     at the log's first line, as for a batch job, and ended at the log's last record); warns
-    when the loss was still falling at the end. None when nothing was estimated."""
+    when the loss was still falling at the end, naming ``maxiter_setting`` as what would let
+    it go on. None when nothing was estimated."""
     timing = read_fit_timing(log_path)
     if fit_started is not None:
         fit_s: float | None = ((fit_ended or datetime.now()) - fit_started).total_seconds()
@@ -89,7 +95,7 @@ def measured_cost(
     trend = loss_trend(workdir)
     still_improving = None
     if trend is not None:
-        still_improving = trend.message(timing.seconds_per_iteration, fit_s)
+        still_improving = trend.message(timing.seconds_per_iteration, fit_s, maxiter_setting)
         log.warning("%s", still_improving)
     if timing.stopped_at_budget:
         log.warning(

@@ -54,6 +54,13 @@ class PendingRun(BaseModel):
     #: A next generation: where it comes from (None: a fit without a parent).
     lineage: Lineage | None = None
 
+    @property
+    def maxiter_setting(self) -> str:
+        """The setting that bounds this fit's iterations: fit.upfit_maxiter when it continues
+        from the parent's potential, else fit.maxiter."""
+        continued = self.lineage is not None and self.lineage.fitted_from != "fresh"
+        return "fit.upfit_maxiter" if continued else "fit.maxiter"
+
     def distances(self) -> dict[tuple[str, str], float]:
         """Shortest distance (Å) of each element pair in the data."""
         return {(a, b): distance for a, b, distance in self.shortest_distances}
