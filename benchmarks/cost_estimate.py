@@ -6,11 +6,11 @@ Usage:
 
 1. Estimate vs actual: three datasets (300 structures of Cu-II; 300 frames of ethanol MD by
    GFN2-xTB, tblite; 100 Cu-Ni-Pd EMT cells of 4 to 48 atoms) with two basis sizes each are
-   fitted for ``--maxiter`` iterations, the basis always timed on the data before the fit
-   (``budget.PROBE_SHARE`` lifted: by default it is timed only when that is cheap against the
-   fit). For each: the seconds per loss evaluation and per iteration and the start-up
-   estimated before the fit beside what pacemaker's log shows, and what the model (the
-   fallback) would have said.
+   fitted for ``--maxiter`` iterations, the cost always measured before the fit (pacemaker's
+   short fit of a sample, ``cost_probe.py``; ``budget.PROBE_SHARE`` lifted: by default it runs
+   only when that is cheap against the fit). For each: the seconds per iteration and the
+   start-up estimated before the fit beside what pacemaker's log shows, and what the model
+   (the fallback) would have said.
 2. Budget: the demo's EMT Cu-Pt set is fitted with ``fit.time_budget`` (basis left open, the
    default rules for measuring) and the wall time of the whole training is printed against
    the budget.
@@ -73,8 +73,8 @@ def estimate_vs_actual(data: dict[str, Dataset], maxiter: int, workdir: Path) ->
     print(f"1. estimate vs actual, {maxiter} iterations, test_size 0.1, {os.cpu_count()} cores")
     print(
         f"{'data':<9} {'atoms':>5} {'f/el':>4} {'funcs':>5} {'probe s':>7} "
-        f"{'s/ev est':>8} {'s/ev act':>8} {'ratio':>5} {'s/it est':>8} {'s/it act':>8} "
-        f"{'ratio':>5} {'model':>6} {'ratio':>5} {'start est':>9} {'act':>4} {'load':>4}"
+        f"{'s/it est':>8} {'s/it act':>8} {'ratio':>5} {'model':>6} {'ratio':>5} "
+        f"{'start est':>9} {'act':>4} {'load':>4}"
     )
     for name, dataset in data.items():
         for functions in SIZES[name]:
@@ -95,18 +95,12 @@ def estimate_vs_actual(data: dict[str, Dataset], maxiter: int, workdir: Path) ->
                 potential = create_trainer(config).train(dataset, run)
             fit_cost = potential.cost
             assert fit_cost is not None and fit_cost.s_per_iteration is not None
-            timing = read_fit_timing(run / "pacemaker.log")
             model = _model(run)
             estimated = fit_cost.estimated_s_per_iteration
-            per_evaluation = estimated / cost.EVALS_PER_ITERATION
-            if fit_cost.estimate_method != "measured":
-                per_evaluation = float("nan")
-            actual_evaluation = timing.seconds_per_evaluation or float("nan")
             probe_s = _probe_seconds(fit_cost.estimate_note)
             print(
                 f"{name:<9} {dataset.n_atoms:5d} {functions:4d} "
-                f"{_total_functions(run):5d} {probe_s:7.0f} {per_evaluation:8.3f} "
-                f"{actual_evaluation:8.3f} {actual_evaluation / per_evaluation:5.2f} "
+                f"{_total_functions(run):5d} {probe_s:7.0f} "
                 f"{estimated:8.3f} {fit_cost.s_per_iteration:8.3f} "
                 f"{fit_cost.s_per_iteration / estimated:5.2f} {model:6.3f} "
                 f"{fit_cost.s_per_iteration / model:5.2f} "
@@ -129,10 +123,10 @@ def _model(run: Path) -> float:
 
 
 def _probe_seconds(note: str | None) -> float:
-    """The probe's wall time from the estimate's note ('... timed in 41 s')."""
-    if not note or "timed in " not in note:
+    """The probe's wall time from the estimate's note ('... functions, in 41 s')."""
+    if not note or "functions, in " not in note:
         return float("nan")
-    return float(note.split("timed in ")[1].split(" s")[0])
+    return float(note.split("functions, in ")[1].split(" s")[0])
 
 
 def _total_functions(run: Path) -> int:

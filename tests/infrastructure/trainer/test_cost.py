@@ -73,6 +73,12 @@ def test_the_cost_follows_the_data_the_basis_and_the_threads(
     assert busy.seconds_per_iteration == pytest.approx(4 * estimate.seconds_per_iteration)
     fewer = estimate_cost(potential, cu_pt_dataset[:4], test_size=0.25, threads=1)
     assert fewer.seconds_per_iteration < busy.seconds_per_iteration
+    # A batch job's 16 cores are its own: this machine's load and cores do not count.
+    job = estimate_cost(potential, cu_pt_dataset, test_size=0.25, threads=16, cores=16)
+    assert job.contention == 1.0
+    assert job.seconds_per_iteration == pytest.approx(estimate.seconds_per_iteration / 16)
+    crowded = estimate_cost(potential, cu_pt_dataset, test_size=0.25, threads=32, cores=16)
+    assert crowded.contention == 2.0
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The measured cost estimate: the basis timed on the data, and the model when it cannot be."""
+"""The measured cost estimate: pacemaker fits a sample; the model when it cannot."""
 
 from __future__ import annotations
 
@@ -10,20 +10,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ase.neighborlist import neighbor_list
+import yaml
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, budget, cost
+from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.budget import size_fit
 from mlip_autopipec.infrastructure.trainer.cost_probe import (
+    PROBE_ITERATIONS,
+    PROBE_TEST_SIZE,
     ProbeTiming,
     ProbeUnavailable,
-    probe_interpreter,
+    check_pacemaker,
+    probe_input,
     run_probe,
 )
-from mlip_autopipec.infrastructure.trainer.profile import program_environment
+from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile, program_environment
 from mlip_autopipec.infrastructure.trainer.runner import resolve_executable
+
+CONFIG = {
+    "type": "pacemaker",
+    "cutoff": 4.5,
+    "threads": 1,
+    "ace_params": {"number_of_functions_per_element": 4},
+}
 
 
 def write_executable(path: Path, body: str) -> Path:
@@ -33,16 +44,13 @@ def write_executable(path: Path, body: str) -> Path:
     return path
 
 
+def _profile(pacemaker: str) -> ProgramProfile:
+    config = parse_trainer_config(CONFIG)
+    return ProgramProfile({"pacemaker": pacemaker}, program_environment(config))
+
+
 def _sized(dataset: Dataset, pacemaker: str, **fit: Any) -> budget.SizedFit:
-    config = parse_trainer_config(
-        {
-            "type": "pacemaker",
-            "cutoff": 4.5,
-            "threads": 1,
-            "ace_params": {"number_of_functions_per_element": 4},
-            "fit": fit,
-        }
-    )
+    config = parse_trainer_config({**CONFIG, "fit": fit})
     plan = PacemakerTrainer(config).plan_run(dataset)
     return size_fit(
         plan.pacemaker_input,
@@ -50,13 +58,12 @@ def _sized(dataset: Dataset, pacemaker: str, **fit: Any) -> budget.SizedFit:
         config.fit,
         basis_given=True,
         threads=1,
-        pacemaker=pacemaker,
-        environment=program_environment(config),
+        profile=_profile(pacemaker),
     )
 
 
 @pytest.mark.requires_pacemaker
-def test_the_basis_is_timed_on_the_data_and_scaled_to_the_training_set(
+def test_pacemaker_fits_a_sample_and_its_timing_is_scaled_to_the_training_set(
     cu_pt_dataset: Dataset, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(budget, "PROBE_SHARE", math.inf)  # a tiny fit: measure all the same
@@ -70,46 +77,57 @@ def test_the_basis_is_timed_on_the_data_and_scaled_to_the_training_set(
     caplog.set_level(logging.INFO)
     sized = _sized(cu_pt_dataset, resolve_executable("pacemaker"), maxiter=50, test_size=0.25)
 
-    assert "measuring the cost of an iteration" in caplog.text
+    assert "pacemaker fits a sample of the data" in caplog.text
     (probe,) = probes
-    sample = cost.sample_structures(cu_pt_dataset, 0)
-    assert probe.sample_structures == len(sample) == len(cu_pt_dataset)  # fewer atoms than 400
+    assert probe.sample_structures == len(cu_pt_dataset)  # fewer atoms than the sample's
     assert probe.sample_atoms == cu_pt_dataset.n_atoms
-    assert probe.sample_pairs == sum(len(neighbor_list("i", a, 4.5)) for a in sample)
     assert probe.total_functions == 8  # 4 per element, two elements
-    assert probe.seconds_one_batch > 0 and probe.seconds_per_structure_batches > 0
+    # pacemaker's own timer: µs per atom, well below a second for 8 functions
+    assert 0 < probe.evaluation_s_per_atom < 1e-2
+    assert probe.step_s >= 0
     assert 0 < probe.startup_s < probe.wall_s
 
     estimate = sized.estimate
     assert estimate is not None and estimate.method == "measured"
-    assert f"{probe.sample_atoms} atoms of the data" in estimate.note
-    fitted_pairs = estimate.fitted_atoms * probe.sample_pairs / probe.sample_atoms
-    batches = math.ceil(len(cu_pt_dataset) * 0.75 / 100)
+    assert f"pacemaker fitted {probe.sample_atoms} atoms" in estimate.note
     assert estimate.seconds_per_iteration == pytest.approx(
-        cost.EVALS_PER_ITERATION
-        * (batches * probe.seconds_per_batch + fitted_pairs * probe.seconds_per_pair)
+        cost.EVALS_PER_ITERATION * probe.evaluation_s_per_atom * estimate.fitted_atoms
+        + probe.step_s
     )
+    assert estimate.startup_s == pytest.approx(probe.startup_s)  # the sample is all the data
     assert "; measured: " in estimate.describe(50)
 
 
-def test_probe_timing_separates_pairs_from_batches() -> None:
-    probe = ProbeTiming(11, 400, 20000, 80, 0.5, 1.5, 30.0, 8.0, 40.0)
-    assert probe.seconds_per_batch == pytest.approx(0.1)  # 1 s more for 10 more batches
-    assert probe.seconds_per_pair == pytest.approx(0.4 / 20000)
-    noisy = ProbeTiming(11, 400, 20000, 80, 0.5, 0.4, 30.0, 8.0, 40.0)
-    assert noisy.seconds_per_batch == 0.0 and noisy.seconds_per_pair == pytest.approx(0.5 / 20000)
+def test_the_probes_input_is_the_fits_with_the_sample_and_a_few_iterations(
+    cu_pt_dataset: Dataset,
+) -> None:
+    config = parse_trainer_config(
+        {**CONFIG, "fit": {"maxiter": 900, "early_stop_patience": 3, "test_size": 0.2}}
+    )
+    fit_input = PacemakerTrainer(config).plan_run(cu_pt_dataset).pacemaker_input
+    fit_input = budget.with_deadline_callback(fit_input)
+    probed = probe_input(fit_input, with_test_set=True).to_yaml_dict()
+    expected = fit_input.to_yaml_dict()
+    assert probed["potential"] == expected["potential"]  # the basis that will be fitted
+    assert probed["fit"]["loss"] == expected["fit"]["loss"]
+    assert probed["backend"]["batch_size"] == expected["backend"]["batch_size"]
+    assert probed["fit"]["maxiter"] == PROBE_ITERATIONS
+    assert "callbacks" not in probed["fit"] and "early_stopping_patience" not in probed["fit"]
+    assert probed["data"] == {"filename": DATA_FILE, "test_size": PROBE_TEST_SIZE}
+    assert probed["backend"]["display_step"] > PROBE_ITERATIONS  # one test evaluation only
+    without = probe_input(fit_input, with_test_set=False).to_yaml_dict()
+    assert without["data"] == {"filename": DATA_FILE}
+    yaml.safe_dump(probed)  # plain data, as written
 
 
 def test_only_python_aces_pacemaker_is_probed(tmp_path: Path) -> None:
     fake = write_executable(tmp_path / "pacemaker", "import sys\nsys.exit(0)\n")
     with pytest.raises(ProbeUnavailable, match="not python-ace's pacemaker"):
-        probe_interpreter(str(fake))
-    wrapper = tmp_path / "wrapped"
-    wrapper.write_text("#!/bin/sh\nexec python -c 'import pyace' \"$@\"\n")
-    with pytest.raises(ProbeUnavailable, match="not run by a plain Python"):
-        probe_interpreter(str(wrapper))
+        check_pacemaker(str(fake))
+    with pytest.raises(ProbeUnavailable, match="cannot read"):
+        check_pacemaker(str(tmp_path / "missing"))
     real_like = write_executable(tmp_path / "pace", "from pyace.cli.pacemaker import main\n")
-    assert probe_interpreter(str(real_like)) == sys.executable
+    check_pacemaker(str(real_like))
 
 
 @pytest.mark.requires_pacemaker  # the model counts pyace's functions
@@ -126,13 +144,13 @@ def test_a_fake_pacemaker_gets_the_model_and_says_why(
 
 @pytest.mark.requires_pacemaker  # the model counts pyace's functions
 def test_a_probe_dearer_than_its_share_of_the_fit_is_not_run(
-    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cu_pt_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def never(*args: Any, **kwargs: Any) -> ProbeTiming:
         raise AssertionError("the probe ran")
 
     monkeypatch.setattr(budget, "run_probe", never)
-    sized = _sized(cu_pt_dataset, resolve_executable(sys.executable), maxiter=5)
+    sized = _sized(cu_pt_dataset, resolve_executable("pacemaker"), maxiter=5)
     assert sized.estimate is not None and sized.estimate.method == "model"
     assert "more than 10% of the fit" in sized.estimate.note
 
@@ -145,20 +163,26 @@ def test_a_failing_or_slow_probe_falls_back_to_the_model(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(budget, "PROBE_SHARE", math.inf)
-    broken = write_executable(tmp_path / "python3", "import sys\nsys.exit('no tensorflow here')\n")
-    monkeypatch.setattr(budget, "probe_interpreter", lambda pacemaker: str(broken))
-    sized = _sized(cu_pt_dataset, "pacemaker", maxiter=50)
+    broken = write_executable(
+        tmp_path / "pacemaker", "import sys  # pyace\nsys.exit('no tensorflow here')\n"
+    )
+    sized = _sized(cu_pt_dataset, str(broken), maxiter=50)
     assert sized.estimate is not None and sized.estimate.method == "model"
     assert "no tensorflow here" in sized.estimate.note
     assert "the cost could not be measured" in caplog.text
 
-    slow = write_executable(tmp_path / "python_slow", "import time\ntime.sleep(60)\n")
+    silent = write_executable(tmp_path / "pace_silent", "# pyace: logs no iteration\n")
+    with pytest.raises(ProbeUnavailable, match="too few iterations"):
+        run_probe(_profile(str(silent)), _fit_input(cu_pt_dataset), cu_pt_dataset, **SMALL)
+    slow = write_executable(tmp_path / "pace_slow", "import time  # pyace\ntime.sleep(60)\n")
     with pytest.raises(ProbeUnavailable, match="time limit"):
         run_probe(
-            str(slow),
-            {"elements": ["Cu"]},
-            list(cu_pt_dataset.to_atoms()[:1]),
-            kappa=0.5,
-            environment={},
-            time_limit_s=1.0,
+            _profile(str(slow)), _fit_input(cu_pt_dataset), cu_pt_dataset, **SMALL, time_limit_s=1
         )
+
+
+SMALL: dict[str, Any] = {"total_functions": 8, "with_test_set": False}
+
+
+def _fit_input(dataset: Dataset) -> Any:
+    return PacemakerTrainer(parse_trainer_config(CONFIG)).plan_run(dataset).pacemaker_input

@@ -254,6 +254,20 @@ def test_only_the_last_run_counts_and_the_stop_is_seen(tmp_path: Path) -> None:
     assert timing.stopped_at_budget
 
 
+def test_the_evaluation_per_atom_is_pacemakers_median_without_the_initial_state(
+    tmp_path: Path,
+) -> None:
+    lines = ["=== 2026-11-29T07:00:00 running in /run: pacemaker input.yaml"]
+    initial = ONE_LINE.replace("Iteration   #{n}    (3 evals)", "Initial state:#0    (1 evals)")
+    lines.append(f"2026-11-29 07:00:29,000{PREFIX}" + initial.replace("116.20", "9000.00"))
+    for n, micro in ((1, "100.00"), (2, "140.00"), (3, "120.00")):
+        line = ONE_LINE.format(n=n).replace("116.20", micro)
+        lines.append(f"2026-11-29 07:00:3{n},000{PREFIX}" + line)
+    timing = read_fit_timing(_log(tmp_path, lines))
+    assert timing.evaluation_s_per_atom == pytest.approx(120e-6)  # µs/atom, tracing left out
+
+
 def test_a_log_without_iterations_measures_nothing(tmp_path: Path) -> None:
     timing = read_fit_timing(_log(tmp_path, ["=== 2026-11-29T07:00:00 running in /run: x"]))
     assert timing.iterations == 0 and timing.seconds_per_iteration is None
+    assert timing.evaluation_s_per_atom is None

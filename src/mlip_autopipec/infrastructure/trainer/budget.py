@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlip_autopipec.config.config_model import FitSettings
@@ -15,18 +14,20 @@ from mlip_autopipec.infrastructure.trainer.cost import (
     MIN_BUDGET_ITERATIONS,
     CostEstimate,
     estimate_cost,
-    sample_structures,
+    sample_indices,
 )
 from mlip_autopipec.infrastructure.trainer.cost_probe import (
+    PROBE_ITERATIONS,
     PROBE_SAMPLE_ATOMS,
     PROBE_TIME_LIMIT_S,
     ProbeTiming,
     ProbeUnavailable,
-    probe_interpreter,
+    check_pacemaker,
     run_probe,
 )
 from mlip_autopipec.infrastructure.trainer.fit_deadline import CALLBACK_NAME
 from mlip_autopipec.infrastructure.trainer.input_yaml import MIN_FUNCTIONS_PER_BLOCK, PacemakerInput
+from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +60,27 @@ def size_fit(
     basis_given: bool,
     threads: int,
     elapsed_s: float = 0.0,
-    pacemaker: str | None = None,
-    environment: Mapping[str, str] | None = None,
+    profile: ProgramProfile | None = None,
+    cores: int | None = None,
 ) -> SizedFit:
     """Estimate the cost; with ``fit.time_budget``, choose the iterations (and, unless
     ``basis_given``, a smaller basis when fewer than MIN_BUDGET_ITERATIONS would fit).
 
     ``threads``: pacemaker's threads. ``elapsed_s`` is the time the training has already spent
-    (selection): the budget covers the whole training. With ``pacemaker`` (its path) and
-    ``environment`` (its threads and devices), the basis is timed on the data when that is
-    cheap against the fit (PROBE_SHARE); otherwise the cost is modelled.
+    (selection): the budget covers the whole training. With ``profile`` (how pacemaker runs
+    here: its threads and devices), pacemaker fits a sample of the data for a few iterations
+    when that is cheap against the fit (PROBE_SHARE); otherwise the cost is modelled.
+    ``cores``: the fit runs alone on that many cores (a batch job), not here: modelled.
     """
     maxiter_given = "maxiter" in fit.model_fields_set
-    estimate = _estimate(pacemaker_input, training_set, fit, threads)
+    note = (
+        "" if cores is None else f"for the batch job (cpus: {cores}), with this machine's constants"
+    )
+    estimate = _estimate(pacemaker_input, training_set, fit, threads, note=note, cores=cores)
     probe = None
-    if estimate is not None and pacemaker is not None:
+    if estimate is not None and profile is not None and cores is None:
         started = time.monotonic()
-        probe, note = _measure(
-            pacemaker, pacemaker_input, training_set, fit, estimate, elapsed_s, environment or {}
-        )
+        probe, note = _measure(profile, pacemaker_input, training_set, fit, estimate, elapsed_s)
         elapsed_s += time.monotonic() - started  # the budget covers the measurement
         measured = _estimate(pacemaker_input, training_set, fit, threads, probe, note)
         estimate = measured or estimate
@@ -96,7 +99,7 @@ def size_fit(
     while not basis_given and iterations < MIN_BUDGET_ITERATIONS and functions > fewest:
         functions = max(fewest, int(functions * SHRINK_FACTOR))
         pacemaker_input = _with_functions(pacemaker_input, functions)
-        estimate = _estimate(pacemaker_input, training_set, fit, threads, probe)
+        estimate = _estimate(pacemaker_input, training_set, fit, threads, probe, note, cores)
         if estimate is None:
             return SizedFit(
                 pacemaker_input, None, fit.maxiter, fit.maxiter, remaining - FINISH_FIXED_S
@@ -128,6 +131,7 @@ def _estimate(
     threads: int,
     probe: ProbeTiming | None = None,
     note: str = "",
+    cores: int | None = None,
 ) -> CostEstimate | None:
     potential = pacemaker_input.to_yaml_dict()["potential"]
     try:
@@ -137,9 +141,9 @@ def _estimate(
             test_size=fit.test_size,
             threads=threads,
             seed=fit.seed,
-            batch_size=fit.batch_size,
             probe=probe,
             note=note,
+            cores=cores,
         )
     except Exception as error:  # an estimate must never stop a fit
         log.warning("no cost estimate: the basis could not be built in this process (%s)", error)
@@ -147,47 +151,49 @@ def _estimate(
 
 
 def _measure(
-    pacemaker: str,
+    profile: ProgramProfile,
     pacemaker_input: PacemakerInput,
     training_set: Dataset,
     fit: FitSettings,
     model: CostEstimate,
     elapsed_s: float,
-    environment: Mapping[str, str],
 ) -> tuple[ProbeTiming | None, str]:
-    """The basis timed on a sample of the data (cost_probe.py) when that is cheap against the
-    fit, else None and why not. The probe costs about what pacemaker's start-up does (Python,
-    TensorFlow, tracing the graph): the model's start-up is its expected cost."""
+    """pacemaker's short fit of a sample of the data (cost_probe.py) when that is cheap
+    against the fit, else None and why not. The probe costs about pacemaker's start-up
+    (Python, TensorFlow, tracing the graph) and its few iterations of the sample, as the
+    model expects them."""
     if fit.time_budget is not None:
         room = fit.time_budget - elapsed_s
         room_name = "time budget"
     else:
         room = model.total_s(fit.maxiter)
         room_name = "fit"
-    expected = model.startup_s
+    sample_share = min(1.0, PROBE_SAMPLE_ATOMS / model.fitted_atoms)
+    expected = model.startup_s + PROBE_ITERATIONS * model.seconds_per_iteration * sample_share
     if expected > PROBE_SHARE * room:
         return None, (
-            f"not measured: timing the basis would take about {expected:.0f} s, more than "
-            f"{PROBE_SHARE:.0%} of the {room_name}"
+            f"not measured: a short fit of a sample would take about {expected:.0f} s, more "
+            f"than {PROBE_SHARE:.0%} of the {room_name}"
         )
     try:
-        interpreter = probe_interpreter(pacemaker)
+        check_pacemaker(profile.executable("pacemaker"))
     except ProbeUnavailable as error:
         return None, f"not measured: {error}"
     limit = min(max(3 * expected, PROBE_TIME_LIMIT_S), 2 * PROBE_SHARE * room)
     log.info(
-        "measuring the cost of an iteration: timing the basis on a sample of the data "
-        "(about %.0f s, TensorFlow builds the fit's graph)",
+        "measuring the cost of an iteration: pacemaker fits a sample of the data for %d "
+        "iterations (about %.0f s)",
+        PROBE_ITERATIONS,
         expected,
     )
     started = time.monotonic()
     try:
         probe = run_probe(
-            interpreter,
-            pacemaker_input.to_yaml_dict()["potential"],
-            sample_structures(training_set, fit.seed, PROBE_SAMPLE_ATOMS),
-            kappa=0.5 if fit.kappa == "auto" else fit.kappa,
-            environment=environment,
+            profile,
+            pacemaker_input,
+            training_set.subset(sample_indices(training_set, fit.seed, PROBE_SAMPLE_ATOMS)),
+            total_functions=model.total_functions,
+            with_test_set=fit.test_size > 0,
             time_limit_s=limit,
         )
     except ProbeUnavailable as error:

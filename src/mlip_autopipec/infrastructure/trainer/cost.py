@@ -16,11 +16,11 @@ many runnable threads as cores (CALIBRATION_CONTENTION); everything is scaled by
 now, (load average + threads) / cores, at least 1. A time budget does not rely on the estimate
 alone: the deadline ends the fit (fit_deadline.py).
 
-That model is the fallback. When the basis was measured (``cost_probe.py``: timed loss
-evaluations of the actual basis on the sample, on this machine now), an evaluation of the whole
-training set is the probe's cost per neighbour pair times the training set's pairs (atoms times
-mean neighbours) plus its cost per batch times the batches, an iteration EVALS_PER_ITERATION
-evaluations, and the tracing in the start-up is the probe's own.
+That model is the fallback. When the basis was measured (``cost_probe.py``: pacemaker itself
+fitted a sample of the data for a few iterations, on this machine now), an evaluation of the
+training set is the probe's time per atom times its atoms, an iteration EVALS_PER_ITERATION
+evaluations plus the probe's step (the optimiser, saving the interim potential), and the
+start-up the probe's own plus the larger first evaluations.
 """
 
 from __future__ import annotations
@@ -111,17 +111,17 @@ def estimate_cost(
     test_size: float,
     threads: int,
     seed: int = 0,
-    batch_size: int = 100,
     probe: ProbeTiming | None = None,
     note: str = "",
+    cores: int | None = None,
 ) -> CostEstimate:
     """The cost of fitting pacemaker's basis (``potential`` section of input.yaml) to
     ``dataset`` with ``threads`` threads; the neighbours are counted on a random sample of
     whole structures holding at least ``SAMPLE_ATOMS`` atoms (``sample_structures``).
 
-    With ``probe`` (the basis timed on that sample, ``batch_size`` structures per batch as in
-    the fit) the iterations and tracing are measured; without, modelled. ``note`` says why
-    the model was used."""
+    With ``probe`` (pacemaker's short fit of a sample) the iterations and the start-up are
+    measured; without, modelled. ``note`` says why the model was used. ``cores``: the fit
+    runs alone on that many cores (a batch job's allocation), not beside this machine's load."""
     from pyace.multispecies_basisextension import create_multispecies_basis_config
 
     total_functions = int(
@@ -133,11 +133,11 @@ def estimate_cost(
     neighbours = _neighbour_count(sample, cutoff) / sample_atoms
     fitted_atoms = max(1, round(dataset.n_atoms * (1.0 - test_size)))
     n_elements = len(potential_section["elements"])
-    tracing = _tracing_s(total_functions, n_elements, test_size)
-    slowdown = contention(threads) / CALIBRATION_CONTENTION
+    crowding = contention(threads, cores)
+    slowdown = crowding / CALIBRATION_CONTENTION
     method = "model"
     if probe is None:
-        tracing *= slowdown
+        startup = slowdown * (STARTUP_FIXED_S + _tracing_s(total_functions, n_elements, test_size))
         per_iteration = slowdown * (
             US_PER_ATOM_NEIGHBOUR
             * 1e-6
@@ -149,31 +149,33 @@ def estimate_cost(
         )
     else:
         # Measured now, on this machine: no contention scaling. A basis other than the one
-        # measured (made smaller for a budget) scales as the model does.
-        neighbours = probe.sample_pairs / probe.sample_atoms
-        scale = math.sqrt(total_functions / probe.total_functions)
-        tracing *= probe.tracing_s / _tracing_s(probe.total_functions, n_elements, 0.0)
-        batches = math.ceil(len(dataset) * (1.0 - test_size) / batch_size)
-        evaluation = (
-            batches * probe.seconds_per_batch
-            + fitted_atoms * neighbours * probe.seconds_per_pair * scale
+        # measured (made smaller for a budget) scales as the model does: an evaluation with
+        # the square root of the functions, the step with the functions, the start-up as the
+        # model's tracing.
+        ratio = total_functions / probe.total_functions
+        per_atom = probe.evaluation_s_per_atom * math.sqrt(ratio)
+        per_iteration = EVALS_PER_ITERATION * per_atom * fitted_atoms + probe.step_s * ratio
+        tracing_ratio = _tracing_s(total_functions, n_elements, test_size) / _tracing_s(
+            probe.total_functions, n_elements, test_size
         )
-        per_iteration = EVALS_PER_ITERATION * evaluation
+        # The first evaluations (training and test set) are of all the data, not the sample.
+        first_evaluations = per_atom * max(0, dataset.n_atoms - probe.sample_atoms)
+        startup = probe.startup_s * tracing_ratio + first_evaluations
         method = "measured"
         note = (
-            f"{probe.sample_atoms} atoms of the data, {probe.total_functions} functions, "
-            f"timed in {probe.wall_s:.0f} s"
+            f"pacemaker fitted {probe.sample_atoms} atoms of the data for a few iterations, "
+            f"{probe.total_functions} functions, in {probe.wall_s:.0f} s"
         )
         if probe.total_functions != total_functions:
-            note += f", scaled to {total_functions} functions"
+            note += f"; scaled to {total_functions} functions"
     return CostEstimate(
         mean_neighbours=neighbours,
         sample_atoms=sample_atoms if probe is None else probe.sample_atoms,
         fitted_atoms=fitted_atoms,
         total_functions=total_functions,
         seconds_per_iteration=per_iteration,
-        contention=contention(threads),
-        startup_s=STARTUP_FIXED_S * slowdown + tracing,
+        contention=crowding,
+        startup_s=startup,
         finish_s=FINISH_FIXED_S * slowdown
         + FINISH_ITERATIONS * per_iteration * dataset.n_atoms / fitted_atoms,
         method=method,
@@ -191,10 +193,13 @@ def _tracing_s(total_functions: int, n_elements: int, test_size: float) -> float
     return float(tracing * (1 + (TEST_TRACING_SHARE if test_size > 0 else 0.0)))
 
 
-def contention(threads: int) -> float:
-    """Runnable threads per core once the fit runs: (load average of the last minute + the
-    fit's threads) / cores, at least 1; the fit's threads alone when the system does not
-    tell its load."""
+def contention(threads: int, cores: int | None = None) -> float:
+    """Runnable threads per core once the fit runs, at least 1. On this machine: (load average
+    of the last minute + the fit's threads) / its cores (the fit's threads alone when the
+    system does not tell its load). On ``cores`` cores of its own (a batch job's allocation):
+    threads / cores."""
+    if cores is not None:
+        return max(1.0, threads / max(1, cores))
     cores = os.cpu_count() or 1
     try:
         load = os.getloadavg()[0]
@@ -209,19 +214,22 @@ def _neighbour_count(structures: list[Any], cutoff: float) -> int:
     return sum(len(neighbor_list("i", atoms, cutoff)) for atoms in structures)
 
 
-def sample_structures(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> list[Atoms]:
+def sample_indices(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> list[int]:
     """Whole structures of ``dataset`` drawn at random until they hold ``atoms`` atoms (all of
-    them for a smaller dataset), with their labels (SinglePointCalculator)."""
-    order = np.random.default_rng(seed).permutation(len(dataset))
-    sample = []
+    them for a smaller dataset): their indices."""
+    chosen = []
     atoms_so_far = 0
-    for index in order:
-        structure = dataset[int(index)].to_atoms()
-        sample.append(structure)
-        atoms_so_far += len(structure)
+    for index in np.random.default_rng(seed).permutation(len(dataset)):
+        chosen.append(int(index))
+        atoms_so_far += len(dataset[int(index)].atoms)
         if atoms_so_far >= atoms:
             break
-    return sample
+    return chosen
+
+
+def sample_structures(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> list[Atoms]:
+    """The structures of ``sample_indices`` with their labels (SinglePointCalculator)."""
+    return [dataset[index].to_atoms() for index in sample_indices(dataset, seed, atoms)]
 
 
 def _seconds(value: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -170,6 +171,8 @@ class ProgressParser:
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})")
 # The loss evaluations so far, in an iteration's one-line record: "Iteration   #12  (14 evals)"
 _EVALS = re.compile(r"Iteration\s+#(\d+)\s+\((\d+) evals\)")
+# pacemaker's own time of the iteration's loss evaluation per atom: "Time/eval:  96.45 mcs/at"
+_TIME_PER_EVAL = re.compile(r"Time/eval:\s*([0-9.]+)\s*mcs/at")
 # The runner's first line of a run: "=== 2026-11-29T07:00:00 running in /run: ..."
 _RUN_START = re.compile(r"^=== (\S+) running in ")
 
@@ -186,6 +189,8 @@ class MeasuredTiming:
     last_record_at: datetime | None = None  # the last timestamped line of the run
     #: mean s per loss evaluation over the same iterations (an iteration may take several)
     seconds_per_evaluation: float | None = None
+    #: median s of one loss evaluation per training atom, by pacemaker's own timer
+    evaluation_s_per_atom: float | None = None
 
 
 def read_fit_timing(log_path: Path) -> MeasuredTiming:
@@ -201,6 +206,7 @@ def read_fit_timing(log_path: Path) -> MeasuredTiming:
     ]
     times: dict[int, datetime] = {}
     evaluations: dict[int, int] = {}
+    per_atom: list[float] = []
     started_at = None
     stopped = False
     parser = ProgressParser()
@@ -223,6 +229,9 @@ def read_fit_timing(log_path: Path) -> MeasuredTiming:
         evals = _EVALS.search(line)
         if evals is not None:
             evaluations[int(evals[1])] = int(evals[2])
+            timed = _TIME_PER_EVAL.search(line)
+            if timed is not None and int(evals[1]) >= 1:
+                per_atom.append(float(timed[1]) * 1e-6)
         event = parser.feed(line)
         if event is None or event.subset != "train" or event.iteration is None:
             continue
@@ -238,4 +247,7 @@ def read_fit_timing(log_path: Path) -> MeasuredTiming:
     if len(counted) >= 2 and evaluations[counted[-1]] > evaluations[counted[0]]:
         span = (times[counted[-1]] - times[counted[0]]).total_seconds()
         per_evaluation = span / (evaluations[counted[-1]] - evaluations[counted[0]])
-    return MeasuredTiming(last, rate, times[first], stopped, started_at, latest, per_evaluation)
+    per_atom_median = float(statistics.median(per_atom)) if per_atom else None
+    return MeasuredTiming(
+        last, rate, times[first], stopped, started_at, latest, per_evaluation, per_atom_median
+    )

@@ -133,7 +133,13 @@ class PacemakerTrainer(BaseTrainer):
             predictions = read_fit(prepared, self.config.fit)
             estimate, log_path = prepared.run.estimate, run.path / PACEMAKER_LOG
             cost = cost_of_steps(
-                run.path, log_path, estimate, result, fit_started, batch=self._batch()
+                run.path,
+                log_path,
+                estimate,
+                result,
+                fit_started,
+                batch=self._batch(),
+                maxiter_setting=prepared.run.maxiter_setting,
             )
             fit_stop = early_stop_record(log_path)
             # 5. Check and record: .yace, active set, safety gate, potential.json, report.
@@ -353,19 +359,19 @@ class PacemakerTrainer(BaseTrainer):
         """The cost estimate (the basis timed on the data with the profile's pacemaker and
         environment when that is cheap), logged before the fit; the progress display counts
         the planned iterations."""
+        execution = self.config.execution
+        job_cores = execution.cpus if isinstance(execution, BatchExecution) else None
         sized = size_fit(
             plan.pacemaker_input,
             training_set,
             self.config.fit,
             basis_given=self.config.ace_params.number_of_functions_per_element is not None,
-            threads=self.config.threads or os.cpu_count() or 1,
+            threads=self.config.threads or job_cores or os.cpu_count() or 1,
             elapsed_s=elapsed_s,
-            pacemaker=profile.executable("pacemaker"),
-            environment=profile.environment,
+            profile=profile,
+            cores=job_cores,
         )
         log_estimate(sized, self.config.fit, len(training_set), fixed_test_set=bool(test_dataset))
-        if self._batch() and sized.estimate is not None:
-            log.info("(estimated on this machine: the batch job's node may be faster or slower)")
         profile.plan_iterations(sized.planned_iterations)
         return sized
 

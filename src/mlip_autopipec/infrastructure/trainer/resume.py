@@ -141,8 +141,7 @@ def resume_fit(trainer: PacemakerTrainer, unfinished: UnfinishedRun) -> Potentia
             basis_given=True,  # the basis is the interim potential's
             threads=config.threads or os.cpu_count() or 1,
             elapsed_s=time.monotonic() - started,
-            pacemaker=profile.executable("pacemaker") if budget else None,
-            environment=profile.environment,
+            profile=profile if budget else None,
         )
         maxiter = sized.maxiter
         if config.fit.time_budget is None or "maxiter" in config.fit.model_fields_set:
@@ -165,7 +164,14 @@ def resume_fit(trainer: PacemakerTrainer, unfinished: UnfinishedRun) -> Potentia
         predictions = read_fit(prepared, config.fit)
         log_path = run.path / PACEMAKER_LOG
         estimate = estimated_cost(sized, config.fit)
-        cost = cost_of_steps(run.path, log_path, estimate, result, fit_started)
+        cost = cost_of_steps(
+            run.path,
+            log_path,
+            estimate,
+            result,
+            fit_started,
+            maxiter_setting=prepared.run.maxiter_setting,
+        )
         fit_stop = FitStop(
             stopped_at_iteration=done + read_fit_timing(log_path).iterations,
             resumed_from_iteration=done,
