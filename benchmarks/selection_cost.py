@@ -12,8 +12,9 @@ same basis and the same ``fit.time_budget``, which covers the whole training, pa
 included: equal atoms (about equal seconds per iteration) and equal wall time. ``maxiter`` is
 left open, so the budget ends each fit; the iterations each reached are printed, and whether
 the fit had converged (its loss no longer falling by 2 % over its last fifth). Every
-potential is evaluated on the held-out structures with no pair closer than in its training set
-(closer pairs meet the short-range core, not ACE).
+potential is evaluated on the same held-out structures: those with no pair closer than in
+either training set (closer pairs meet the short-range core, not ACE). A run directory that
+holds a finished fit is evaluated again, not fitted again (its wall time is not known then).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from basis_size import held_out_metrics, within_training_distances
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer import create_trainer
 from mlip_autopipec.oracle.emt import label_with_emt
@@ -120,23 +122,30 @@ def main() -> None:
                 ("D-optimal", pool, selecting),
                 ("random", random_subset(pool, args.atoms, seed=100 + seed), base),
             ]
+            fitted = []
             for method, subset, settings in runs:
                 run = workdir / f"{name}_{seed}_{method}"
-                load = os.getloadavg()[0]
-                started = time.perf_counter()
-                trainer = create_trainer(parse_trainer_config(settings))
-                try:
-                    potential = trainer.train(subset, run)
-                except ConfigurationError as error:  # the budget left no iteration
-                    print(f"{name:<6} {seed:4d} {method:<9} refused: {error}", flush=True)
-                    continue
-                wall = time.perf_counter() - started
-                trained_on = (
-                    subset
-                    if potential.selection is None
-                    else subset.subset(potential.selection.indices)
-                )
-                held_out = within_training_distances(test, trained_on)
+                load, wall = os.getloadavg()[0], float("nan")
+                if (run / "potential.json").exists():  # fitted before: evaluated again
+                    potential, load = Potential.load(run), float("nan")
+                else:
+                    started = time.perf_counter()
+                    try:
+                        potential = create_trainer(parse_trainer_config(settings)).train(
+                            subset, run
+                        )
+                    except ConfigurationError as error:  # the budget left no iteration
+                        print(f"{name:<6} {seed:4d} {method:<9} refused: {error}", flush=True)
+                        continue
+                    wall = time.perf_counter() - started
+                selected = potential.selection
+                trained_on = subset if selected is None else subset.subset(selected.indices)
+                fitted.append((method, potential, trained_on, wall, load))
+            # One held-out set for both: what neither training set is closer than.
+            held_out = test
+            for _, _, trained_on, _, _ in fitted:
+                held_out = within_training_distances(held_out, trained_on)
+            for method, potential, trained_on, wall, load in fitted:
                 metrics = held_out_metrics(potential, held_out)
                 cost = potential.cost
                 iterations = 0 if cost is None else cost.iterations or 0
