@@ -117,6 +117,10 @@ def test_the_probes_input_is_the_fits_with_the_sample_and_a_few_iterations(
     assert probed["backend"]["display_step"] > PROBE_ITERATIONS  # one test evaluation only
     without = probe_input(fit_input, with_test_set=False).to_yaml_dict()
     assert without["data"] == {"filename": DATA_FILE}
+    # An upfit's start file is not in the probe's directory; its basis is built afresh.
+    start = fit_input.potential.model_copy(update={"filename": "parent_potential.yaml"})
+    upfit = probe_input(fit_input.model_copy(update={"potential": start}), with_test_set=False)
+    assert upfit.to_yaml_dict()["potential"] == expected["potential"]
     yaml.safe_dump(probed)  # plain data, as written
 
 

@@ -77,7 +77,9 @@ def check_pacemaker(pacemaker: str) -> None:
 
 def probe_input(pacemaker_input: PacemakerInput, *, with_test_set: bool) -> PacemakerInput:
     """The fit's input for the probe: the sample's data file, PROBE_ITERATIONS iterations, no
-    callbacks or early stopping, and a test split when the fit has a test set."""
+    callbacks or early stopping, and a test split when the fit has a test set. The basis is
+    built afresh: a potential file to start from (an upfit's, a resumed fit's) holds the same
+    functions, and only its coefficients, which cost nothing, would differ."""
     data = DataSection(filename=DATA_FILE, test_size=PROBE_TEST_SIZE if with_test_set else None)
     fit = pacemaker_input.fit.model_copy(
         update={
@@ -90,7 +92,12 @@ def probe_input(pacemaker_input: PacemakerInput, *, with_test_set: bool) -> Pace
     )
     # No test evaluation during the probe's iterations: one at the start, as in the fit.
     backend = pacemaker_input.backend.model_copy(update={"display_step": 10 * PROBE_ITERATIONS})
-    return pacemaker_input.model_copy(update={"data": data, "fit": fit, "backend": backend})
+    potential = pacemaker_input.potential.model_copy(
+        update={"filename": None, "initial_potential": None}
+    )
+    return pacemaker_input.model_copy(
+        update={"potential": potential, "data": data, "fit": fit, "backend": backend}
+    )
 
 
 def run_probe(
