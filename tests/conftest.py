@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import stat
 import sys
 import textwrap
@@ -54,6 +55,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "requires_pacemaker" in item.keywords:
             item.add_marker(skip)
+
+
+def interrupt_as_from_a_terminal() -> None:
+    """``preexec_fn`` of a CLI the test interrupts: Ctrl-C (SIGINT) reaches it as from a
+    terminal, also where the test session runs in the background, whose children inherit
+    SIGINT ignored (and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cu_pt_structures(count: int = 12, seed: int = 0) -> list[Atoms]:

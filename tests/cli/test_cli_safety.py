@@ -29,6 +29,8 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.trainer.run_directory import MANIFEST
 
+from ..conftest import interrupt_as_from_a_terminal
+
 PACEMAKER_CONFIG = "trainer:\n  type: pacemaker\n  cutoff: 5\n"
 MOCK_CONFIG = "trainer:\n  type: mock\n  cutoff: 5.0\n"
 #: s; generous bounds for a subprocess to reach a state (the tests poll, they do not time).
@@ -253,6 +255,7 @@ def _start_sleeping_run(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interrupt_as_from_a_terminal,
     )
     deadline = time.monotonic() + PATIENCE_S
     while time.monotonic() < deadline:

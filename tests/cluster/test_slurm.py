@@ -29,6 +29,8 @@ from mlip_autopipec.infrastructure.trainer.run_directory import (
     read_manifest,
 )
 
+from ..conftest import interrupt_as_from_a_terminal
+
 pytestmark = pytest.mark.cluster
 
 #: Keeps the tests quick: the queue is asked every second.
@@ -252,7 +254,12 @@ def test_ctrl_c_cancels_the_job(
     command = [sys.executable, "-m", "mlip_autopipec.cli", "train", "--config", str(config)]
     command += ["--data", str(data), "--out", str(out)]
     process = subprocess.Popen(
-        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interrupt_as_from_a_terminal,
     )
     try:
         # Interrupt once the job is running: the fake pacemaker has started.

@@ -25,7 +25,7 @@ from mlip_autopipec.infrastructure.trainer.interim import (
 from mlip_autopipec.infrastructure.trainer.run_directory import MANIFEST
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ...conftest import cu_pt_structures
+from ...conftest import cu_pt_structures, interrupt_as_from_a_terminal
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_pacemaker]
 
@@ -70,6 +70,7 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interrupt_as_from_a_terminal,
     )
     deadline = time.monotonic() + PATIENCE_S
     while time.monotonic() < deadline:
