@@ -24,11 +24,7 @@ from mlip_autopipec.infrastructure.trainer.active_set import (
     activeset_step,
 )
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
-from mlip_autopipec.infrastructure.trainer.budget import (
-    SizedFit,
-    size_fit,
-    with_deadline_callback,
-)
+from mlip_autopipec.infrastructure.trainer.budget import SizedFit, size_fit, with_deadline_callback
 from mlip_autopipec.infrastructure.trainer.early_stop import early_stop_record
 from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
 from mlip_autopipec.infrastructure.trainer.fit_outputs import (
@@ -44,11 +40,7 @@ from mlip_autopipec.infrastructure.trainer.fit_record import (
     warn_about_test_set,
 )
 from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
-from mlip_autopipec.infrastructure.trainer.interim import (
-    RESUME_FILES,
-    RunRecord,
-    warn_if_resumable,
-)
+from mlip_autopipec.infrastructure.trainer.interim import RESUME_FILES, RunRecord, warn_if_resumable
 from mlip_autopipec.infrastructure.trainer.outputs import (
     OUTPUT_POTENTIAL_YAML,
     RESULT_FILES,
