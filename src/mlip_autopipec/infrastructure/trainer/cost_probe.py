@@ -13,8 +13,8 @@ temporary directory. pacemaker's log then says (``pacemaker_log.read_fit_timing`
   potential after every iteration, which grow with the basis, not with the data.
 
 Nothing of TensorFlow or pyace is imported here: what is timed is the program that will fit.
-The probe runs only with python-ace's own ``pacemaker`` script (not a wrapper or a fake) and
-within its time limit; otherwise the caller falls back to the calibrated model.
+The caller runs it only with python-ace's own ``pacemaker`` script (``check_pacemaker``: not a
+wrapper or a fake), within a time limit; otherwise it falls back to the calibrated model.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def run_probe(
 ) -> ProbeTiming:
     """Fit ``sample`` for PROBE_ITERATIONS iterations with ``pacemaker_input`` (the fit's
     input, whose basis has ``total_functions`` functions) through ``profile``, and read what
-    it cost from pacemaker's log; ProbeUnavailable when it fails or overruns."""
-    check_pacemaker(profile.executable("pacemaker"))
+    it cost from pacemaker's log; ProbeUnavailable when it fails or overruns. The caller
+    checks first that the profile's pacemaker is python-ace's (``check_pacemaker``)."""
     started = time.monotonic()
     quiet = dataclasses.replace(profile, progress=None, time_limit_s=time_limit_s)
     with tempfile.TemporaryDirectory(prefix="mlip_autopipec_probe_") as name:
