@@ -49,7 +49,7 @@ class FitCost(_Record):
     estimated_total_s: float = Field(description="start-up, iterations and finishing")
     estimated_startup_s: float | None = Field(None, description="before the first iteration")
     estimate_method: str | None = Field(
-        None, description="measured: the basis timed on the data here; model: not measured"
+        None, description="measured: pacemaker fitted a sample of the data; model: calibrated model"
     )
     estimate_note: str | None = Field(None, description="what was measured, or why not")
     time_budget_s: float | None = Field(None, description="fit.time_budget; None: no budget")

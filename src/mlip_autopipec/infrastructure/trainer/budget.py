@@ -36,8 +36,8 @@ SHRINK_FACTOR = 0.7
 #: With a budget and no maxiter given, pacemaker may run this many times the planned
 #: iterations: the budget, not maxiter, ends the fit when the estimate was pessimistic.
 BUDGET_MAXITER_FACTOR = 10
-#: The basis is timed on the data (cost_probe.py) when that is expected to cost at most this
-#: share of the fit (or of the time budget): its TensorFlow tracing repeats pacemaker's.
+#: pacemaker's short fit of a sample (cost_probe.py) measures the cost when that is expected
+#: to cost at most this share of the fit (or of the time budget): it repeats the start-up.
 PROBE_SHARE = 0.1
 
 

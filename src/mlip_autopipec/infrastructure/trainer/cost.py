@@ -79,7 +79,7 @@ class CostEstimate:
     seconds_per_iteration: float
     startup_s: float
     finish_s: float
-    method: str = "model"  # "measured": the basis was timed on the data (cost_probe.py)
+    method: str = "model"  # "measured": pacemaker fitted a sample of the data (cost_probe.py)
     note: str = ""  # what was measured, or why the model was used
     probe_s: float = 0.0  # s the measurement took
 

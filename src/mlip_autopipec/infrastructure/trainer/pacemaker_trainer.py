@@ -348,9 +348,9 @@ class PacemakerTrainer(BaseTrainer):
         test_dataset: Dataset | None,
         profile: ProgramProfile,
     ) -> SizedFit:
-        """The cost estimate (the basis timed on the data with the profile's pacemaker and
-        environment when that is cheap), logged before the fit; the progress display counts
-        the planned iterations."""
+        """The cost estimate (measured by the profile's pacemaker on a sample of the data when
+        that is cheap), logged before the fit; the progress display counts the planned
+        iterations."""
         execution = self.config.execution
         job_cores = execution.cpus if isinstance(execution, BatchExecution) else None
         sized = size_fit(
