@@ -52,8 +52,9 @@ $(DOCS_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	touch $(DOCS_STAMP)
 
+# NO_MKDOCS_2_WARNING: mkdocs-material's banner about its successor, printed on every build.
 docs: $(DOCS_STAMP)
-	$(BIN)/mkdocs build --strict -d site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 demo: $(STAMP)
 	rm -rf demo_run  # the demo is a throwaway: a rerun starts afresh
