@@ -1,6 +1,7 @@
 # Two entry points: `make demo` (train on the built-in example) and `make test`.
 # Both create .venv and install the project with its extras when needed.
 # `make test-nopace`: the spec's "pacemaker is not installed" scenario, in .venv-nopace.
+# `make docs`: the documentation site from docs/ into site/ (mkdocs, warnings are errors).
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 NOPACE := .venv-nopace
 NOPACE_STAMP := $(NOPACE)/.installed
 
-.PHONY: demo test test-nopace lint install clean
+.PHONY: demo test test-nopace lint install docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +45,20 @@ test-nopace: $(NOPACE_STAMP)
 	$(NOPACE)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('pyace') and 'pyace is installed in $(NOPACE): not the scenario')"
 	$(NOPACE)/bin/pytest -m "not slow and not cluster"
 
+# The docs extra (mkdocs) goes into the same .venv, with its own stamp.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+# NO_MKDOCS_2_WARNING: mkdocs-material's banner about its successor, printed on every build.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
 demo: $(STAMP)
 	rm -rf demo_run  # the demo is a throwaway: a rerun starts afresh
 	$(BIN)/mlip-autopipec demo --out demo_run
 
 clean:
-	rm -rf $(VENV) $(NOPACE) demo_run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NOPACE) demo_run site .pytest_cache .mypy_cache .ruff_cache
