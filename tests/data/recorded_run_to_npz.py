@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlip_autopipec.infrastructure.trainer.data_file import read_data_file
-from mlip_autopipec.infrastructure.trainer.outputs import (
+from mlip_autopipec.infrastructure.pacemaker.data_file import read_data_file
+from mlip_autopipec.infrastructure.pacemaker.outputs import (
     TEST_PREDICTIONS,
     TEST_PREDICTIONS_NPZ,
     TRAIN_PREDICTIONS,

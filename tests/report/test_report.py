@@ -14,7 +14,7 @@ from ase.calculators.emt import EMT
 
 from mlip_autopipec.analysis.dimers import DimerCurve, plot_dimer_curves
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.trainer.outputs import (
+from mlip_autopipec.infrastructure.pacemaker.outputs import (
     TEST_PREDICTIONS_NPZ,
     TRAIN_PREDICTIONS_NPZ,
     read_prediction_metrics,

@@ -11,7 +11,7 @@ from mlip_autopipec.errors import DatasetValidationError, OutputError
 
 
 def report(run_dir: Path, compute_dimers: bool, overwrite: bool) -> int:
-    from mlip_autopipec.infrastructure.trainer.run_directory import is_ours
+    from mlip_autopipec.infrastructure.rundir.claim import is_ours
     from mlip_autopipec.report import REPORT_DIR, build_report
 
     if not (is_ours(run_dir) or (run_dir / POTENTIAL_JSON).is_file()):
@@ -50,8 +50,8 @@ def evaluate(run_dir: Path, data: Path, out: Path | None, worst: int, overwrite:
         overlap_warning,
         write_evaluation,
     )
+    from mlip_autopipec.infrastructure.rundir.claim import refuse_to_overwrite
     from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
-    from mlip_autopipec.infrastructure.trainer.run_directory import refuse_to_overwrite
 
     potential = load_potential(run_dir)
     report = out or potential.run_dir / f"evaluation_{data.name.split('.')[0]}"
@@ -81,7 +81,7 @@ def evaluate(run_dir: Path, data: Path, out: Path | None, worst: int, overwrite:
 
 def dimers(run_dir: Path, png: Path | None, overwrite: bool) -> int:
     from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
-    from mlip_autopipec.infrastructure.trainer.run_directory import is_ours, refuse_to_overwrite
+    from mlip_autopipec.infrastructure.rundir.claim import is_ours, refuse_to_overwrite
 
     potential = load_potential(run_dir)
     plot = png or potential.run_dir / DIMERS_PNG

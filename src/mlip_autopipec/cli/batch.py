@@ -16,7 +16,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
+    from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -30,8 +30,9 @@ def submit(
 ) -> int:
     """Submit the batch job of a fit, say how to follow it, and exit."""
     from mlip_autopipec.config.execution import BatchExecution
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, batch
-    from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
+    from mlip_autopipec.infrastructure.rundir.records import BatchRecord
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer.batch import runner as batch
 
     if config.type != "pacemaker" or not isinstance(config.execution, BatchExecution):
         raise ConfigurationError(
@@ -49,7 +50,7 @@ def submit(
 
 def status(run_dir: Path) -> int:
     """Print what the run of ``run_dir`` is doing; exit 1 for a failed run."""
-    from mlip_autopipec.infrastructure.trainer.batch_status import describe
+    from mlip_autopipec.infrastructure.trainer.batch.status import describe
 
     state, text = describe(run_dir)
     print(text)
@@ -62,8 +63,9 @@ def wait(
     args: argparse.Namespace,
 ) -> int:
     """Follow the job of ``run_dir`` to its end and build the potential, as ``train`` does."""
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, batch
-    from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
+    from mlip_autopipec.infrastructure.rundir.records import BatchRecord
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer.batch import runner as batch
 
     record = BatchRecord.load(run_dir)
     config = record.config

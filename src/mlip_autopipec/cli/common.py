@@ -12,7 +12,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 
 if TYPE_CHECKING:
-    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
+    from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 
 EXIT_OK = 0
 EXIT_TRAINING_FAILED = 1
@@ -48,7 +48,7 @@ def read_data(path: Path, trust_pickle: bool) -> Dataset:
             f"{path} is a pickle (pacemaker's format), which can run code when read: it is "
             "read only with --trust-pickle; or convert it to extxyz yourself"
         )
-    from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
+    from mlip_autopipec.infrastructure.pacemaker.data_file import read_dataset
 
     return read_dataset(path)
 

@@ -38,9 +38,9 @@ def add_finish_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def resume(args: argparse.Namespace) -> int:
     """``train --resume RUN_DIR [--config C]``: go on with the fit from its interim potential."""
-    from mlip_autopipec.infrastructure.trainer.interim import unfinished_run
+    from mlip_autopipec.infrastructure.trainer.interrupted.interim import unfinished_run
+    from mlip_autopipec.infrastructure.trainer.interrupted.resume import resume_config, resume_fit
     from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.resume import resume_config, resume_fit
 
     given = [
         name for name in ("data", "out", "test_data", "previous") if getattr(args, name) is not None
@@ -66,8 +66,8 @@ def resume(args: argparse.Namespace) -> int:
 
 def finish(args: argparse.Namespace) -> int:
     """``finish RUN_DIR``: the interim potential of an interrupted run made usable, marked."""
-    from mlip_autopipec.infrastructure.trainer.finish_interim import finish_training
-    from mlip_autopipec.infrastructure.trainer.interim import unfinished_run
+    from mlip_autopipec.infrastructure.trainer.interrupted.finish import finish_training
+    from mlip_autopipec.infrastructure.trainer.interrupted.interim import unfinished_run
 
     config = unfinished_run(args.run_dir, "finish").config
     started = time.perf_counter()

@@ -14,7 +14,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.report.history import load_finished
 
 if TYPE_CHECKING:
-    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
+    from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 
 
 def train(
@@ -45,12 +45,12 @@ def demo(args: argparse.Namespace) -> int:
 def select(args: argparse.Namespace) -> int:
     from ase.io import write
 
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.data_file import (
+    from mlip_autopipec.infrastructure.pacemaker.data_file import (
         dataset_to_dataframe,
         write_data_file,
     )
-    from mlip_autopipec.infrastructure.trainer.run_directory import refuse_to_overwrite
+    from mlip_autopipec.infrastructure.rundir.claim import refuse_to_overwrite
+    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
 
     out: Path = args.out
     # Checked first: nothing is computed for a file that could not be written.

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from mlip_autopipec.analysis.dimers import DIMERS_PNG as RUN_DIMERS_PNG
 from mlip_autopipec.domain_models.metrics import rmse_mae_mev
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.infrastructure.trainer.outputs import (
+from mlip_autopipec.infrastructure.pacemaker.outputs import (
     TEST_METRICS_TXT,
     TRAIN_METRICS_TXT,
     TRAIN_PREDICTIONS_NPZ,

@@ -12,7 +12,7 @@ import pandas as pd
 
 from mlip_autopipec.domain_models.metrics import FitMetrics
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.infrastructure.trainer.outputs import (
+from mlip_autopipec.infrastructure.pacemaker.outputs import (
     TEST_PREDICTIONS_NPZ,
     TRAIN_PREDICTIONS_NPZ,
     PredictionArrays,

@@ -6,7 +6,7 @@ from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
 from mlip_autopipec.infrastructure.trainer.mock_trainer import MockTrainer
 from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTrainer
-from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
+from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 
 __all__ = ["BaseTrainer", "MockTrainer", "PacemakerTrainer", "create_trainer"]
 

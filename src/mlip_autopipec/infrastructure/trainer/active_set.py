@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 
 from mlip_autopipec.config.config_model import ActiveSetSettings
-from mlip_autopipec.infrastructure.trainer.outputs import FITTING_DATA, OUTPUT_POTENTIAL_YAML
-from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile, log_name
-from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
+from mlip_autopipec.infrastructure.pacemaker.outputs import FITTING_DATA, OUTPUT_POTENTIAL_YAML
+from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile, log_name
+from mlip_autopipec.infrastructure.trainer.programs.steps import JobResult, ProgramStep
 
 log = logging.getLogger(__name__)
 

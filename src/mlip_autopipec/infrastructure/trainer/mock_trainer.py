@@ -9,9 +9,9 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
-from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import plan_pacemaker_run, write_inputs
-from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
+from mlip_autopipec.infrastructure.trainer.plan import plan_pacemaker_run, write_inputs
 
 log = logging.getLogger(__name__)
 

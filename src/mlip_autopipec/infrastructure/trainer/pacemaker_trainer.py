@@ -18,58 +18,66 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
 from mlip_autopipec.errors import ConfigurationError
-from mlip_autopipec.infrastructure.trainer.active_set import (
-    ACTIVE_SET,
-    active_set_of,
-    activeset_step,
-)
-from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
-from mlip_autopipec.infrastructure.trainer.budget import SizedFit, size_fit, with_deadline_callback
-from mlip_autopipec.infrastructure.trainer.early_stop import early_stop_record
-from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
-from mlip_autopipec.infrastructure.trainer.fit_outputs import (
-    PACEMAKER_LOG,
-    POTENTIAL_YACE,
-    convert_to_yace,
-    read_fit,
-)
-from mlip_autopipec.infrastructure.trainer.fit_record import (
-    cost_of_steps,
-    estimated_cost,
-    log_estimate,
-    warn_about_test_set,
-)
-from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
-from mlip_autopipec.infrastructure.trainer.interim import RESUME_FILES, RunRecord, warn_if_resumable
-from mlip_autopipec.infrastructure.trainer.outputs import (
+from mlip_autopipec.infrastructure.pacemaker.deadline import DEADLINE_ENV
+from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stop_record
+from mlip_autopipec.infrastructure.pacemaker.input_yaml import INPUT_YAML
+from mlip_autopipec.infrastructure.pacemaker.outputs import (
     OUTPUT_POTENTIAL_YAML,
     RESULT_FILES,
     TEST_PREDICTIONS,
     TRAIN_PREDICTIONS,
     PredictionArrays,
 )
-from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import (
-    RunPlan,
-    check_test_split,
-    plan_pacemaker_run,
-    write_inputs,
-)
-from mlip_autopipec.infrastructure.trainer.pending_run import (
+from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
+from mlip_autopipec.infrastructure.rundir.records import (
     TEST_SET,
     CheckedRun,
     PendingRun,
     PreparedRun,
     refuse_running_job,
 )
-from mlip_autopipec.infrastructure.trainer.profile import (
+from mlip_autopipec.infrastructure.trainer.active_set import (
+    ACTIVE_SET,
+    active_set_of,
+    activeset_step,
+)
+from mlip_autopipec.infrastructure.trainer.after_fit import (
+    PACEMAKER_LOG,
+    POTENTIAL_YACE,
+    convert_to_yace,
+    read_fit,
+)
+from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
+from mlip_autopipec.infrastructure.trainer.cost.budget import (
+    SizedFit,
+    size_fit,
+    with_deadline_callback,
+)
+from mlip_autopipec.infrastructure.trainer.cost.record import (
+    cost_of_steps,
+    estimated_cost,
+    log_estimate,
+    warn_about_test_set,
+)
+from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
+    RESUME_FILES,
+    RunRecord,
+    warn_if_resumable,
+)
+from mlip_autopipec.infrastructure.trainer.plan import (
+    RunPlan,
+    check_test_split,
+    plan_pacemaker_run,
+    write_inputs,
+)
+from mlip_autopipec.infrastructure.trainer.programs.profile import (
     FIT_PROGRAMS,
     Program,
     ProgramProfile,
     StepRunner,
 )
-from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
-from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
-from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
+from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
+from mlip_autopipec.infrastructure.trainer.programs.steps import JobResult, ProgramStep
 from mlip_autopipec.infrastructure.trainer.selection import (
     keep_all,
     load_previous_potential,
@@ -103,7 +111,9 @@ class PacemakerTrainer(BaseTrainer):
         previous: Potential | None = None,
     ) -> Potential:
         if previous is not None:  # a next generation (README, "Generations")
-            from mlip_autopipec.infrastructure.trainer.generations import train_generation
+            from mlip_autopipec.infrastructure.trainer.generations.generation import (
+                train_generation,
+            )
 
             return train_generation(self, dataset, workdir, previous, test_dataset)
         started = time.monotonic()  # a time budget covers the whole training
@@ -147,7 +157,7 @@ class PacemakerTrainer(BaseTrainer):
         atoms, are decided on) and a batch job that may still write in ``workdir``."""
         execution = self.config.execution
         if isinstance(execution, BatchExecution):
-            from mlip_autopipec.infrastructure.trainer.batch import scheduler_for
+            from mlip_autopipec.infrastructure.trainer.batch.runner import scheduler_for
 
             scheduler_for(execution, Path(workdir).absolute()).check()
         if test_dataset is not None:
@@ -163,7 +173,7 @@ class PacemakerTrainer(BaseTrainer):
         """The files of an earlier run of ours that a new fit replaces in its run directory."""
         if not self._batch():
             return REPLACED
-        from mlip_autopipec.infrastructure.trainer.batch import BATCH_FILES
+        from mlip_autopipec.infrastructure.trainer.batch.runner import BATCH_FILES
 
         return (*REPLACED, *BATCH_FILES)
 
@@ -174,7 +184,7 @@ class PacemakerTrainer(BaseTrainer):
         """Who runs the compute steps: the profile here, or a batch job."""
         if not self._batch():
             return profile
-        from mlip_autopipec.infrastructure.trainer.batch import BatchRunner
+        from mlip_autopipec.infrastructure.trainer.batch.runner import BatchRunner
 
         return BatchRunner(self.config, prepared.run, self.progress)
 

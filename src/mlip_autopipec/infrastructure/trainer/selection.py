@@ -17,9 +17,9 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, TrainerError
 from mlip_autopipec.files import write_text_atomic
-from mlip_autopipec.infrastructure.trainer.data_file import read_data_file, write_data_file
-from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import RunPlan, write_data
-from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile, log_name
+from mlip_autopipec.infrastructure.pacemaker.data_file import read_data_file, write_data_file
+from mlip_autopipec.infrastructure.trainer.plan import RunPlan, write_data
+from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile, log_name
 
 log = logging.getLogger(__name__)
 
