@@ -27,7 +27,7 @@ from mlip_autopipec.analysis.extrapolation import StructureGrade, format_grades
 from mlip_autopipec.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_TRAINING_FAILED, main
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.rundir.claim import MANIFEST
+from mlip_autopipec.infrastructure.rundir.files import MANIFEST
 
 from ..conftest import interrupt_as_from_a_terminal
 

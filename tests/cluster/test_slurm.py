@@ -27,7 +27,8 @@ from mlip_autopipec.infrastructure.rundir.claim import (
     claim_run_directory,
     read_manifest,
 )
-from mlip_autopipec.infrastructure.rundir.records import BATCH_JOB_JSON, BatchRecord
+from mlip_autopipec.infrastructure.rundir.files import BATCH_JOB_JSON
+from mlip_autopipec.infrastructure.rundir.records import BatchRecord
 
 from ..conftest import interrupt_as_from_a_terminal
 

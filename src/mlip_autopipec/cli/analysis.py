@@ -51,7 +51,7 @@ def evaluate(run_dir: Path, data: Path, out: Path | None, worst: int, overwrite:
         write_evaluation,
     )
     from mlip_autopipec.infrastructure.rundir.claim import refuse_to_overwrite
-    from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
+    from mlip_autopipec.infrastructure.rundir.files import TRAINING_SET
 
     potential = load_potential(run_dir)
     report = out or potential.run_dir / f"evaluation_{data.name.split('.')[0]}"

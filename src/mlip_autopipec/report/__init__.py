@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from mlip_autopipec.files import atomic_path
-from mlip_autopipec.infrastructure.pacemaker.outputs import (
+from mlip_autopipec.infrastructure.rundir.files import (
     TEST_METRICS_TXT,
     TEST_PREDICTIONS_NPZ,
     TRAIN_METRICS_TXT,

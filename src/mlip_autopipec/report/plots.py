@@ -13,10 +13,10 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mlip_autopipec.analysis.dimers import DIMERS_PNG as RUN_DIMERS_PNG
+from mlip_autopipec.analysis.dimers import DIMERS_PNG as DIMERS_PNG
 from mlip_autopipec.domain_models.metrics import rmse_mae_mev
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.infrastructure.pacemaker.outputs import (
+from mlip_autopipec.infrastructure.rundir.files import (
     TEST_METRICS_TXT,
     TRAIN_METRICS_TXT,
     TRAIN_PREDICTIONS_NPZ,
@@ -27,7 +27,6 @@ PARITY_ENERGY_PNG = "parity_energy.png"
 PARITY_FORCES_PNG = "parity_forces.png"
 ERROR_HISTOGRAMS_PNG = "error_histograms.png"
 LEARNING_CURVE_PNG = "learning_curve.png"
-DIMERS_PNG = "dimers.png"
 PLOT_FILES = (
     PARITY_ENERGY_PNG,
     PARITY_FORCES_PNG,
@@ -273,14 +272,14 @@ def add_dimers(report: Report, potential: Potential | None, compute: bool) -> No
         except (ValueError, ImportError, RuntimeError) as error:
             plot.note = f"not computed: {error}"
         return
-    trainer_plot = report.run_dir / RUN_DIMERS_PNG
+    trainer_plot = report.run_dir / DIMERS_PNG
     if trainer_plot.exists():
         shutil.copyfile(trainer_plot, path)
         plot.path = path
-        plot.caption += f" (the trainer's {RUN_DIMERS_PNG})"
+        plot.caption += f" (the trainer's {DIMERS_PNG})"
     else:
         plot.note = (
-            f"not available: the run has no {RUN_DIMERS_PNG}; "
+            f"not available: the run has no {DIMERS_PNG}; "
             "build the report with compute_dimers (mlip-autopipec report --dimers) to compute it"
         )
 

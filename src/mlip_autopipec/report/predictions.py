@@ -12,12 +12,8 @@ import pandas as pd
 
 from mlip_autopipec.domain_models.metrics import FitMetrics
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.infrastructure.pacemaker.outputs import (
-    TEST_PREDICTIONS_NPZ,
-    TRAIN_PREDICTIONS_NPZ,
-    PredictionArrays,
-    read_predictions,
-)
+from mlip_autopipec.infrastructure.pacemaker.outputs import PredictionArrays, read_predictions
+from mlip_autopipec.infrastructure.rundir.files import TEST_PREDICTIONS_NPZ, TRAIN_PREDICTIONS_NPZ
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,12 @@ import pytest
 
 from mlip_autopipec.errors import OutputError
 from mlip_autopipec.infrastructure.rundir.claim import (
-    LOCK_FILE,
-    MANIFEST,
     claim_run_directory,
     is_ours,
     read_manifest,
     refuse_to_overwrite,
 )
+from mlip_autopipec.infrastructure.rundir.files import LOCK_FILE, MANIFEST
 
 
 def test_a_new_directory_is_claimed_and_its_files_recorded(tmp_path: Path) -> None:

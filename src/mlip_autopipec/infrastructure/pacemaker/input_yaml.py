@@ -16,8 +16,6 @@ from mlip_autopipec.domain_models.baseline import zbl_pair_cutoffs
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stopping_keys
 
-INPUT_YAML = "input.yaml"
-
 #: Keys of pacemaker's ``functions`` section by number of species in a block.
 ORDER_KEYS = ("UNARY", "BINARY", "TERNARY", "QUATERNARY", "QUINARY")
 

@@ -14,40 +14,18 @@ import pandas as pd
 from mlip_autopipec.domain_models.metrics import FitMetrics, metrics_from_errors
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import atomic_path
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
+from mlip_autopipec.infrastructure.rundir.files import (
+    DATA_FILE,
+    TEST_PREDICTIONS,
+    TEST_PREDICTIONS_NPZ,
+    TRAIN_PREDICTIONS,
+    TRAIN_PREDICTIONS_NPZ,
+)
 
 if TYPE_CHECKING:
     from mlip_autopipec.domain_models.dataset import Dataset
 
 log = logging.getLogger(__name__)
-
-OUTPUT_POTENTIAL_YAML = "output_potential.yaml"
-#: The training set as pacemaker split and processed it (its active set is built from it).
-FITTING_DATA = "fitting_data_info.pckl.gzip"
-#: pacemaker's test split, with ``ase_atoms``.
-TEST_DATA_INFO = "test_data_info.pckl.gzip"
-#: pacemaker's loss and errors per iteration (train; test every ``display_step``).
-TRAIN_METRICS_TXT = "metrics.txt"
-TEST_METRICS_TXT = "test_metrics.txt"
-TRAIN_PREDICTIONS = "train_pred.pckl.gzip"
-TEST_PREDICTIONS = "test_pred.pckl.gzip"
-#: Safe copies of pacemaker's predictions (``.npz`` without pickled objects), written right
-#: after the fit; everything that reads predictions later reads these.
-TRAIN_PREDICTIONS_NPZ = "train_predictions.npz"
-TEST_PREDICTIONS_NPZ = "test_predictions.npz"
-#: Files a finished pacemaker run leaves; removed before a new run so none is stale.
-RESULT_FILES = (
-    OUTPUT_POTENTIAL_YAML,
-    TRAIN_PREDICTIONS,
-    TEST_PREDICTIONS,
-    TRAIN_METRICS_TXT,
-    TEST_METRICS_TXT,
-    "cycle_metrics.txt",
-    "test_cycle_metrics.txt",
-    FITTING_DATA,
-    TRAIN_PREDICTIONS_NPZ,
-    TEST_PREDICTIONS_NPZ,
-)
 
 
 @dataclass(frozen=True)

@@ -31,16 +31,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON
 from mlip_autopipec.errors import OutputError
 from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.infrastructure.rundir.files import FINISHED_RECORD, LOCK_FILE, MANIFEST
 
 log = logging.getLogger(__name__)
 
-MANIFEST = ".mlip-autopipec-run.json"
-LOCK_FILE = ".mlip-autopipec.lock"
-#: A finished run's record: such a run is never replaced.
-FINISHED_RECORD = POTENTIAL_JSON
 _OWN_FILES = (MANIFEST, LOCK_FILE)
 #: The status of a run handed over to a batch job (:meth:`RunDirectory.hand_over`).
 SUBMITTED = "submitted"

@@ -23,13 +23,9 @@ from mlip_autopipec.domain_models.potential import (
 )
 from mlip_autopipec.errors import OutputError
 from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.infrastructure.rundir.files import BATCH_JOB_JSON
 from mlip_autopipec.infrastructure.trainer.cost.budget import SizedFit
 from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
-
-#: The record of a batch run (:class:`BatchRecord`), which holds a PendingRun.
-BATCH_JOB_JSON = "batch_job.json"
-#: A safe copy of the fixed test set of a batch run (``wait`` reads it, never the pickle).
-TEST_SET = "test_set.extxyz"
 
 
 class PendingRun(BaseModel):

@@ -10,8 +10,6 @@ import yaml
 from mlip_autopipec.config.config_model import FitSettings
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.infrastructure.pacemaker.outputs import (
-    OUTPUT_POTENTIAL_YAML,
-    TRAIN_PREDICTIONS,
     PredictionArrays,
     convert_fit_predictions,
 )
@@ -20,12 +18,15 @@ from mlip_autopipec.infrastructure.pacemaker.potential_file import (
     potential_metadata,
     set_reference_energies,
 )
+from mlip_autopipec.infrastructure.rundir.files import (
+    OUTPUT_POTENTIAL_YAML,
+    PACEMAKER_LOG,
+    POTENTIAL_YACE,
+    TRAIN_PREDICTIONS,
+    YAML2YACE_LOG,
+)
 from mlip_autopipec.infrastructure.rundir.records import PreparedRun
-from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile, log_name
-
-POTENTIAL_YACE = "potential.yace"
-PACEMAKER_LOG = log_name("pacemaker")
-YAML2YACE_LOG = log_name("pace_yaml2yace")
+from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
 
 
 def read_fit(prepared: PreparedRun, fit: FitSettings) -> dict[str, PredictionArrays]:

@@ -19,13 +19,6 @@ from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.domain_models.reference_energies import reference_energies_for
 from mlip_autopipec.errors import ConfigurationError, DatasetValidationError
 
-DATA_FILE = "training_data.pckl.gzip"
-#: The structures handed to pacemaker, with their original labels, in a format that cannot run
-#: code when read (``evaluate`` and later generations read this, never the pickle).
-TRAINING_SET = "training_set.extxyz"
-#: The fixed test set given with ``test_dataset`` (pacemaker's ``data: test_filename``).
-TEST_DATA_FILE = "test_data.pckl.gzip"
-
 log = logging.getLogger(__name__)
 
 #: Packages whose versions are recorded in every potential's provenance.

@@ -10,12 +10,12 @@ from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
+from mlip_autopipec.infrastructure.rundir.files import MOCK_POTENTIAL
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
 from mlip_autopipec.infrastructure.trainer.plan import plan_pacemaker_run, write_inputs
 
 log = logging.getLogger(__name__)
 
-MOCK_POTENTIAL = "mock_potential.yace"
 
 PLACEHOLDER_TEXT = """\
 # MOCK POTENTIAL - NOT A REAL PACE POTENTIAL.

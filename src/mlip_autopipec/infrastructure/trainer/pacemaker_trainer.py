@@ -20,33 +20,25 @@ from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.pacemaker.deadline import DEADLINE_ENV
 from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stop_record
-from mlip_autopipec.infrastructure.pacemaker.input_yaml import INPUT_YAML
-from mlip_autopipec.infrastructure.pacemaker.outputs import (
-    OUTPUT_POTENTIAL_YAML,
-    RESULT_FILES,
-    TEST_PREDICTIONS,
-    TRAIN_PREDICTIONS,
-    PredictionArrays,
-)
+from mlip_autopipec.infrastructure.pacemaker.outputs import PredictionArrays
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
-from mlip_autopipec.infrastructure.rundir.records import (
+from mlip_autopipec.infrastructure.rundir.files import (
+    INPUT_YAML,
+    OUTPUT_POTENTIAL_YAML,
+    PACEMAKER_LOG,
+    REPLACED,
+    TEST_PREDICTIONS,
     TEST_SET,
+    TRAIN_PREDICTIONS,
+)
+from mlip_autopipec.infrastructure.rundir.records import (
     CheckedRun,
     PendingRun,
     PreparedRun,
     refuse_running_job,
 )
-from mlip_autopipec.infrastructure.trainer.active_set import (
-    ACTIVE_SET,
-    active_set_of,
-    activeset_step,
-)
-from mlip_autopipec.infrastructure.trainer.after_fit import (
-    PACEMAKER_LOG,
-    POTENTIAL_YACE,
-    convert_to_yace,
-    read_fit,
-)
+from mlip_autopipec.infrastructure.trainer.active_set import active_set_of, activeset_step
+from mlip_autopipec.infrastructure.trainer.after_fit import convert_to_yace, read_fit
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
 from mlip_autopipec.infrastructure.trainer.cost.budget import (
     SizedFit,
@@ -59,11 +51,7 @@ from mlip_autopipec.infrastructure.trainer.cost.record import (
     log_estimate,
     warn_about_test_set,
 )
-from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
-    RESUME_FILES,
-    RunRecord,
-    warn_if_resumable,
-)
+from mlip_autopipec.infrastructure.trainer.interrupted.interim import RunRecord, warn_if_resumable
 from mlip_autopipec.infrastructure.trainer.plan import (
     RunPlan,
     check_test_split,
@@ -87,9 +75,6 @@ from mlip_autopipec.infrastructure.trainer.selection import (
 )
 
 log = logging.getLogger(__name__)
-
-#: What a new fit must not find stale in its run directory.
-REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET, TEST_SET, *RESUME_FILES)
 
 
 class PacemakerTrainer(BaseTrainer):
@@ -173,7 +158,7 @@ class PacemakerTrainer(BaseTrainer):
         """The files of an earlier run of ours that a new fit replaces in its run directory."""
         if not self._batch():
             return REPLACED
-        from mlip_autopipec.infrastructure.trainer.batch.runner import BATCH_FILES
+        from mlip_autopipec.infrastructure.rundir.files import BATCH_FILES
 
         return (*REPLACED, *BATCH_FILES)
 

@@ -13,17 +13,17 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.pacemaker.data_file import dataset_to_dataframe, write_data_file
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import (
-    INPUT_YAML,
     DataSection,
     PacemakerInput,
     build_pacemaker_input,
 )
-from mlip_autopipec.infrastructure.trainer.base import (
+from mlip_autopipec.infrastructure.rundir.files import (
     DATA_FILE,
+    INPUT_YAML,
     TEST_DATA_FILE,
     TRAINING_SET,
-    DataPlan,
 )
+from mlip_autopipec.infrastructure.trainer.base import DataPlan
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,15 +18,17 @@ from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError, TrainerError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.pacemaker.data_file import read_data_file, write_data_file
+from mlip_autopipec.infrastructure.rundir.files import (
+    CANDIDATES,
+    SELECTION_DIR,
+    SELECTION_JSON,
+    TARGET_BASIS_YAML,
+)
 from mlip_autopipec.infrastructure.trainer.plan import RunPlan, write_data
 from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile, log_name
 
 log = logging.getLogger(__name__)
 
-SELECTION_DIR = "selection"
-SELECTION_JSON = "selection.json"
-TARGET_BASIS_YAML = "target_basis.yaml"
-CANDIDATES = "candidates.pckl.gzip"
 METHOD = "D-optimal (MaxVol over ACE B-projections, pace_select)"
 
 

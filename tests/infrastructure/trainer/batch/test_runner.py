@@ -11,23 +11,18 @@ from mlip_autopipec.config.config_model import NoBaseline, parse_trainer_config
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.potential import Provenance
 from mlip_autopipec.errors import OutputError
+from mlip_autopipec.infrastructure.rundir.files import JOB_RESULT_JSON, JOB_STEPS_JSON
 from mlip_autopipec.infrastructure.rundir.records import (
     BatchRecord,
     PendingRun,
     refuse_running_job,
 )
 from mlip_autopipec.infrastructure.trainer.batch.entry import main
-from mlip_autopipec.infrastructure.trainer.batch.node import (
-    JOB_RESULT_JSON,
-    JOB_STEPS_JSON,
-    JobResult,
-    JobSteps,
-    ProgramStep,
-)
+from mlip_autopipec.infrastructure.trainer.batch.node import JobResult, JobSteps, ProgramStep
 from mlip_autopipec.infrastructure.trainer.batch.runner import _LogTail, job_environment
 from mlip_autopipec.infrastructure.trainer.batch.status import describe, last_progress
 
-from ...conftest import TEST_DATA
+from ....conftest import TEST_DATA
 
 
 def _write_steps(run_dir: Path, *steps: ProgramStep) -> None:

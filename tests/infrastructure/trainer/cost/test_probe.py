@@ -14,8 +14,8 @@ import yaml
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.infrastructure.rundir.files import DATA_FILE
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 from mlip_autopipec.infrastructure.trainer.cost import budget
 from mlip_autopipec.infrastructure.trainer.cost import estimate as cost
 from mlip_autopipec.infrastructure.trainer.cost.budget import size_fit

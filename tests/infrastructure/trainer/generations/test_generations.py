@@ -16,21 +16,24 @@ from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.lineage import accumulate
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.pacemaker.input_yaml import INPUT_YAML
-from mlip_autopipec.infrastructure.pacemaker.outputs import TRAIN_METRICS_TXT
-from mlip_autopipec.infrastructure.rundir.records import TEST_SET
-from mlip_autopipec.infrastructure.trainer import create_trainer
-from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
-from mlip_autopipec.infrastructure.trainer.generations.generation import (
+from mlip_autopipec.infrastructure.rundir.files import (
+    INPUT_YAML,
     PARENT_POTENTIAL,
+    RUN_RECORD,
+    TEST_SET,
+    TRAIN_METRICS_TXT,
+    TRAINING_SET,
+)
+from mlip_autopipec.infrastructure.trainer import create_trainer
+from mlip_autopipec.infrastructure.trainer.generations.generation import (
     GenerationTrainer,
     inherited_config,
 )
 from mlip_autopipec.infrastructure.trainer.generations.parent import read_previous_run
-from mlip_autopipec.infrastructure.trainer.interrupted.interim import RUN_RECORD, RunRecord
+from mlip_autopipec.infrastructure.trainer.interrupted.interim import RunRecord
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ...conftest import cu_pt_structures
+from ....conftest import cu_pt_structures
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_pacemaker]
 

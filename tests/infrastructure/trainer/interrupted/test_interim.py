@@ -21,13 +21,17 @@ from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.config.execution import LocalExecution
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError, OutputError, TrainerError
-from mlip_autopipec.infrastructure.pacemaker.input_yaml import INPUT_YAML, PacemakerInput
-from mlip_autopipec.infrastructure.rundir.claim import MANIFEST
-from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE, TEST_DATA_FILE
-from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
+from mlip_autopipec.infrastructure.pacemaker.input_yaml import PacemakerInput
+from mlip_autopipec.infrastructure.rundir.files import (
+    DATA_FILE,
+    INPUT_YAML,
     INTERIM_POTENTIAL,
+    MANIFEST,
     RUN_RECORD,
+    TEST_DATA_FILE,
+)
+from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
     rebuild_inputs,
     unfinished_run,
     write_resumed_from,
@@ -37,7 +41,7 @@ from mlip_autopipec.infrastructure.trainer.interrupted.resume import (
     resume_config,
 )
 
-from ...conftest import FAKE_PACEMAKER, write_executable
+from ....conftest import FAKE_PACEMAKER, write_executable
 
 #: Saves an interim potential after "iteration 7", as pacemaker does, and runs on until stopped.
 INTERRUPTED_PACEMAKER = """

@@ -17,15 +17,11 @@ import pytest
 
 from mlip_autopipec.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, main
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.rundir.claim import MANIFEST
-from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
-    INTERIM_POTENTIAL,
-    RESUME_START,
-    unfinished_run,
-)
+from mlip_autopipec.infrastructure.rundir.files import INTERIM_POTENTIAL, MANIFEST, RESUME_START
+from mlip_autopipec.infrastructure.trainer.interrupted.interim import unfinished_run
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ...conftest import cu_pt_structures, interrupt_as_from_a_terminal
+from ....conftest import cu_pt_structures, interrupt_as_from_a_terminal
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_pacemaker]
 

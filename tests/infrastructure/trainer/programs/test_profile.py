@@ -12,7 +12,8 @@ import pytest
 from mlip_autopipec.cli.progress import ProgressReporter
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.errors import TrainerError
-from mlip_autopipec.infrastructure.trainer.batch.node import JOB_STEPS_JSON, JobSteps, run_steps
+from mlip_autopipec.infrastructure.rundir.files import JOB_STEPS_JSON
+from mlip_autopipec.infrastructure.trainer.batch.node import JobSteps, run_steps
 from mlip_autopipec.infrastructure.trainer.programs.profile import FIT_PROGRAMS, ProgramProfile
 from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 from mlip_autopipec.infrastructure.trainer.programs.steps import JobResult

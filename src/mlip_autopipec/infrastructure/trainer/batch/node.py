@@ -13,11 +13,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.infrastructure.rundir.files import JOB_RESULT_JSON, JOB_STEPS_JSON
 from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
 from mlip_autopipec.infrastructure.trainer.programs.steps import JobResult, ProgramStep, StepOutcome
-
-JOB_STEPS_JSON = "job_steps.json"
-JOB_RESULT_JSON = "job_result.json"
 
 
 class JobSteps(BaseModel):

@@ -33,21 +33,20 @@ from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stop_record
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
-from mlip_autopipec.infrastructure.rundir.records import (
-    BATCH_JOB_JSON,
-    TEST_SET,
-    BatchRecord,
-    PendingRun,
-    PreparedRun,
-)
-from mlip_autopipec.infrastructure.scheduler import JobRequest, JobStatus, Scheduler
-from mlip_autopipec.infrastructure.trainer.after_fit import PACEMAKER_LOG, read_fit
-from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
-from mlip_autopipec.infrastructure.trainer.batch.node import (
+from mlip_autopipec.infrastructure.rundir.files import (
+    JOB_OUTPUT,
     JOB_RESULT_JSON,
     JOB_STEPS_JSON,
-    JobSteps,
+    PACEMAKER_LOG,
+    SCHEDULER_DIR,
+    SETUP_SCRIPT,
+    TEST_SET,
+    TRAINING_SET,
 )
+from mlip_autopipec.infrastructure.rundir.records import BatchRecord, PendingRun, PreparedRun
+from mlip_autopipec.infrastructure.scheduler import JobRequest, JobStatus, Scheduler
+from mlip_autopipec.infrastructure.trainer.after_fit import read_fit
+from mlip_autopipec.infrastructure.trainer.batch.node import JobSteps
 from mlip_autopipec.infrastructure.trainer.cost.record import measured_cost
 from mlip_autopipec.infrastructure.trainer.programs.profile import show_step, thread_environment
 from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
@@ -58,12 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JOB_OUTPUT = "batch_job.log"
-SETUP_SCRIPT = "job_setup.sh"
-#: psij's files: the job script it generated, the job's exit code.
-SCHEDULER_DIR = "scheduler"
-#: What a batch run writes besides a local one's files (a new run replaces them).
-BATCH_FILES = (BATCH_JOB_JSON, JOB_STEPS_JSON, JOB_RESULT_JSON, JOB_OUTPUT, SETUP_SCRIPT, TEST_SET)
 LOG_TAIL_LINES = 40
 #: s between reads of the log and of the job's state while following; the scheduler itself is
 #: asked every ``execution.poll_seconds``.

@@ -7,8 +7,8 @@ from pathlib import Path
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.infrastructure.pacemaker.log import ProgressParser
+from mlip_autopipec.infrastructure.rundir.files import PACEMAKER_LOG
 from mlip_autopipec.infrastructure.rundir.records import BatchRecord
-from mlip_autopipec.infrastructure.trainer.after_fit import PACEMAKER_LOG
 from mlip_autopipec.infrastructure.trainer.batch.runner import job_result, log_tail, scheduler_for
 
 

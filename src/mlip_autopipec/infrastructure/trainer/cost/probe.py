@@ -30,13 +30,9 @@ import numpy as np
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.infrastructure.pacemaker.data_file import dataset_to_dataframe, write_data_file
-from mlip_autopipec.infrastructure.pacemaker.input_yaml import (
-    INPUT_YAML,
-    DataSection,
-    PacemakerInput,
-)
+from mlip_autopipec.infrastructure.pacemaker.input_yaml import DataSection, PacemakerInput
 from mlip_autopipec.infrastructure.pacemaker.log import read_fit_timing
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
+from mlip_autopipec.infrastructure.rundir.files import DATA_FILE, INPUT_YAML
 from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile, log_name
 
 #: Atoms of the sample fitted (whole structures drawn at random; all of a smaller dataset).

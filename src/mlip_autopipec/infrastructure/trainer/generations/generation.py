@@ -14,6 +14,7 @@ from mlip_autopipec.domain_models.lineage import Accumulated, Lineage, accumulat
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import BondBlock, PacemakerInput
+from mlip_autopipec.infrastructure.rundir.files import PARENT_POTENTIAL
 from mlip_autopipec.infrastructure.rundir.records import CheckedRun, PreparedRun
 from mlip_autopipec.infrastructure.trainer.generations.parent import (
     PreviousRun,
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
     from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 
 log = logging.getLogger(__name__)
-
-#: The parent's B-basis potential, copied into the run directory: where pacemaker starts.
-PARENT_POTENTIAL = "parent_potential.yaml"
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,13 @@ import yaml
 from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import DatasetValidationError, OutputError
-from mlip_autopipec.infrastructure.pacemaker.input_yaml import INPUT_YAML
-from mlip_autopipec.infrastructure.pacemaker.outputs import TEST_PREDICTIONS_NPZ, read_predictions
-from mlip_autopipec.infrastructure.rundir.records import TEST_SET
-from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
+from mlip_autopipec.infrastructure.pacemaker.outputs import read_predictions
+from mlip_autopipec.infrastructure.rundir.files import (
+    INPUT_YAML,
+    TEST_PREDICTIONS_NPZ,
+    TEST_SET,
+    TRAINING_SET,
+)
 
 log = logging.getLogger(__name__)
 

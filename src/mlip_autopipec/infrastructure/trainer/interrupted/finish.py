@@ -9,15 +9,18 @@ import yaml
 
 from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.pacemaker.outputs import OUTPUT_POTENTIAL_YAML
 from mlip_autopipec.infrastructure.pacemaker.potential_file import add_metadata
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
-from mlip_autopipec.infrastructure.trainer.active_set import activeset_step
-from mlip_autopipec.infrastructure.trainer.after_fit import read_fit
-from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
+from mlip_autopipec.infrastructure.rundir.files import (
     FINISH_INPUT_YAML,
     FINISH_LOG,
     INTERIM_POTENTIAL,
+    OUTPUT_POTENTIAL_YAML,
+    RESUME_REPLACES,
+)
+from mlip_autopipec.infrastructure.trainer.active_set import activeset_step
+from mlip_autopipec.infrastructure.trainer.after_fit import read_fit
+from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
     UnfinishedRun,
     copy_file,
     rebuild_inputs,
@@ -25,7 +28,6 @@ from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
     unfinished_run,
 )
 from mlip_autopipec.infrastructure.trainer.interrupted.resume import (
-    RESUME_REPLACES,
     pacemaker_input_from,
     resume_config,
 )

@@ -25,38 +25,30 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON
 from mlip_autopipec.errors import OutputError
 from mlip_autopipec.files import write_text_atomic
-from mlip_autopipec.infrastructure.pacemaker.input_yaml import INPUT_YAML, PacemakerInput
+from mlip_autopipec.infrastructure.pacemaker.input_yaml import PacemakerInput
 from mlip_autopipec.infrastructure.pacemaker.log import read_fit_timing
 from mlip_autopipec.infrastructure.rundir.claim import is_ours
-from mlip_autopipec.infrastructure.rundir.records import (
+from mlip_autopipec.infrastructure.rundir.files import (
     BATCH_JOB_JSON,
+    DATA_FILE,
+    INPUT_YAML,
+    INTERIM_POTENTIAL,
+    PACEMAKER_LOG,
+    RESUME_JSON,
+    RUN_RECORD,
+    TEST_DATA_FILE,
     TEST_SET,
+    TRAINING_SET,
+)
+from mlip_autopipec.infrastructure.rundir.records import (
     BatchRecord,
     PendingRun,
     PreparedRun,
     refuse_running_job,
 )
-from mlip_autopipec.infrastructure.trainer.after_fit import PACEMAKER_LOG
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE, TEST_DATA_FILE, TRAINING_SET
 from mlip_autopipec.infrastructure.trainer.plan import write_fit_data
 
 log = logging.getLogger(__name__)
-
-#: pacemaker's potential of the last iteration of fit cycle 0, saved after every iteration.
-INTERIM_POTENTIAL = "interim_potential_0.yaml"
-#: The record of a local run: its config and what the post-processing needs (:class:`RunRecord`).
-RUN_RECORD = "run_record.json"
-#: A copy of the interim potential that a resumed fit starts from (pacemaker overwrites its own).
-RESUME_START = "resume_start.yaml"
-#: pacemaker's input of a resumed fit, and of the predictions of ``finish``.
-RESUME_INPUT_YAML = "input_resume.yaml"
-FINISH_INPUT_YAML = "input_finish.yaml"
-#: ``{"resumed_from_iteration": N}``: the iterations before the last resumed fit began.
-RESUME_JSON = "resume.json"
-#: The log of pacemaker's predictions for ``finish`` (pacemaker.log keeps the fit's iterations).
-FINISH_LOG = "pacemaker_finish.log"
-#: What a new fit in the directory must not find stale: it starts over.
-RESUME_FILES = (INTERIM_POTENTIAL, RESUME_START, RESUME_INPUT_YAML, FINISH_INPUT_YAML, RESUME_JSON)
 
 
 class RunRecord(BaseModel):

@@ -21,20 +21,19 @@ from mlip_autopipec.infrastructure.pacemaker.deadline import DEADLINE_ENV
 from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stopping_keys, stopped_early
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import PacemakerInput
 from mlip_autopipec.infrastructure.pacemaker.log import read_fit_timing
-from mlip_autopipec.infrastructure.pacemaker.outputs import RESULT_FILES
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
-from mlip_autopipec.infrastructure.trainer.active_set import ACTIVE_SET, activeset_step
-from mlip_autopipec.infrastructure.trainer.after_fit import (
+from mlip_autopipec.infrastructure.rundir.files import (
+    INTERIM_POTENTIAL,
     PACEMAKER_LOG,
-    POTENTIAL_YACE,
-    read_fit,
+    RESUME_INPUT_YAML,
+    RESUME_REPLACES,
+    RESUME_START,
 )
+from mlip_autopipec.infrastructure.trainer.active_set import activeset_step
+from mlip_autopipec.infrastructure.trainer.after_fit import read_fit
 from mlip_autopipec.infrastructure.trainer.cost.budget import size_fit, with_deadline_callback
 from mlip_autopipec.infrastructure.trainer.cost.record import cost_of_steps, estimated_cost
 from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
-    INTERIM_POTENTIAL,
-    RESUME_INPUT_YAML,
-    RESUME_START,
     UnfinishedRun,
     copy_file,
     rebuild_inputs,
@@ -61,8 +60,6 @@ MAY_DIFFER = (
     "executables",
     "execution",
 )
-#: What a resumed fit replaces of the interrupted one (never its interim potential).
-RESUME_REPLACES = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET)
 
 
 def resume_config(recorded: TrainerConfig, given: TrainerConfig | None) -> TrainerConfig:
