@@ -31,15 +31,16 @@ def submit(
     """Submit the batch job of a fit, say how to follow it, and exit."""
     from mlip_autopipec.config.execution import BatchExecution
     from mlip_autopipec.infrastructure.rundir.records import BatchRecord
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer import make_pacemaker_trainer
     from mlip_autopipec.infrastructure.trainer.batch import runner as batch
+    from mlip_autopipec.report import build_report_or_warn
 
     if config.type != "pacemaker" or not isinstance(config.execution, BatchExecution):
         raise ConfigurationError(
             [("trainer.execution.type", "--detach needs a batch execution: slurm, pbs or lsf")]
         )
     log.info("%s", dataset)
-    trainer = PacemakerTrainer(config, on_output_line=progress)
+    trainer = make_pacemaker_trainer(config, progress, report=build_report_or_warn)
     run_dir = batch.submit(trainer, dataset, out, test_dataset=test_dataset)
     record = BatchRecord.load(run_dir)
     print(f"submitted {record.backend} job {record.job_id}; run directory {run_dir}")
@@ -64,13 +65,15 @@ def wait(
 ) -> int:
     """Follow the job of ``run_dir`` to its end and build the potential, as ``train`` does."""
     from mlip_autopipec.infrastructure.rundir.records import BatchRecord
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer import make_pacemaker_trainer
     from mlip_autopipec.infrastructure.trainer.batch import runner as batch
+    from mlip_autopipec.report import build_report_or_warn
 
     record = BatchRecord.load(run_dir)
     config = record.config
     started = time.perf_counter()
-    trainer = PacemakerTrainer(config, on_output_line=progress_reporter(config, args))
+    progress = progress_reporter(config, args)
+    trainer = make_pacemaker_trainer(config, progress, report=build_report_or_warn)
     potential = batch.wait(trainer, run_dir)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK

@@ -25,10 +25,11 @@ def train(
     test_dataset: Dataset | None = None,
 ) -> int:
     from mlip_autopipec.infrastructure.trainer import create_trainer
+    from mlip_autopipec.report import build_report_or_warn
 
     log.info("%s", dataset)
     started = time.perf_counter()
-    trainer = create_trainer(config, on_output_line=progress)
+    trainer = create_trainer(config, on_output_line=progress, report=build_report_or_warn)
     potential = trainer.train(dataset, out, test_dataset=test_dataset)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK
@@ -96,6 +97,7 @@ def train_next_generation(
 ) -> int:
     """``train --previous RUN_DIR``: the next generation of RUN_DIR's potential."""
     from mlip_autopipec.infrastructure.trainer import create_trainer
+    from mlip_autopipec.report import build_report_or_warn
 
     if args.detach or args.test_data is not None:
         option = "--detach" if args.detach else "--test-data"
@@ -106,7 +108,7 @@ def train_next_generation(
     previous = load_finished(args.previous)
     log.info("%s", dataset)
     started = time.perf_counter()
-    trainer = create_trainer(config, on_output_line=progress)
+    trainer = create_trainer(config, on_output_line=progress, report=build_report_or_warn)
     potential = trainer.train(dataset, args.out, previous=previous)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK

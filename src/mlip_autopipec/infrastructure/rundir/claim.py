@@ -33,7 +33,12 @@ from typing import Any
 
 from mlip_autopipec.errors import OutputError
 from mlip_autopipec.files import write_text_atomic
-from mlip_autopipec.infrastructure.rundir.files import FINISHED_RECORD, LOCK_FILE, MANIFEST
+from mlip_autopipec.infrastructure.rundir.files import (
+    FINISHED_RECORD,
+    INTERIM_POTENTIAL,
+    LOCK_FILE,
+    MANIFEST,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,18 @@ SUBMITTED = "submitted"
 def is_ours(directory: Path) -> bool:
     """Whether ``directory`` was made by a run of mlip-autopipec (it holds our manifest)."""
     return (Path(directory) / MANIFEST).is_file()
+
+
+def warn_if_resumable(run_dir: Path) -> None:
+    """Before a new fit replaces the interim potential of an interrupted one: say how to keep it."""
+    path = Path(run_dir)
+    if (path / INTERIM_POTENTIAL).is_file() and is_ours(path):
+        log.warning(
+            "%s holds the interim potential of an interrupted fit: this new fit starts over and "
+            "replaces it ('mlip-autopipec train --resume %s' would have continued it)",
+            path,
+            path,
+        )
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:

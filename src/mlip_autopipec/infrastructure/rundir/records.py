@@ -1,8 +1,9 @@
-"""What the post-processing of a fit needs from before it, and the record of a batch run."""
+"""The records of a run: what its post-processing needs from before the fit (``PendingRun``),
+kept with its config for a local run (``run_record.json``) and with its job for a batch run
+(``batch_job.json``), so that another process can resume, finish or wait for it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -11,21 +12,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
-from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.lineage import Lineage
 from mlip_autopipec.domain_models.potential import (
     POTENTIAL_JSON,
     FitCost,
-    Potential,
     Provenance,
     Selection,
 )
 from mlip_autopipec.errors import OutputError
 from mlip_autopipec.files import write_text_atomic
-from mlip_autopipec.infrastructure.rundir.files import BATCH_JOB_JSON
-from mlip_autopipec.infrastructure.trainer.cost.budget import SizedFit
-from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
+from mlip_autopipec.infrastructure.rundir.files import BATCH_JOB_JSON, RUN_RECORD
 
 
 class PendingRun(BaseModel):
@@ -62,39 +58,26 @@ class PendingRun(BaseModel):
         return {(a, b): distance for a, b, distance in self.shortest_distances}
 
 
-@dataclass(frozen=True)
-class CheckedRun:
-    """What a fit finds before anything is written: how its programs run here, the previous
-    generation's potential (for a selection) and the structures to fit."""
-
-    profile: ProgramProfile
-    previous: Potential | None
-    accounted: AccountedDataset
-
-
-@dataclass(frozen=True)
-class PreparedRun:
-    """A claimed run directory with pacemaker's input written: what the fit's end needs."""
-
-    workdir: Path
-    run: PendingRun
-    training_set: Dataset
-    test_dataset: Dataset | None
-    #: The cost estimate and the iterations a time budget allows.
-    sized: SizedFit | None = None
-
-
-class BatchRecord(BaseModel):
-    """``batch_job.json``: the job of a run directory and how to finish the run."""
+class RunRecord(BaseModel):
+    """``run_record.json``: the config of a local run and what its post-processing needs,
+    written before pacemaker starts (a batch run keeps the same in ``batch_job.json``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: TrainerConfig
+    run: PendingRun
+
+    def save(self, run_dir: Path) -> None:
+        write_text_atomic(Path(run_dir) / RUN_RECORD, self.model_dump_json(indent=2) + "\n")
+
+
+class BatchRecord(RunRecord):
+    """``batch_job.json``: the run's record, with the job of the run directory."""
 
     backend: str
     job_id: str
     submitted_at: datetime
     queue: str | None
-    config: TrainerConfig
-    run: PendingRun
     log_offset: int = 0
     outcome: Literal["failed", "cancelled"] | None = None
     reason: str | None = None

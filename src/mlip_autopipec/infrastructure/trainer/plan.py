@@ -1,4 +1,5 @@
-"""pacemaker's inputs of a run: the plan (input.yaml decided from the data) and its files."""
+"""What a run decides before pacemaker starts: the plan (energy scale, baseline and pacemaker's
+input, decided from the data), pacemaker's input files, and the run as prepared for its fit."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlip_autopipec.config.config_model import TrainerConfig
-from mlip_autopipec.domain_models.baseline import PairPotential
-from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.config.config_model import Baseline, TrainerConfig
+from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential, resolve_baseline
+from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
+from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
+from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.domain_models.reference_energies import reference_energies_for
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.pacemaker.data_file import dataset_to_dataframe, write_data_file
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import (
@@ -23,53 +27,108 @@ from mlip_autopipec.infrastructure.rundir.files import (
     TEST_DATA_FILE,
     TRAINING_SET,
 )
-from mlip_autopipec.infrastructure.trainer.base import DataPlan
+from mlip_autopipec.infrastructure.rundir.records import PendingRun
+from mlip_autopipec.infrastructure.trainer.cost.budget import SizedFit
+from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
 
 
-@dataclass(frozen=True, kw_only=True)
-class RunPlan(DataPlan):
-    """The data's plan and pacemaker's input built from it, before any file is written."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a trainer decides from the data before any file is written: the energy scale
+    (reference energies, eV per atom of each element), the baseline the fit corrects, and
+    pacemaker's input built from them."""
 
+    baseline: Baseline
+    baseline_potential: PairPotential | None
+    reference_energies: dict[str, float]
+    shortest_distances: dict[tuple[str, str], float]
     pacemaker_input: PacemakerInput
+    #: What the reference energies mean when the data do not determine them (else None).
+    reference_energies_warning: str | None = None
 
 
-def plan_pacemaker_run(
+@dataclass(frozen=True)
+class CheckedRun:
+    """What a fit finds before anything is written: how its programs run here, the previous
+    generation's potential (for a selection) and the structures to fit."""
+
+    profile: ProgramProfile
+    previous: Potential | None
+    accounted: AccountedDataset
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A claimed run directory with pacemaker's input written: what the fit's end needs."""
+
+    workdir: Path
+    run: PendingRun
+    training_set: Dataset
+    test_dataset: Dataset | None
+    #: The cost estimate and the iterations a time budget allows.
+    sized: SizedFit | None = None
+
+
+def plan_run(
     config: TrainerConfig,
     dataset: Dataset,
-    data: DataPlan,
     *,
     n_training: int | None = None,
+    free_atom_energies: Mapping[str, float] | None = None,
     fitting: bool = True,
 ) -> RunPlan:
-    """pacemaker's input for ``dataset`` under the plan ``data``.
+    """Reference energies, shortest distances, the baseline with its cutoffs, and pacemaker's
+    input for ``dataset``.
 
-    ``n_training`` is the number of structures that will be fitted (fewer than the dataset
-    after a selection); their atoms (in proportion) size the basis when the config leaves
-    that open. With ``fitting`` (not for a selection alone), the test split must leave
-    pacemaker a test structure.
+    ``free_atom_energies`` (eV, per element) are the reference energies of those elements
+    when ``reference_energies`` is 'auto'. ``n_training`` is the number of structures that
+    will be fitted (fewer than the dataset after a selection); their atoms (in proportion)
+    size the basis when the config leaves that open. With ``fitting`` (not for a selection
+    alone), the test split must leave pacemaker a test structure.
     """
+    setting = config.reference_energies
+    known = {e: v for e, v in (free_atom_energies or {}).items() if e in dataset.elements}
+    try:
+        references = reference_energies_for(setting, dataset, known)
+    except ValueError as error:
+        raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
+    distances = shortest_distances(dataset, search_radius=config.cutoff)
+    if not distances:
+        raise ConfigurationError(
+            [
+                (
+                    "trainer.cutoff",
+                    f"no two atoms of the dataset are within {config.cutoff} Å: nothing to fit",
+                )
+            ]
+        )
+    try:
+        baseline = resolve_baseline(config.b_ref, distances, dataset.elements)
+        baseline_potential = pair_potential(baseline, dataset.elements)
+    except ValueError as error:
+        raise ConfigurationError([("trainer.b_ref", str(error))]) from error
     n_fit = n_training or len(dataset)
     if fitting:
         check_test_split(config.fit.test_size, n_fit)
     pacemaker_input = build_pacemaker_input(
         config,
-        baseline=data.baseline,
+        baseline=baseline,
         elements=dataset.elements,
-        min_distances=data.shortest_distances,
+        min_distances=distances,
         data_filename=DATA_FILE,
         n_atoms=dataset.n_atoms * n_fit // len(dataset),
     )
     return RunPlan(
-        baseline=data.baseline,
-        baseline_potential=data.baseline_potential,
-        reference_energies=data.reference_energies,
-        shortest_distances=data.shortest_distances,
-        reference_energies_warning=data.reference_energies_warning,
+        baseline=baseline,
+        baseline_potential=baseline_potential,
+        reference_energies=references.energies,
+        shortest_distances=distances,
         pacemaker_input=pacemaker_input,
+        reference_energies_warning=references.warning,
     )
 
 
-def write_data(dataset: Dataset, plan: DataPlan, path: Path) -> Path:
+def write_data(dataset: Dataset, plan: RunPlan, path: Path) -> Path:
     """pacemaker's data file of ``dataset``, with the labels the fit sees (residuals)."""
     return write_fit_data(dataset, plan.reference_energies, plan.baseline_potential, path)
 

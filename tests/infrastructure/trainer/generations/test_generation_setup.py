@@ -14,8 +14,9 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError, OutputError
 from mlip_autopipec.infrastructure.trainer.generations.generation import (
-    GenerationTrainer,
+    Generation,
     inherited_config,
+    plan_generation,
 )
 from mlip_autopipec.infrastructure.trainer.generations.parent import PreviousRun, read_previous_run
 
@@ -125,20 +126,20 @@ def test_parent_cutoffs_reaching_into_new_data_are_chosen_again(
     config, scale = inherited_config(
         parse_trainer_config({"type": "pacemaker", "cutoff": 5}), parent
     )
-    inherited = GenerationTrainer(
+    inherited = Generation(
         config,
         previous,
-        None,
+        None,  # type: ignore[arg-type]
         cu_pt_dataset,
         scale,
-        cutoffs_inherited=True,  # type: ignore[arg-type]
+        cutoffs_inherited=True,
     )
-    plan = inherited.plan_run(cu_pt_dataset)
+    plan, inherited = plan_generation(inherited, cu_pt_dataset)
     assert isinstance(plan.baseline, ZBLBaseline)
     assert plan.baseline.pair_cutoffs["Cu-Pt"][0] < 2.3
     assert "chosen again" in caplog.text and "chosen again" in inherited.scale
     assert plan.reference_energies == parent.reference_energies  # still the parent's
     # Cutoffs the user gave are an error, not replaced.
-    given = GenerationTrainer(config, previous, None, cu_pt_dataset, scale)  # type: ignore[arg-type]
+    given = Generation(config, previous, None, cu_pt_dataset, scale)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="b_ref"):
-        given.plan_run(cu_pt_dataset)
+        plan_generation(given, cu_pt_dataset)

@@ -24,13 +24,16 @@ from mlip_autopipec.infrastructure.rundir.files import (
     TRAIN_METRICS_TXT,
     TRAINING_SET,
 )
+from mlip_autopipec.infrastructure.rundir.records import RunRecord
 from mlip_autopipec.infrastructure.trainer import create_trainer
 from mlip_autopipec.infrastructure.trainer.generations.generation import (
-    GenerationTrainer,
+    Generation,
+    choose_start,
     inherited_config,
+    lineage,
+    plan_generation,
 )
 from mlip_autopipec.infrastructure.trainer.generations.parent import read_previous_run
-from mlip_autopipec.infrastructure.trainer.interrupted.interim import RunRecord
 from mlip_autopipec.oracle.emt import label_with_emt
 
 from ....conftest import cu_pt_structures
@@ -162,9 +165,9 @@ def test_a_larger_basis_grows_from_the_parents(chain: dict, tmp_path: Path) -> N
     previous = chain["previous"]
     config = parse_trainer_config({**CONFIG, "ace_params": {"number_of_functions_per_element": 12}})
     config, scale = inherited_config(config, previous.potential)
-    trainer = GenerationTrainer(config, previous, None, chain["given"], scale)  # type: ignore[arg-type]
-    plan = trainer.plan_run(Dataset(previous.training))
-    start = trainer.choose_start(plan.pacemaker_input, tmp_path)
+    generation = Generation(config, previous, None, chain["given"], scale)  # type: ignore[arg-type]
+    plan, generation = plan_generation(generation, Dataset(previous.training))
+    start = choose_start(generation, plan.pacemaker_input, tmp_path)
     assert start.fitted_from == "basis growth"
     assert start.pacemaker_input.potential.initial_potential == PARENT_POTENTIAL
     assert "from 8 to 12" in start.reason
@@ -186,10 +189,10 @@ def test_a_new_element_forces_a_fresh_fit_with_the_parents_reference_energies(
     with_gold = label_with_emt(cells, source="gold")
     config, scale = inherited_config(parse_trainer_config(CONFIG), previous.potential)
     accumulated = accumulate(previous.training, previous.test, with_gold, test_size=0.2, seed=1)
-    trainer = GenerationTrainer(config, previous, accumulated, with_gold, scale)
+    generation = Generation(config, previous, accumulated, with_gold, scale)
     with caplog.at_level(logging.INFO, logger="mlip_autopipec"):
-        plan = trainer.plan_run(accumulated.training)
-        start = trainer.choose_start(plan.pacemaker_input, tmp_path)
+        plan, generation = plan_generation(generation, accumulated.training)
+        start = choose_start(generation, plan.pacemaker_input, tmp_path)
     assert start.fitted_from == "fresh"
     assert "new element(s) Au" in start.reason
     assert start.pacemaker_input == plan.pacemaker_input  # nothing of the parent's
@@ -197,9 +200,9 @@ def test_a_new_element_forces_a_fresh_fit_with_the_parents_reference_energies(
     for element in ("Cu", "Pt"):  # the parent's, kept
         assert plan.reference_energies[element] == previous.potential.reference_energies[element]
     assert "Au" in plan.reference_energies and "reference energies Au" in caplog.text
-    lineage = trainer.lineage(start)
-    assert lineage.fitted_from == "fresh" and "Au" in lineage.inherited_energy_scale
-    assert any("new element(s) Au" in line for line in lineage.describe())
+    record = lineage(generation, start)
+    assert record.fitted_from == "fresh" and "Au" in record.inherited_energy_scale
+    assert any("new element(s) Au" in line for line in record.describe())
 
 
 def test_history_prints_the_chain(

@@ -31,24 +31,29 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import write_text_atomic
-from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stop_record
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
 from mlip_autopipec.infrastructure.rundir.files import (
     JOB_OUTPUT,
     JOB_RESULT_JSON,
     JOB_STEPS_JSON,
     PACEMAKER_LOG,
+    REPLACED,
     SCHEDULER_DIR,
     SETUP_SCRIPT,
     TEST_SET,
     TRAINING_SET,
 )
-from mlip_autopipec.infrastructure.rundir.records import BatchRecord, PendingRun, PreparedRun
+from mlip_autopipec.infrastructure.rundir.records import BatchRecord, PendingRun
 from mlip_autopipec.infrastructure.scheduler import JobRequest, JobStatus, Scheduler
-from mlip_autopipec.infrastructure.trainer.after_fit import read_fit
+from mlip_autopipec.infrastructure.trainer.after_fit import FitEnd
 from mlip_autopipec.infrastructure.trainer.batch.node import JobSteps
-from mlip_autopipec.infrastructure.trainer.cost.record import measured_cost
-from mlip_autopipec.infrastructure.trainer.programs.profile import show_step, thread_environment
+from mlip_autopipec.infrastructure.trainer.plan import PreparedRun
+from mlip_autopipec.infrastructure.trainer.programs.profile import (
+    ProgramProfile,
+    StepRunner,
+    show_step,
+    thread_environment,
+)
 from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 from mlip_autopipec.infrastructure.trainer.programs.steps import JobResult, ProgramStep
 
@@ -80,6 +85,26 @@ def scheduler_for(
     execution: BatchExecution, run_dir: Path, poll_s: float | None = None
 ) -> Scheduler:
     return Scheduler(execution, run_dir / SCHEDULER_DIR, poll_s or execution.poll_seconds)
+
+
+class BatchLauncher:
+    """The compute steps of a fit run as one batch job (the trainer's launcher of a batch
+    execution, chosen by ``create_trainer``)."""
+
+    remote = True
+
+    def __init__(self, progress: ProgressSink | None = None) -> None:
+        self.progress = progress
+
+    def check(self, config: TrainerConfig, workdir: Path) -> None:
+        """The scheduler and its queue answer (before anything is written)."""
+        execution = config.execution
+        if not isinstance(execution, BatchExecution):
+            raise ValueError("a batch job needs a batch execution (slurm, pbs or lsf)")
+        scheduler_for(execution, workdir).check()
+
+    def runner(self, config: TrainerConfig, run: PendingRun, profile: ProgramProfile) -> StepRunner:
+        return BatchRunner(config, run, self.progress)
 
 
 class BatchRunner:
@@ -152,7 +177,7 @@ def submit(
     """Prepare the run directory and submit the job (``train --detach``); the directory is
     handed over to the job (manifest ``submitted``, lock released). Returns it."""
     checked = trainer.check_inputs(dataset, test_dataset, workdir)
-    with claim_run_directory(workdir, replaces=trainer.replaced()) as run:
+    with claim_run_directory(workdir, replaces=REPLACED) as run:
         prepared = trainer.prepare(checked, test_dataset, run.path)
         runner = BatchRunner(trainer.config, prepared.run, trainer.progress)
         runner.submit(trainer.compute_steps(checked.profile, prepared), run.path)
@@ -178,24 +203,14 @@ def wait(trainer: PacemakerTrainer, run_dir: Path) -> Potential:
         if record.outcome is not None:
             raise _failure(record, run.path, record.reason or record.outcome)
         result = follow(record, run.path, trainer.progress)
-        profile = trainer.profile()
         prepared = PreparedRun(
             run.path,
             record.run,
             Dataset.read(run.path / TRAINING_SET),
             Dataset.read(run.path / TEST_SET) if record.run.fixed_test_set else None,
         )
-        with profile.step("reading pacemaker's results"):
-            predictions = read_fit(prepared, trainer.config.fit)
         # The estimate made before submitting, beside what the job's pacemaker log shows.
-        cost = measured_cost(
-            run.path,
-            run.path / PACEMAKER_LOG,
-            record.run.estimate,
-            maxiter_setting=record.run.maxiter_setting,
-        )
-        fit_stop = early_stop_record(run.path / PACEMAKER_LOG)
-        return trainer.finish(prepared, predictions, result, profile, cost=cost, fit_stop=fit_stop)
+        return trainer.after_fit(prepared, FitEnd(result), trainer.profile())
 
 
 def follow(record: BatchRecord, run_dir: Path, progress: ProgressSink | None) -> JobResult:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from mlip_autopipec.config.config_model import FitSettings
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError
-from mlip_autopipec.infrastructure.pacemaker.deadline import CALLBACK_NAME
+from mlip_autopipec.infrastructure.pacemaker.deadline import CALLBACK_NAME, DEADLINE_ENV
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import (
     MIN_FUNCTIONS_PER_BLOCK,
     PacemakerInput,
@@ -31,6 +31,7 @@ from mlip_autopipec.infrastructure.trainer.cost.probe import (
     run_probe,
 )
 from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
+from mlip_autopipec.infrastructure.trainer.programs.steps import ProgramStep
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +222,18 @@ def _with_functions(pacemaker_input: PacemakerInput, functions: int) -> Pacemake
 
 
 def with_deadline_callback(pacemaker_input: PacemakerInput) -> PacemakerInput:
-    """pacemaker's input with the callback that ends the fit at the deadline in its environment."""
+    """pacemaker's input with the callback that ends the fit at the deadline in its environment
+    (:func:`with_deadline`)."""
     callbacks = [*(pacemaker_input.fit.callbacks or []), CALLBACK_NAME]
     return pacemaker_input.model_copy(
         update={"fit": pacemaker_input.fit.model_copy(update={"callbacks": callbacks})}
     )
+
+
+def with_deadline(fit: ProgramStep, sized: SizedFit | None) -> ProgramStep:
+    """pacemaker's step with the deadline of a time budget (s since the epoch, counted from
+    now) in its environment, where the callback of :func:`with_deadline_callback` reads it."""
+    if sized is None or sized.optimiser_time_s is None:
+        return fit
+    deadline = {DEADLINE_ENV: repr(time.time() + sized.optimiser_time_s)}
+    return fit.model_copy(update={"environment": deadline})

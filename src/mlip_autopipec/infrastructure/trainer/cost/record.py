@@ -43,18 +43,18 @@ def cost_of_steps(
     log_path: Path,
     estimated: FitCost | None,
     result: JobResult,
-    fit_started: datetime,
+    fit_started: datetime | None,
     *,
-    batch: bool = False,
     maxiter_setting: str = "fit.maxiter",
 ) -> FitCost | None:
     """What pacemaker's log says the fit of ``result`` cost, beside the estimate (when one
     was made): a local fit began at ``fit_started`` and took its step's seconds; a batch job's
-    own log says when it began and ended. None when pacemaker's step did not run."""
+    (``fit_started`` None) own log says when it began and ended. None when pacemaker's step
+    did not run."""
     fit = result.outcome("pacemaker")
     if fit is None or fit.seconds is None:
         return None
-    if batch:
+    if fit_started is None:
         return measured_cost(workdir, log_path, estimated, maxiter_setting=maxiter_setting)
     fit_ended = fit_started + timedelta(seconds=fit.seconds)
     return measured_cost(

@@ -1,12 +1,14 @@
-"""The next generation of a potential: accumulated data, the parent's energy scale, and a fit
-that starts from the parent's coefficients (upfit) or grows its basis, unless it cannot."""
+"""The next generation of a potential, as a value the trainer is given: accumulated data, the
+parent's energy scale, and a fit that starts from the parent's coefficients (upfit) or grows its
+basis, unless it cannot (README, "Generations")."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from mlip_autopipec.config.config_model import TrainerConfig, ZBLBaseline
 from mlip_autopipec.domain_models.dataset import Dataset
@@ -15,21 +17,14 @@ from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import BondBlock, PacemakerInput
 from mlip_autopipec.infrastructure.rundir.files import PARENT_POTENTIAL
-from mlip_autopipec.infrastructure.rundir.records import CheckedRun, PreparedRun
+from mlip_autopipec.infrastructure.trainer.cost.budget import SizedFit
 from mlip_autopipec.infrastructure.trainer.generations.parent import (
     PreviousRun,
     copy_for_start,
     read_previous_run,
 )
-from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTrainer
-from mlip_autopipec.infrastructure.trainer.plan import RunPlan
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from mlip_autopipec.infrastructure.trainer.cost.budget import SizedFit
-    from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
-    from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
+from mlip_autopipec.infrastructure.trainer.plan import RunPlan, plan_run
+from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +38,30 @@ class Start:
     pacemaker_input: PacemakerInput
 
 
-def train_generation(
-    trainer: PacemakerTrainer,
+@dataclass(frozen=True)
+class Generation:
+    """A next generation: the config it is fitted with (the parent's energy scale inherited),
+    the parent run, the accumulated data and the structures added to them."""
+
+    config: TrainerConfig
+    parent: PreviousRun
+    accumulated: Accumulated
+    added: Dataset
+    #: What of the energy scale was inherited (``potential.json``: lineage).
+    scale: str
+    #: The ZBL cutoffs of ``config`` are the parent's, not the user's (they are chosen again
+    #: if they reach into the new data).
+    cutoffs_inherited: bool = False
+
+
+def next_generation(
+    config: TrainerConfig,
     dataset: Dataset,
-    workdir: Path,
     previous: Potential,
     test_dataset: Dataset | None = None,
-) -> Potential:
-    """Fit the generation after ``previous`` on its data plus ``dataset`` (README,
-    "Generations"); the parent's test structures stay test structures."""
+) -> Generation:
+    """The generation after ``previous`` on its data plus ``dataset``; the parent's test
+    structures stay test structures. OutputError when the parent run lacks what it needs."""
     if test_dataset is not None:
         raise ConfigurationError(
             [
@@ -62,29 +72,25 @@ def train_generation(
                 )
             ]
         )
-    # 1. The parent's data (safe copies), plus the new structures, duplicates counted once.
+    # The parent's data (safe copies), plus the new structures, duplicates counted once.
     parent = read_previous_run(previous)
     accumulated = accumulate(
         parent.training,
         parent.test,
         dataset,
-        test_size=trainer.config.fit.test_size,
-        seed=trainer.config.fit.seed,
+        test_size=config.fit.test_size,
+        seed=config.fit.seed,
     )
     log.info("%s", accumulation_message(parent, accumulated))
-    # 2. The parent's energy scale unless the config sets one; then the fit.
-    config, scale = inherited_config(trainer.config, previous)
-    generation = GenerationTrainer(
-        config,
+    # The parent's energy scale unless the config sets one.
+    inherited, scale = inherited_config(config, previous)
+    return Generation(
+        inherited,
         parent,
         accumulated,
         dataset,
         scale,
-        on_output_line=trainer.progress,
-        cutoffs_inherited=config.b_ref != trainer.config.b_ref,
-    )
-    return PacemakerTrainer.train(
-        generation, accumulated.training, workdir, test_dataset=accumulated.test
+        cutoffs_inherited=inherited.b_ref != config.b_ref,
     )
 
 
@@ -138,220 +144,172 @@ def inherited_config(config: TrainerConfig, parent: Potential) -> tuple[TrainerC
     return config.model_copy(update=update), ", ".join(notes)
 
 
-class GenerationTrainer(PacemakerTrainer):
-    """The pacemaker trainer of a next generation (made by :func:`train_generation`)."""
+def plan_generation(
+    generation: Generation,
+    dataset: Dataset,
+    *,
+    n_training: int | None = None,
+    free_atom_energies: Mapping[str, float] | None = None,
+    fitting: bool = True,
+) -> tuple[RunPlan, Generation]:
+    """The run's plan (:func:`plan.plan_run`) with the parent's reference energies fixed under
+    'auto' (a new element gets its value by the same rule, with them fixed); the generation
+    with what this changed of its energy scale noted."""
+    config, parent = generation.config, generation.parent.potential
+    known = dict(free_atom_energies or {})
+    if config.reference_energies == "auto":
+        known |= parent.reference_energies
 
-    def __init__(
-        self,
-        config: TrainerConfig,
-        parent: PreviousRun,
-        accumulated: Accumulated,
-        added: Dataset,
-        scale: str,
-        on_output_line: ProgressSink | None = None,
-        *,
-        cutoffs_inherited: bool = False,
-    ) -> None:
-        """``cutoffs_inherited``: the ZBL cutoffs of ``config`` are the parent's, not the
-        user's (they are chosen again if they reach into the new data)."""
-        super().__init__(config, on_output_line)
-        self.cutoffs_inherited = cutoffs_inherited
-        self.parent = parent
-        self.accumulated = accumulated
-        self.added = added
-        self.scale = scale
-        self.start: Start | None = None  # decided when the fit is sized
-        self.workdir: Path | None = None  # the claimed run directory, once prepared
-
-    def plan_run(
-        self,
-        dataset: Dataset,
-        *,
-        n_training: int | None = None,
-        free_atom_energies: Mapping[str, float] | None = None,
-        fitting: bool = True,
-    ) -> RunPlan:
-        """As the base plan, with the parent's reference energies fixed under 'auto' (a new
-        element gets its value by the same rule, with them fixed)."""
-        known = dict(free_atom_energies or {})
-        if self.config.reference_energies == "auto":
-            known |= self.parent.potential.reference_energies
-        try:
-            plan = super().plan_run(
-                dataset, n_training=n_training, free_atom_energies=known, fitting=fitting
-            )
-        except ConfigurationError as error:
-            if not (self.cutoffs_inherited and isinstance(self.config.b_ref, ZBLBaseline)):
-                raise
-            # The parent's ZBL cutoffs reach into the new data: chosen again from all of it.
-            log.warning("%s: the ZBL cutoffs are chosen again from all the data", error)
-            open_cutoffs = self.config.b_ref.model_copy(update={"pair_cutoffs": {}})
-            self.config = self.config.model_copy(update={"b_ref": open_cutoffs})
-            self.cutoffs_inherited = False
-            self.scale += (
-                "; but the ZBL cutoffs were chosen again from all the data (the parent's "
-                "reached into the new structures), so energies differ from the parent's there"
-            )
-            plan = super().plan_run(
-                dataset, n_training=n_training, free_atom_energies=known, fitting=fitting
-            )
-        new = sorted(set(plan.reference_energies) - set(self.parent.potential.reference_energies))
-        if new and self.config.reference_energies == "auto":
-            values = ", ".join(f"{e} {plan.reference_energies[e]:.4f} eV" for e in new)
-            log.warning("new element(s): reference energies %s (fitted, parent's fixed)", values)
-            self.scale += f"; new element reference energies: {values}"
-        return plan
-
-    def replaced(self) -> tuple[str, ...]:
-        """As the base run's, and the parent's copied potential of an earlier attempt."""
-        return (*super().replaced(), PARENT_POTENTIAL)
-
-    def prepare(
-        self,
-        checked: CheckedRun,
-        test_dataset: Dataset | None,
-        workdir: Path,
-        budget_from: float | None = None,
-    ) -> PreparedRun:
-        """As the base preparation (the start is chosen when the fit is sized); the run's
-        record carries the lineage. The test set is kept as extxyz (the next generation
-        reads it), as every fixed test set is."""
-        self.workdir = workdir
-        prepared = super().prepare(checked, test_dataset, workdir, budget_from)
-        assert self.start is not None  # set by _size_fit
-        lineage = self.lineage(self.start)
-        log.info("generation %d: %s (%s)", lineage.generation, lineage.fitted_from, lineage.reason)
-        return replace(prepared, run=prepared.run.model_copy(update={"lineage": lineage}))
-
-    def _size_fit(
-        self,
-        training_set: Dataset,
-        plan: RunPlan,
-        elapsed_s: float,
-        test_dataset: Dataset | None,
-        profile: ProgramProfile,
-    ) -> SizedFit:
-        """As the base sizing, then the start from the parent where it can (its basis and
-        fit.upfit_maxiter): the estimate and the progress display count its iterations."""
-        sized = super()._size_fit(training_set, plan, elapsed_s, test_dataset, profile)
-        assert self.workdir is not None  # set by prepare
-        self.start = self.choose_start(sized.pacemaker_input, self.workdir)
-        started = self.start.pacemaker_input
-        iterations = min(sized.planned_iterations, started.fit.maxiter)
-        profile.plan_iterations(iterations)
-        return replace(
-            sized,
-            pacemaker_input=started,
-            planned_iterations=iterations,
-            maxiter=started.fit.maxiter,
+    def planned(config: TrainerConfig) -> RunPlan:
+        return plan_run(
+            config, dataset, n_training=n_training, free_atom_energies=known, fitting=fitting
         )
 
-    def choose_start(self, pacemaker_input: PacemakerInput, workdir: Path) -> Start:
-        """Upfit (same basis: pacemaker's ``potential: filename``), basis growth (a larger
-        basis: ``initial_potential``, extended in one ladder step) or a fresh fit (new
-        elements or other basis settings), with fit.upfit_maxiter iterations unless fresh."""
-        parent = self.parent
-        section = pacemaker_input.potential
-        new_elements = sorted(set(section.elements) - set(parent.potential.elements))
-        candidate = PreviousRun(
-            parent.potential, (), (), pacemaker_input.to_yaml_dict()["potential"]
+    try:
+        plan = planned(config)
+    except ConfigurationError as error:
+        if not (generation.cutoffs_inherited and isinstance(config.b_ref, ZBLBaseline)):
+            raise
+        # The parent's ZBL cutoffs reach into the new data: chosen again from all of it.
+        log.warning("%s: the ZBL cutoffs are chosen again from all the data", error)
+        open_cutoffs = config.b_ref.model_copy(update={"pair_cutoffs": {}})
+        config = config.model_copy(update={"b_ref": open_cutoffs})
+        generation = replace(
+            generation,
+            config=config,
+            cutoffs_inherited=False,
+            scale=generation.scale
+            + "; but the ZBL cutoffs were chosen again from all the data (the parent's "
+            "reached into the new structures), so energies differ from the parent's there",
         )
-        functions = candidate.basis_functions
-        if new_elements:
-            return Start(
-                "fresh",
-                f"new element(s) {', '.join(new_elements)}: the parent's basis has none, so "
-                "the fit starts afresh",
-                pacemaker_input,
-            )
-        if candidate.shape() != parent.shape():
-            differing = sorted(
-                key
-                for key in {*candidate.shape(), *parent.shape()}
-                if candidate.shape().get(key) != parent.shape().get(key)
-            )
-            return Start(
-                "fresh",
-                f"the basis settings differ from the parent's ({', '.join(differing)}): the "
-                "fit starts afresh",
-                pacemaker_input,
-            )
-        copy_for_start(
-            parent.potential.run_dir / str(parent.potential.yaml_file), workdir / PARENT_POTENTIAL
+        plan = planned(config)
+    new = sorted(set(plan.reference_energies) - set(parent.reference_energies))
+    if new and config.reference_energies == "auto":
+        values = ", ".join(f"{e} {plan.reference_energies[e]:.4f} eV" for e in new)
+        log.warning("new element(s): reference energies %s (fitted, parent's fixed)", values)
+        generation = replace(
+            generation, scale=f"{generation.scale}; new element reference energies: {values}"
         )
-        bonds = {
-            pair: BondBlock.model_validate(b)
-            for pair, b in parent.potential_section["bonds"].items()
+    return plan, generation
+
+
+def started_fit(sized: SizedFit, start: Start, profile: ProgramProfile) -> SizedFit:
+    """The sized fit with the start from the parent (its basis and fit.upfit_maxiter): the
+    estimate and the progress display count its iterations."""
+    started = start.pacemaker_input
+    iterations = min(sized.planned_iterations, started.fit.maxiter)
+    profile.plan_iterations(iterations)
+    return replace(
+        sized,
+        pacemaker_input=started,
+        planned_iterations=iterations,
+        maxiter=started.fit.maxiter,
+    )
+
+
+def choose_start(generation: Generation, pacemaker_input: PacemakerInput, workdir: Path) -> Start:
+    """Upfit (same basis: pacemaker's ``potential: filename``), basis growth (a larger
+    basis: ``initial_potential``, extended in one ladder step) or a fresh fit (new
+    elements or other basis settings), with fit.upfit_maxiter iterations unless fresh."""
+    parent = generation.parent
+    section = pacemaker_input.potential
+    new_elements = sorted(set(section.elements) - set(parent.potential.elements))
+    candidate = PreviousRun(parent.potential, (), (), pacemaker_input.to_yaml_dict()["potential"])
+    functions = candidate.basis_functions
+    if new_elements:
+        return Start(
+            "fresh",
+            f"new element(s) {', '.join(new_elements)}: the parent's basis has none, so "
+            "the fit starts afresh",
+            pacemaker_input,
+        )
+    if candidate.shape() != parent.shape():
+        differing = sorted(
+            key
+            for key in {*candidate.shape(), *parent.shape()}
+            if candidate.shape().get(key) != parent.shape().get(key)
+        )
+        return Start(
+            "fresh",
+            f"the basis settings differ from the parent's ({', '.join(differing)}): the "
+            "fit starts afresh",
+            pacemaker_input,
+        )
+    copy_for_start(
+        parent.potential.run_dir / str(parent.potential.yaml_file), workdir / PARENT_POTENTIAL
+    )
+    bonds = {
+        pair: BondBlock.model_validate(b) for pair, b in parent.potential_section["bonds"].items()
+    }
+    fade_note = ""
+    if bonds != section.bonds:
+        fade_note = "; ACE's short-range fade (r_in) of the parent kept"
+    section = section.model_copy(update={"bonds": bonds})
+    if functions > parent.basis_functions:
+        fitted_from: Literal["upfit", "basis growth"] = "basis growth"
+        reason = (
+            f"the basis grows from {parent.basis_functions} to {functions} functions per "
+            "element: pacemaker extends the parent's potential (initial_potential)"
+        )
+        section = section.model_copy(update={"initial_potential": PARENT_POTENTIAL})
+    else:
+        fitted_from = "upfit"
+        reason = f"from the parent's coefficients ({parent.basis_functions} functions per element)"
+        if functions < parent.basis_functions:
+            reason += f"; the parent's basis kept rather than {functions} functions"
+        blocks = {
+            **section.functions,
+            "number_of_functions_per_element": parent.basis_functions,
         }
-        fade_note = ""
-        if bonds != section.bonds:
-            fade_note = "; ACE's short-range fade (r_in) of the parent kept"
-        section = section.model_copy(update={"bonds": bonds})
-        if functions > parent.basis_functions:
-            fitted_from: Literal["upfit", "basis growth"] = "basis growth"
-            reason = (
-                f"the basis grows from {parent.basis_functions} to {functions} functions per "
-                "element: pacemaker extends the parent's potential (initial_potential)"
-            )
-            section = section.model_copy(update={"initial_potential": PARENT_POTENTIAL})
-        else:
-            fitted_from = "upfit"
-            reason = (
-                f"from the parent's coefficients ({parent.basis_functions} functions per element)"
-            )
-            if functions < parent.basis_functions:
-                reason += f"; the parent's basis kept rather than {functions} functions"
-            blocks = {
-                **section.functions,
-                "number_of_functions_per_element": parent.basis_functions,
-            }
-            section = section.model_copy(update={"filename": PARENT_POTENTIAL, "functions": blocks})
-        maxiter = min(self.config.fit.upfit_maxiter, pacemaker_input.fit.maxiter)
-        fit = pacemaker_input.fit.model_copy(update={"maxiter": maxiter})
-        started = pacemaker_input.model_copy(update={"potential": section, "fit": fit})
-        return Start(fitted_from, f"{reason}{fade_note}; at most {maxiter} iterations", started)
+        section = section.model_copy(update={"filename": PARENT_POTENTIAL, "functions": blocks})
+    maxiter = min(generation.config.fit.upfit_maxiter, pacemaker_input.fit.maxiter)
+    fit = pacemaker_input.fit.model_copy(update={"maxiter": maxiter})
+    started = pacemaker_input.model_copy(update={"potential": section, "fit": fit})
+    return Start(fitted_from, f"{reason}{fade_note}; at most {maxiter} iterations", started)
 
-    def lineage(self, start: Start) -> Lineage:
-        """The record of this generation (``potential.json``: ``lineage``)."""
-        parent, accumulated = self.parent, self.accumulated
-        section = PreviousRun(
-            parent.potential, (), (), start.pacemaker_input.to_yaml_dict()["potential"]
-        )
-        return Lineage(
-            generation=parent.generation + 1,
-            parent=str(parent.potential.run_dir),
-            fitted_from=start.fitted_from,
-            reason=start.reason,
-            basis_functions=section.basis_functions,
-            parent_basis_functions=parent.basis_functions,
-            n_inherited=accumulated.n_inherited,
-            n_added=accumulated.n_added_train + accumulated.n_added_test,
-            n_duplicates=accumulated.n_duplicates,
-            n_test_inherited=accumulated.n_test_inherited,
-            n_test_added=accumulated.n_added_test,
-            parent_data_sha256=parent.potential.provenance.data_sha256,
-            added_data_sha256=self.added.fingerprint(),
-            max_gamma_added=self.max_gamma_added(),
-            inherited_energy_scale=self.scale,
-        )
 
-    def max_gamma_added(self) -> float | None:
-        """The highest extrapolation grade of the new structures (those of known elements)
-        under the parent potential: how far the new data reach beyond it."""
-        from mlip_autopipec.analysis.extrapolation import extrapolation_grades
+def lineage(generation: Generation, start: Start) -> Lineage:
+    """The record of this generation (``potential.json``: ``lineage``)."""
+    parent, accumulated = generation.parent, generation.accumulated
+    section = PreviousRun(
+        parent.potential, (), (), start.pacemaker_input.to_yaml_dict()["potential"]
+    )
+    return Lineage(
+        generation=parent.generation + 1,
+        parent=str(parent.potential.run_dir),
+        fitted_from=start.fitted_from,
+        reason=start.reason,
+        basis_functions=section.basis_functions,
+        parent_basis_functions=parent.basis_functions,
+        n_inherited=accumulated.n_inherited,
+        n_added=accumulated.n_added_train + accumulated.n_added_test,
+        n_duplicates=accumulated.n_duplicates,
+        n_test_inherited=accumulated.n_test_inherited,
+        n_test_added=accumulated.n_added_test,
+        parent_data_sha256=parent.potential.provenance.data_sha256,
+        added_data_sha256=generation.added.fingerprint(),
+        max_gamma_added=max_gamma_added(generation),
+        inherited_energy_scale=generation.scale,
+    )
 
-        potential = self.parent.potential
-        if potential.active_set_path is None:
-            return None
-        known = set(potential.elements)
-        indices = [
-            i for i, s in enumerate(self.added) if set(s.atoms.get_chemical_symbols()) <= known
-        ]
-        if not indices:
-            return None
-        try:
-            grades = extrapolation_grades(potential, self.added.subset(indices))
-        except Exception as error:  # a record must not stop the fit
-            log.warning("no extrapolation grade of the new structures: %s", error)
-            return None
-        return max(grade.max_gamma for grade in grades)
+
+def max_gamma_added(generation: Generation) -> float | None:
+    """The highest extrapolation grade of the new structures (those of known elements)
+    under the parent potential: how far the new data reach beyond it."""
+    from mlip_autopipec.analysis.extrapolation import extrapolation_grades
+
+    potential = generation.parent.potential
+    if potential.active_set_path is None:
+        return None
+    known = set(potential.elements)
+    indices = [
+        i for i, s in enumerate(generation.added) if set(s.atoms.get_chemical_symbols()) <= known
+    ]
+    if not indices:
+        return None
+    try:
+        grades = extrapolation_grades(potential, generation.added.subset(indices))
+    except Exception as error:  # a record must not stop the fit
+        log.warning("no extrapolation grade of the new structures: %s", error)
+        return None
+    return max(grade.max_gamma for grade in grades)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import yaml
 
-from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.pacemaker.potential_file import add_metadata
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
@@ -19,7 +18,7 @@ from mlip_autopipec.infrastructure.rundir.files import (
     RESUME_REPLACES,
 )
 from mlip_autopipec.infrastructure.trainer.active_set import activeset_step
-from mlip_autopipec.infrastructure.trainer.after_fit import read_fit
+from mlip_autopipec.infrastructure.trainer.after_fit import FitEnd, ReportBuilder
 from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
     UnfinishedRun,
     copy_file,
@@ -43,6 +42,7 @@ def finish_training(
     *,
     accept_failed_checks: bool = False,
     on_output_line: ProgressSink | None = None,
+    report: ReportBuilder | None = None,
 ) -> Potential:
     """The potential of the interrupted run in ``run_dir``, built from its last interim
     potential and marked so (Python's ``finish``). OutputError for a directory that holds no
@@ -51,7 +51,8 @@ def finish_training(
     config = resume_config(unfinished.config, None)
     if accept_failed_checks:
         config = config.model_copy(update={"accept_failed_checks": True})
-    return finish_interim(PacemakerTrainer(config, on_output_line=on_output_line), unfinished)
+    trainer = PacemakerTrainer(config, on_output_line, report=report)
+    return finish_interim(trainer, unfinished)
 
 
 def finish_interim(trainer: PacemakerTrainer, unfinished: UnfinishedRun) -> Potential:
@@ -80,11 +81,7 @@ def finish_interim(trainer: PacemakerTrainer, unfinished: UnfinishedRun) -> Pote
             title=f"predicting with the interim potential (iteration {done})",
         ).model_copy(update={"log": FINISH_LOG})
         result = profile.run_steps([predict, activeset_step(profile, config.active_set)], run.path)
-        predictions = read_fit(prepared, config.fit)
-        # 4. .yace, checks, record, report, as after a fit.
-        fit_stop = FitStop(
-            stopped_at_iteration=done,
-            finished_from="interim",
-            resumed_from_iteration=unfinished.resumed_from or None,
-        )
-        return trainer.finish(prepared, predictions, result, profile, fit_stop=fit_stop)
+        # 4. Everything after a fit: .yace, checks, record (fit_stop: finished from the
+        #    interim potential), report.
+        end = FitEnd(result, resumed_from=unfinished.resumed_from, interim_at=done)
+        return trainer.after_fit(prepared, end, profile)

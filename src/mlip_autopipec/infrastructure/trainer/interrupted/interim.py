@@ -5,7 +5,7 @@ directory holds such a run.
 pacemaker saves the potential of every iteration to ``interim_potential_0.yaml`` (its fit cycle
 0), so after Ctrl-C, a time limit or a killed job the last iterate is still in the run
 directory. ``train --resume`` (:mod:`resume`) goes on from it, ``finish``
-(:mod:`finish_interim`) turns it into a potential marked as interim.
+(:mod:`finish`) turns it into a potential marked as interim.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.baseline import pair_potential
@@ -43,25 +43,12 @@ from mlip_autopipec.infrastructure.rundir.files import (
 from mlip_autopipec.infrastructure.rundir.records import (
     BatchRecord,
     PendingRun,
-    PreparedRun,
+    RunRecord,
     refuse_running_job,
 )
-from mlip_autopipec.infrastructure.trainer.plan import write_fit_data
+from mlip_autopipec.infrastructure.trainer.plan import PreparedRun, write_fit_data
 
 log = logging.getLogger(__name__)
-
-
-class RunRecord(BaseModel):
-    """``run_record.json``: the config of a local run and what its post-processing needs,
-    written before pacemaker starts (a batch run keeps the same in ``batch_job.json``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    config: TrainerConfig
-    run: PendingRun
-
-    def save(self, run_dir: Path) -> None:
-        write_text_atomic(Path(run_dir) / RUN_RECORD, self.model_dump_json(indent=2) + "\n")
 
 
 @dataclass(frozen=True)
@@ -143,18 +130,6 @@ def rebuild_inputs(unfinished: UnfinishedRun) -> PreparedRun:
         test_dataset = _read_copy(path / TEST_SET)
         write_fit_data(test_dataset, run.reference_energies, baseline, path / TEST_DATA_FILE)
     return PreparedRun(path, run, training_set, test_dataset)
-
-
-def warn_if_resumable(run_dir: Path) -> None:
-    """Before a new fit replaces the interim potential of an interrupted one: say how to keep it."""
-    path = Path(run_dir)
-    if (path / INTERIM_POTENTIAL).is_file() and is_ours(path):
-        log.warning(
-            "%s holds the interim potential of an interrupted fit: this new fit starts over and "
-            "replaces it ('mlip-autopipec train --resume %s' would have continued it)",
-            path,
-            path,
-        )
 
 
 def _read_record(path: Path, what: str) -> tuple[TrainerConfig, PendingRun]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,25 +15,25 @@ import yaml
 
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution, LocalExecution
-from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
-from mlip_autopipec.infrastructure.pacemaker.deadline import DEADLINE_ENV
-from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stopping_keys, stopped_early
+from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stopping_keys
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import PacemakerInput
-from mlip_autopipec.infrastructure.pacemaker.log import read_fit_timing
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
 from mlip_autopipec.infrastructure.rundir.files import (
     INTERIM_POTENTIAL,
-    PACEMAKER_LOG,
     RESUME_INPUT_YAML,
     RESUME_REPLACES,
     RESUME_START,
 )
 from mlip_autopipec.infrastructure.trainer.active_set import activeset_step
-from mlip_autopipec.infrastructure.trainer.after_fit import read_fit
-from mlip_autopipec.infrastructure.trainer.cost.budget import size_fit, with_deadline_callback
-from mlip_autopipec.infrastructure.trainer.cost.record import cost_of_steps, estimated_cost
+from mlip_autopipec.infrastructure.trainer.after_fit import FitEnd, ReportBuilder
+from mlip_autopipec.infrastructure.trainer.cost.budget import (
+    size_fit,
+    with_deadline,
+    with_deadline_callback,
+)
+from mlip_autopipec.infrastructure.trainer.cost.record import estimated_cost
 from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
     UnfinishedRun,
     copy_file,
@@ -102,14 +103,14 @@ def resume_training(
     config: TrainerConfig | None = None,
     *,
     on_output_line: ProgressSink | None = None,
+    report: ReportBuilder | None = None,
 ) -> Potential:
     """Continue the interrupted fit of ``run_dir`` from its last interim potential (Python's
     ``train --resume``). ``config``, if given, may differ from the run's own only in
     MAY_DIFFER. OutputError for a directory that holds no unfinished run of ours."""
     unfinished = unfinished_run(run_dir, "resume")
-    trainer = PacemakerTrainer(
-        resume_config(unfinished.config, config), on_output_line=on_output_line
-    )
+    config = resume_config(unfinished.config, config)
+    trainer = PacemakerTrainer(config, on_output_line, report=report)
     return resume_fit(trainer, unfinished)
 
 
@@ -151,30 +152,17 @@ def resume_fit(trainer: PacemakerTrainer, unfinished: UnfinishedRun) -> Potentia
         )
         if sized.optimiser_time_s is not None:
             pacemaker_input = with_deadline_callback(pacemaker_input)
-            deadline = {DEADLINE_ENV: repr(time.time() + sized.optimiser_time_s)}
-            fit = fit.model_copy(update={"environment": deadline})
         _write_input(pacemaker_input, config, run.path / RESUME_INPUT_YAML, RESUME_START)
         profile.plan_iterations(maxiter)
-        # 4. Fit and pace_activeset, then everything after a fit.
-        fit_started = datetime.now()  # local time, as pacemaker's log
-        result = profile.run_steps([fit, activeset_step(profile, config.active_set)], run.path)
-        predictions = read_fit(prepared, config.fit)
-        log_path = run.path / PACEMAKER_LOG
+        # 4. Fit and pace_activeset, then everything after a fit (its cost beside this fit's
+        #    estimate).
         estimate = estimated_cost(sized, config.fit)
-        cost = cost_of_steps(
-            run.path,
-            log_path,
-            estimate,
-            result,
-            fit_started,
-            maxiter_setting=prepared.run.maxiter_setting,
-        )
-        fit_stop = FitStop(
-            stopped_at_iteration=done + read_fit_timing(log_path).iterations,
-            resumed_from_iteration=done,
-            early_stop=stopped_early(log_path),
-        )
-        return trainer.finish(prepared, predictions, result, profile, cost=cost, fit_stop=fit_stop)
+        prepared = replace(prepared, run=prepared.run.model_copy(update={"estimate": estimate}))
+        fit_started = datetime.now()  # local time, as pacemaker's log
+        steps = [with_deadline(fit, sized), activeset_step(profile, config.active_set)]
+        result = profile.run_steps(steps, run.path)
+        end = FitEnd(result, started=fit_started, resumed_from=done)
+        return trainer.after_fit(prepared, end, profile)
 
 
 def pacemaker_input_from(
