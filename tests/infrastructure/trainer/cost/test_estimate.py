@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mlip_autopipec.config.config_model import parse_trainer_config
+from mlip_autopipec.config.durations import format_duration
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
 from mlip_autopipec.infrastructure.trainer.cost import estimate as cost
-from mlip_autopipec.infrastructure.trainer.cost.estimate import (
-    CostEstimate,
-    estimate_cost,
-    format_duration,
-)
+from mlip_autopipec.infrastructure.trainer.cost.estimate import CostEstimate, estimate_cost
 
 
 def _estimate(**overrides: float) -> CostEstimate:
@@ -35,7 +32,7 @@ def test_total_and_iterations_within_a_budget() -> None:
     assert estimate.iterations_within(100.0) == 100
     assert estimate.iterations_within(40.0) == 0  # start-up and finishing take it all
     text = estimate.describe(100)
-    assert text.startswith("about 0.5 s per iteration, 100 iterations: about 1m40s")
+    assert text.startswith("about 0.5s per iteration, 100 iterations: about 1m40s")
 
 
 @pytest.mark.requires_pacemaker

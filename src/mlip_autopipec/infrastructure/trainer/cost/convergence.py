@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlip_autopipec.config.durations import format_duration
 from mlip_autopipec.infrastructure.rundir.files import TEST_METRICS_TXT, TRAIN_METRICS_TXT
-from mlip_autopipec.infrastructure.trainer.cost.estimate import format_duration
 
 #: Share of the iterations at the end of the fit over which the trend is taken.
 WINDOW = 0.2

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlip_autopipec.config.durations import format_duration
 from mlip_autopipec.domain_models.dataset import Dataset
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class CostEstimate:
     def describe(self, iterations: int) -> str:
         """'about 0.42 s per iteration, 300 iterations: about 2m36s (start-up ~40s, ...)'."""
         return (
-            f"about {_seconds(self.seconds_per_iteration)} per iteration, {iterations} "
+            f"about {format_duration(self.seconds_per_iteration)} per iteration, {iterations} "
             f"iterations: about {format_duration(self.total_s(iterations))} (start-up "
             f"~{format_duration(self.startup_s)}, finishing ~{format_duration(self.finish_s)}; "
             f"{self.total_functions} functions, {self.fitted_atoms} atoms fitted, "
@@ -230,19 +231,3 @@ def sample_indices(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> li
 def sample_structures(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> list[Atoms]:
     """The structures of ``sample_indices`` with their labels (SinglePointCalculator)."""
     return [dataset[index].to_atoms() for index in sample_indices(dataset, seed, atoms)]
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.2g} s" if value < 10 else f"{value:.0f} s"
-
-
-def format_duration(seconds: float) -> str:
-    """A duration in seconds as 45s, 1m05s or 2h03m."""
-    total = round(seconds) if math.isfinite(seconds) and seconds > 0 else 0
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
