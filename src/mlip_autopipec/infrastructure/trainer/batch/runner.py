@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, load_finished_run
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
@@ -196,7 +196,7 @@ def wait(trainer: PacemakerTrainer, run_dir: Path) -> Potential:
     """
     run_dir = Path(run_dir).absolute()
     if (run_dir / POTENTIAL_JSON).exists():
-        return Potential.load(run_dir)
+        return load_finished_run(run_dir)
     BatchRecord.load(run_dir)  # FileNotFoundError when there is no batch job to follow
     with claim_run_directory(run_dir, resume=True) as run:
         record = BatchRecord.load(run.path)  # under the lock: as the last process left it
