@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlip_autopipec import create_trainer  # the public one: it writes the report
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 from mlip_autopipec.errors import FailedChecksError, OutputError, TrainerError
 from mlip_autopipec.infrastructure.rundir.files import DATA_FILE, PACEMAKER_LOG, POTENTIAL_YACE
-from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, create_trainer
+from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
 from mlip_autopipec.infrastructure.trainer.programs.profile import program_environment
 
 from ...conftest import expect_pacemaker_input
