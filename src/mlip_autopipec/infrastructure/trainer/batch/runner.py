@@ -3,12 +3,12 @@
 The cheap steps stay on the login node: checks, reference energies, selection, the data file and
 input.yaml before the job; metadata, ``.yace``, dimer check, report after it. The job runs the
 trainer's compute steps, pacemaker and then pace_activeset, as a local fit runs them
-(``BatchRunner`` is the batch StepRunner; ``batch_job.py`` runs the steps on the node) in the
+(``BatchRunner`` is the batch StepRunner; ``batch/node.py`` runs the steps on the node) in the
 run directory, which must be on a filesystem shared with the compute nodes. ``batch_job.json``
 records the backend, the job id, the submission time and everything the post-processing needs,
 so that ``mlip-autopipec wait`` in another process ends a detached run as a followed one ends.
 
-The run directory is claimed (``run_directory``) before anything is written. A followed run
+The run directory is claimed (``rundir.claim``) before anything is written. A followed run
 holds its lock through submission, following and post-processing; a detached run hands the
 directory over to its job (manifest ``submitted``, lock released), and ``wait`` takes the lock
 back before it follows the job, so that only one process finishes a run.

@@ -40,7 +40,7 @@ SHRINK_FACTOR = 0.7
 #: With a budget and no maxiter given, pacemaker may run this many times the planned
 #: iterations: the budget, not maxiter, ends the fit when the estimate was pessimistic.
 BUDGET_MAXITER_FACTOR = 10
-#: pacemaker's short fit of a sample (cost_probe.py) measures the cost when that is expected
+#: pacemaker's short fit of a sample (cost/probe.py) measures the cost when that is expected
 #: to cost at most this share of the fit (or of the time budget): it repeats the start-up.
 PROBE_SHARE = 0.1
 
@@ -162,7 +162,7 @@ def _measure(
     model: CostEstimate,
     elapsed_s: float,
 ) -> tuple[ProbeTiming | None, str]:
-    """pacemaker's short fit of a sample of the data (cost_probe.py) when that is cheap
+    """pacemaker's short fit of a sample of the data (cost/probe.py) when that is cheap
     against the fit, else None and why not. The probe costs about pacemaker's start-up
     (Python, TensorFlow, tracing the graph) and its few iterations of the sample, as the
     model expects them."""

@@ -16,7 +16,7 @@ many runnable threads as cores (CALIBRATION_CONTENTION); everything is scaled by
 now, (load average + threads) / cores, at least 1. A time budget does not rely on the estimate
 alone: the deadline ends the fit (fit_deadline.py).
 
-That model is the fallback. When the basis was measured (``cost_probe.py``: pacemaker itself
+That model is the fallback. When the basis was measured (``cost/probe.py``: pacemaker itself
 fitted a sample of the data for a few iterations, on this machine now), an evaluation of the
 training set is the probe's time per atom times its atoms, an iteration EVALS_PER_ITERATION
 evaluations plus the probe's step (the optimiser, saving the interim potential), and the
@@ -80,7 +80,7 @@ class CostEstimate:
     seconds_per_iteration: float
     startup_s: float
     finish_s: float
-    method: str = "model"  # "measured": pacemaker fitted a sample of the data (cost_probe.py)
+    method: str = "model"  # "measured": pacemaker fitted a sample of the data (cost/probe.py)
     note: str = ""  # what was measured, or why the model was used
     probe_s: float = 0.0  # s the measurement took
 
