@@ -41,12 +41,8 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """A duration in seconds as 0.35s, 45s, 1m05s or 2h03m (0s for none)."""
-    if not math.isfinite(seconds) or seconds <= 0:
-        return "0s"
-    if seconds < 9.5:
-        return f"{seconds:.2g}s"
-    total = round(seconds)
+    """A duration in seconds as 45s, 1m05s or 2h03m (0s for none)."""
+    total = round(seconds) if math.isfinite(seconds) and seconds > 0 else 0
     if total < 60:
         return f"{total}s"
     minutes, secs = divmod(total, 60)

@@ -202,7 +202,8 @@ def load_finished_run(run_dir: str | Path) -> Potential:
     record = path / POTENTIAL_JSON if path.is_dir() or not path.suffix else path
     if not record.is_file():
         raise NotAFinishedRun(
-            f"{path} holds no {POTENTIAL_JSON}: it is not the directory of a finished run",
+            f"{path} holds no {POTENTIAL_JSON}: it holds no finished potential (not the directory "
+            "of a finished run)",
             path=path,
         )
     try:

@@ -32,7 +32,7 @@ def test_total_and_iterations_within_a_budget() -> None:
     assert estimate.iterations_within(100.0) == 100
     assert estimate.iterations_within(40.0) == 0  # start-up and finishing take it all
     text = estimate.describe(100)
-    assert text.startswith("about 0.5s per iteration, 100 iterations: about 1m40s")
+    assert text.startswith("about 0.5 s per iteration, 100 iterations: about 1m40s")
 
 
 @pytest.mark.requires_pacemaker

@@ -96,7 +96,7 @@ class CostEstimate:
     def describe(self, iterations: int) -> str:
         """'about 0.42 s per iteration, 300 iterations: about 2m36s (start-up ~40s, ...)'."""
         return (
-            f"about {format_duration(self.seconds_per_iteration)} per iteration, {iterations} "
+            f"about {_per_iteration(self.seconds_per_iteration)} per iteration, {iterations} "
             f"iterations: about {format_duration(self.total_s(iterations))} (start-up "
             f"~{format_duration(self.startup_s)}, finishing ~{format_duration(self.finish_s)}; "
             f"{self.total_functions} functions, {self.fitted_atoms} atoms fitted, "
@@ -231,3 +231,8 @@ def sample_indices(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> li
 def sample_structures(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> list[Atoms]:
     """The structures of ``sample_indices`` with their labels (SinglePointCalculator)."""
     return [dataset[index].to_atoms() for index in sample_indices(dataset, seed, atoms)]
+
+
+def _per_iteration(seconds: float) -> str:
+    """Seconds per iteration, to two figures below 10 s (a rate, not a duration)."""
+    return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
