@@ -51,7 +51,7 @@ def select(args: argparse.Namespace) -> int:
         write_data_file,
     )
     from mlip_autopipec.infrastructure.rundir.claim import refuse_to_overwrite
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+    from mlip_autopipec.infrastructure.trainer import make_pacemaker_trainer
 
     out: Path = args.out
     # Checked first: nothing is computed for a file that could not be written.
@@ -73,7 +73,9 @@ def select(args: argparse.Namespace) -> int:
         {"trainer": {**config.model_dump(), "active_set": active_set}}, source=args.config
     ).trainer
     dataset = read_data(args.data, args.trust_pickle)
-    selection = PacemakerTrainer(config).select(dataset, out.with_name(out.name + ".selection"))
+    selection = make_pacemaker_trainer(config).select(
+        dataset, out.with_name(out.name + ".selection")
+    )
     selected = dataset.subset(selection.indices)
     from mlip_autopipec.files import atomic_path
 

@@ -83,6 +83,16 @@ class PacemakerTrainer(BaseTrainer):
         self.progress = on_output_line
         self.launcher: Launcher = launcher or LocalLauncher()
         self.report = report
+        if isinstance(config.execution, BatchExecution) and not self.launcher.remote:
+            raise ConfigurationError(
+                [
+                    (
+                        "trainer.execution",
+                        f"{config.execution.type} runs the fit as a batch job: build the "
+                        "trainer with create_trainer, which gives it the batch launcher",
+                    )
+                ]
+            )
 
     def with_config(self, config: TrainerConfig) -> PacemakerTrainer:
         """This trainer with another config (the same progress, launcher and report)."""
