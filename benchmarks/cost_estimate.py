@@ -41,10 +41,12 @@ from mlip_autopipec.demo import demo_dataset
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
-from mlip_autopipec.infrastructure.trainer import budget, cost, create_trainer
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
-from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
-from mlip_autopipec.infrastructure.trainer.pacemaker_log import read_fit_timing
+from mlip_autopipec.infrastructure.pacemaker.data_file import read_dataset
+from mlip_autopipec.infrastructure.pacemaker.log import read_fit_timing
+from mlip_autopipec.infrastructure.rundir.files import DATA_FILE
+from mlip_autopipec.infrastructure.trainer import create_trainer
+from mlip_autopipec.infrastructure.trainer.cost import budget
+from mlip_autopipec.infrastructure.trainer.cost import estimate as cost
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ from ase.build import bulk
 
 from mlip_autopipec.domain_models import dataset as dataset_module
 from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
-from mlip_autopipec.infrastructure.trainer.data_file import (
+from mlip_autopipec.infrastructure.pacemaker.data_file import (
     GZIP_LEVEL,
     dataframe_to_dataset,
     dataset_to_dataframe,

@@ -29,9 +29,8 @@ from mlip_autopipec.analysis.extrapolation import extrapolation_grades
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.infrastructure.rundir.files import TEST_SET, TRAINING_SET
 from mlip_autopipec.infrastructure.trainer import create_trainer
-from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
-from mlip_autopipec.infrastructure.trainer.pending_run import TEST_SET
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -22,14 +22,13 @@ import yaml
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.trainer.outputs import (
-    TEST_PREDICTIONS,
-    TEST_PREDICTIONS_NPZ,
+from mlip_autopipec.infrastructure.pacemaker.outputs import (
     convert_predictions,
     read_prediction_metrics,
 )
-from mlip_autopipec.infrastructure.trainer.profile import program_environment
-from mlip_autopipec.infrastructure.trainer.runner import resolve_executable
+from mlip_autopipec.infrastructure.rundir.files import TEST_PREDICTIONS, TEST_PREDICTIONS_NPZ
+from mlip_autopipec.infrastructure.trainer.programs.profile import program_environment
+from mlip_autopipec.infrastructure.trainer.programs.runner import resolve_executable
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -146,7 +146,7 @@ if mode == "no_output":
     sys.exit(0)
 if config["fit"].get("callbacks"):  # a time budget: the deadline callback and its deadline
     assert config["fit"]["callbacks"] == [
-        "mlip_autopipec.infrastructure.trainer.fit_deadline.stop_at_deadline"
+        "mlip_autopipec.infrastructure.pacemaker.deadline.stop_at_deadline"
     ], config["fit"]["callbacks"]
     deadline = float(os.environ["MLIP_AUTOPIPEC_FIT_DEADLINE"])
     assert time.time() < deadline < time.time() + 7200, "the deadline is not within the budget"

@@ -10,7 +10,7 @@ import pytest
 from mlip_autopipec.cli import EXIT_OK, main
 from mlip_autopipec.demo import demo_dataset, demo_structures
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.trainer import cost
+from mlip_autopipec.infrastructure.trainer.cost import estimate as cost
 
 from .conftest import expect_pacemaker_input
 

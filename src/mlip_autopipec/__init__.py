@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-
 from mlip_autopipec.config.config_model import TrainerConfig, load_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError, DatasetValidationError, TrainerError
-from mlip_autopipec.infrastructure.trainer import create_trainer
-
-try:
-    __version__ = _metadata.version("mlip-autopipec")
-except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from mlip_autopipec.infrastructure.trainer import BaseTrainer, ProgressSink
+from mlip_autopipec.infrastructure.trainer import create_trainer as _create_trainer
+from mlip_autopipec.version import __version__
 
 __all__ = [
     "ConfigurationError",
@@ -26,3 +21,13 @@ __all__ = [
     "create_trainer",
     "load_config",
 ]
+
+
+def create_trainer(
+    config: TrainerConfig, on_output_line: ProgressSink | None = None
+) -> BaseTrainer:
+    """The trainer that ``config.type`` names, which writes the training report of each
+    finished run (``report/mlip_autopipec/report.html``); ``on_output_line`` follows the run."""
+    from mlip_autopipec.report import build_report_or_warn  # matplotlib, loaded when used
+
+    return _create_trainer(config, on_output_line, report=build_report_or_warn)

@@ -91,6 +91,11 @@ class OutputError(MlipAutopipecError):
         super().__init__(message)
 
 
+class NotAFinishedRun(OutputError):
+    """A directory (or file) that holds no readable finished run: no ``potential.json``, or one
+    that cannot be read. ``path`` is it."""
+
+
 class FailedChecksError(TrainerError):
     """A fitted potential failed the safety gate; it stays in ``workdir``, marked as failed."""
 

@@ -225,7 +225,7 @@ def test_gamma_grades_every_structure(
 def test_select_writes_the_selected_structures(
     cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
 ) -> None:
-    from mlip_autopipec.infrastructure.trainer.data_file import (
+    from mlip_autopipec.infrastructure.pacemaker.data_file import (
         dataframe_to_dataset,
         read_data_file,
     )

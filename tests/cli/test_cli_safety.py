@@ -27,7 +27,7 @@ from mlip_autopipec.analysis.extrapolation import StructureGrade, format_grades
 from mlip_autopipec.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_TRAINING_FAILED, main
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.trainer.run_directory import MANIFEST
+from mlip_autopipec.infrastructure.rundir.files import MANIFEST
 
 from ..conftest import interrupt_as_from_a_terminal
 
@@ -386,7 +386,7 @@ def test_no_command_loads_a_planted_pickle(
 
 
 def test_trust_pickle_reads_pacemaker_data(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
-    from mlip_autopipec.infrastructure.trainer.data_file import (
+    from mlip_autopipec.infrastructure.pacemaker.data_file import (
         dataset_to_dataframe,
         write_data_file,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlip_autopipec.cli.progress import FitProgress, ProgressReporter
-from mlip_autopipec.infrastructure.trainer.runner import run_program
+from mlip_autopipec.infrastructure.trainer.programs.runner import run_program
 
 from ..conftest import ITERATION_1, PACEMAKER_PROGRESS_LOG
 

@@ -23,11 +23,12 @@ from mlip_autopipec.cli import (
 )
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.trainer.pending_run import BATCH_JOB_JSON, BatchRecord
-from mlip_autopipec.infrastructure.trainer.run_directory import (
+from mlip_autopipec.infrastructure.rundir.claim import (
     claim_run_directory,
     read_manifest,
 )
+from mlip_autopipec.infrastructure.rundir.files import BATCH_JOB_JSON
+from mlip_autopipec.infrastructure.rundir.records import BatchRecord
 
 from ..conftest import interrupt_as_from_a_terminal
 

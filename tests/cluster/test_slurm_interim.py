@@ -11,11 +11,12 @@ from ase.io import write
 
 from mlip_autopipec.cli import EXIT_TRAINING_FAILED, main
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.infrastructure.trainer.interim import INTERIM_POTENTIAL, unfinished_run
-from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
+from mlip_autopipec.infrastructure.rundir.files import INTERIM_POTENTIAL
+from mlip_autopipec.infrastructure.rundir.records import BatchRecord
+from mlip_autopipec.infrastructure.trainer.interrupted.interim import unfinished_run
 
 from ..conftest import write_executable
-from ..infrastructure.trainer.test_interim import INTERRUPTED_PACEMAKER
+from ..infrastructure.trainer.interrupted.test_interim import INTERRUPTED_PACEMAKER
 
 pytestmark = pytest.mark.cluster
 

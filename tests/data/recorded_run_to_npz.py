@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlip_autopipec.infrastructure.trainer.data_file import read_data_file
-from mlip_autopipec.infrastructure.trainer.outputs import (
+from mlip_autopipec.infrastructure.pacemaker.data_file import read_data_file
+from mlip_autopipec.infrastructure.pacemaker.outputs import convert_predictions
+from mlip_autopipec.infrastructure.rundir.files import (
     TEST_PREDICTIONS,
     TEST_PREDICTIONS_NPZ,
     TRAIN_PREDICTIONS,
     TRAIN_PREDICTIONS_NPZ,
-    convert_predictions,
 )
 
 RUN = Path(__file__).parent / "recorded_run"

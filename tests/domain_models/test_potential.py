@@ -145,7 +145,7 @@ def _energies_and_forces(
 def test_a_potential_read_back_from_its_moved_files_gives_the_same_energies(
     tmp_path: Path, cu_pt_dataset: Dataset
 ) -> None:
-    from mlip_autopipec.infrastructure.trainer.potential_file import set_reference_energies
+    from mlip_autopipec.infrastructure.pacemaker.potential_file import set_reference_energies
 
     run = tmp_path / "run"
     run.mkdir()

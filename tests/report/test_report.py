@@ -14,11 +14,8 @@ from ase.calculators.emt import EMT
 
 from mlip_autopipec.analysis.dimers import DimerCurve, plot_dimer_curves
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.trainer.outputs import (
-    TEST_PREDICTIONS_NPZ,
-    TRAIN_PREDICTIONS_NPZ,
-    read_prediction_metrics,
-)
+from mlip_autopipec.infrastructure.pacemaker.outputs import read_prediction_metrics
+from mlip_autopipec.infrastructure.rundir.files import TEST_PREDICTIONS_NPZ, TRAIN_PREDICTIONS_NPZ
 from mlip_autopipec.report import (
     DIMERS_PNG,
     ERROR_HISTOGRAMS_PNG,

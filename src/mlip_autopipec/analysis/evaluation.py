@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -227,43 +226,40 @@ def write_evaluation(evaluation: Evaluation, out_dir: Path, *, worst: int = 5) -
 
 
 def _plot_parity(evaluation: Evaluation, out_dir: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from mlip_autopipec.analysis.parity import energy_parity, force_parity  # matplotlib
 
-    figure = Figure(figsize=(5.2, 4.6))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.scatter(evaluation.energy_reference, evaluation.energy_predicted, s=8)
-    _identity(axes, [evaluation.energy_reference, evaluation.energy_predicted])
-    axes.set_xlabel("reference energy (eV/atom)")
-    axes.set_ylabel("predicted energy (eV/atom)")
-    rmse = evaluation.metrics.energy_rmse_mev_per_atom
-    axes.set_title(f"energies: RMSE {rmse:.2f} meV/atom")
-    figure.tight_layout()
-    figure.savefig(out_dir / ENERGY_PARITY_PNG, dpi=110)
-
-    figure = Figure(figsize=(5.2, 4.6))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for element in sorted(set(evaluation.force_elements.tolist())):
-        mask = evaluation.force_elements == element
-        axes.scatter(
-            evaluation.force_reference[mask].ravel(),
-            evaluation.force_predicted[mask].ravel(),
-            s=4,
-            label=element,
-        )
-    _identity(axes, [evaluation.force_reference, evaluation.force_predicted])
-    axes.set_xlabel("reference force component (eV/Å)")
-    axes.set_ylabel("predicted force component (eV/Å)")
-    rmse = evaluation.metrics.force_rmse_mev_per_angstrom
-    axes.set_title(f"forces: RMSE {rmse:.1f} meV/Å")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(out_dir / FORCE_PARITY_PNG, dpi=110)
+    evaluated = _Evaluated(evaluation)
+    energy_parity([evaluated]).savefig(out_dir / ENERGY_PARITY_PNG, dpi=110)
+    force_parity([evaluated]).savefig(out_dir / FORCE_PARITY_PNG, dpi=110)
 
 
-def _identity(axes: object, values: Sequence[np.ndarray]) -> None:
-    low = min(float(np.min(v)) for v in values)
-    high = max(float(np.max(v)) for v in values)
-    axes.plot([low, high], [low, high], color="grey", linewidth=0.8)  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class _Evaluated:
+    """An evaluation as a set of the parity plots (analysis.parity.ParitySet)."""
+
+    evaluation: Evaluation
+    label: str = "evaluated"
+
+    @property
+    def metrics(self) -> FitMetrics:
+        return self.evaluation.metrics
+
+    @property
+    def energy_reference(self) -> np.ndarray:
+        return self.evaluation.energy_reference
+
+    @property
+    def energy_predicted(self) -> np.ndarray:
+        return self.evaluation.energy_predicted
+
+    @property
+    def force_reference(self) -> np.ndarray:
+        return self.evaluation.force_reference
+
+    @property
+    def force_predicted(self) -> np.ndarray:
+        return self.evaluation.force_predicted
+
+    @property
+    def symbols(self) -> np.ndarray:
+        return self.evaluation.force_elements

@@ -9,7 +9,6 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlip_autopipec import __version__
 from mlip_autopipec.cli import analysis, batch, history, resume, training
 from mlip_autopipec.cli.common import (
     ACCEPT_FAILED_CHECKS_HELP,
@@ -32,6 +31,7 @@ from mlip_autopipec.errors import (
     OutputError,
     TrainerError,
 )
+from mlip_autopipec.version import __version__
 
 __all__ = [
     "EXIT_BAD_INPUT",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlip_autopipec.cli.common import EXIT_OK, UsageError, load_potential, log, read_data
+from mlip_autopipec.cli.common import EXIT_OK, UsageError, log, read_data
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, load_finished_run
 from mlip_autopipec.errors import DatasetValidationError, OutputError
 
 
 def report(run_dir: Path, compute_dimers: bool, overwrite: bool) -> int:
-    from mlip_autopipec.infrastructure.trainer.run_directory import is_ours
+    from mlip_autopipec.infrastructure.rundir.claim import is_ours
     from mlip_autopipec.report import REPORT_DIR, build_report
 
     if not (is_ours(run_dir) or (run_dir / POTENTIAL_JSON).is_file()):
@@ -33,7 +33,7 @@ def report(run_dir: Path, compute_dimers: bool, overwrite: bool) -> int:
 def gamma(run_dir: Path, data: Dataset) -> int:
     from mlip_autopipec.analysis.extrapolation import extrapolation_grades, format_grades
 
-    potential = load_potential(run_dir)
+    potential = load_finished_run(run_dir)
     try:
         grades = extrapolation_grades(potential, data)
     except ValueError as error:  # no active set, a mock potential
@@ -50,10 +50,10 @@ def evaluate(run_dir: Path, data: Path, out: Path | None, worst: int, overwrite:
         overlap_warning,
         write_evaluation,
     )
-    from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
-    from mlip_autopipec.infrastructure.trainer.run_directory import refuse_to_overwrite
+    from mlip_autopipec.infrastructure.rundir.claim import refuse_to_overwrite
+    from mlip_autopipec.infrastructure.rundir.files import TRAINING_SET
 
-    potential = load_potential(run_dir)
+    potential = load_finished_run(run_dir)
     report = out or potential.run_dir / f"evaluation_{data.name.split('.')[0]}"
     if report.exists() and not report.is_dir():
         raise UsageError(f"the report directory {report} is a file")
@@ -81,9 +81,9 @@ def evaluate(run_dir: Path, data: Path, out: Path | None, worst: int, overwrite:
 
 def dimers(run_dir: Path, png: Path | None, overwrite: bool) -> int:
     from mlip_autopipec.analysis.dimers import DIMERS_PNG, check_short_range
-    from mlip_autopipec.infrastructure.trainer.run_directory import is_ours, refuse_to_overwrite
+    from mlip_autopipec.infrastructure.rundir.claim import is_ours, refuse_to_overwrite
 
-    potential = load_potential(run_dir)
+    potential = load_finished_run(run_dir)
     plot = png or potential.run_dir / DIMERS_PNG
     refuse_to_overwrite(plot, overwrite=overwrite or (png is None and is_ours(run_dir)))
     distances = {

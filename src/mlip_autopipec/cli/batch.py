@@ -16,7 +16,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
+    from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -30,15 +30,17 @@ def submit(
 ) -> int:
     """Submit the batch job of a fit, say how to follow it, and exit."""
     from mlip_autopipec.config.execution import BatchExecution
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, batch
-    from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
+    from mlip_autopipec.infrastructure.rundir.records import BatchRecord
+    from mlip_autopipec.infrastructure.trainer import make_pacemaker_trainer
+    from mlip_autopipec.infrastructure.trainer.batch import runner as batch
+    from mlip_autopipec.report import build_report_or_warn
 
     if config.type != "pacemaker" or not isinstance(config.execution, BatchExecution):
         raise ConfigurationError(
             [("trainer.execution.type", "--detach needs a batch execution: slurm, pbs or lsf")]
         )
     log.info("%s", dataset)
-    trainer = PacemakerTrainer(config, on_output_line=progress)
+    trainer = make_pacemaker_trainer(config, progress, report=build_report_or_warn)
     run_dir = batch.submit(trainer, dataset, out, test_dataset=test_dataset)
     record = BatchRecord.load(run_dir)
     print(f"submitted {record.backend} job {record.job_id}; run directory {run_dir}")
@@ -49,7 +51,7 @@ def submit(
 
 def status(run_dir: Path) -> int:
     """Print what the run of ``run_dir`` is doing; exit 1 for a failed run."""
-    from mlip_autopipec.infrastructure.trainer.batch_status import describe
+    from mlip_autopipec.infrastructure.trainer.batch.status import describe
 
     state, text = describe(run_dir)
     print(text)
@@ -62,13 +64,16 @@ def wait(
     args: argparse.Namespace,
 ) -> int:
     """Follow the job of ``run_dir`` to its end and build the potential, as ``train`` does."""
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, batch
-    from mlip_autopipec.infrastructure.trainer.pending_run import BatchRecord
+    from mlip_autopipec.infrastructure.rundir.records import BatchRecord
+    from mlip_autopipec.infrastructure.trainer import make_pacemaker_trainer
+    from mlip_autopipec.infrastructure.trainer.batch import runner as batch
+    from mlip_autopipec.report import build_report_or_warn
 
     record = BatchRecord.load(run_dir)
     config = record.config
     started = time.perf_counter()
-    trainer = PacemakerTrainer(config, on_output_line=progress_reporter(config, args))
+    progress = progress_reporter(config, args)
+    trainer = make_pacemaker_trainer(config, progress, report=build_report_or_warn)
     potential = batch.wait(trainer, run_dir)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING
 
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 
 if TYPE_CHECKING:
-    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
+    from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 
 EXIT_OK = 0
 EXIT_TRAINING_FAILED = 1
@@ -48,7 +47,7 @@ def read_data(path: Path, trust_pickle: bool) -> Dataset:
             f"{path} is a pickle (pacemaker's format), which can run code when read: it is "
             "read only with --trust-pickle; or convert it to extxyz yourself"
         )
-    from mlip_autopipec.infrastructure.trainer.data_file import read_dataset
+    from mlip_autopipec.infrastructure.pacemaker.data_file import read_dataset
 
     return read_dataset(path)
 
@@ -61,14 +60,3 @@ def progress_reporter(config: TrainerConfig, args: argparse.Namespace) -> Progre
     if args.quiet or args.verbose or config.type != "pacemaker":
         return None
     return ProgressReporter(config.fit.maxiter)
-
-
-def load_potential(run_dir: Path) -> Potential:
-    try:
-        return Potential.load(run_dir)
-    except FileNotFoundError as error:
-        raise UsageError(
-            f"{run_dir} holds no potential.json: it is not the directory of a finished run"
-        ) from error
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{run_dir}: unreadable {POTENTIAL_JSON} ({error})") from error

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from mlip_autopipec.infrastructure.trainer.cost import format_duration
-from mlip_autopipec.infrastructure.trainer.pacemaker_log import ProgressEvent, ProgressParser
+from mlip_autopipec.config.durations import format_duration
+from mlip_autopipec.infrastructure.pacemaker.log import ProgressEvent, ProgressParser
 
 #: s between plain progress lines when the output is not a terminal (a log file, CI).
 DEFAULT_LOG_INTERVAL_S = 30.0

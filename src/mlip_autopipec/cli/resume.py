@@ -38,9 +38,10 @@ def add_finish_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def resume(args: argparse.Namespace) -> int:
     """``train --resume RUN_DIR [--config C]``: go on with the fit from its interim potential."""
-    from mlip_autopipec.infrastructure.trainer.interim import unfinished_run
+    from mlip_autopipec.infrastructure.trainer.interrupted.interim import unfinished_run
+    from mlip_autopipec.infrastructure.trainer.interrupted.resume import resume_config, resume_fit
     from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.resume import resume_config, resume_fit
+    from mlip_autopipec.report import build_report_or_warn
 
     given = [
         name for name in ("data", "out", "test_data", "previous") if getattr(args, name) is not None
@@ -58,7 +59,8 @@ def resume(args: argparse.Namespace) -> int:
     if args.accept_failed_checks:
         config = config.model_copy(update={"accept_failed_checks": True})
     started = time.perf_counter()
-    trainer = PacemakerTrainer(config, on_output_line=progress_reporter(config, args))
+    progress = progress_reporter(config, args)
+    trainer = PacemakerTrainer(config, progress, report=build_report_or_warn)
     potential = resume_fit(trainer, unfinished)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK
@@ -66,8 +68,9 @@ def resume(args: argparse.Namespace) -> int:
 
 def finish(args: argparse.Namespace) -> int:
     """``finish RUN_DIR``: the interim potential of an interrupted run made usable, marked."""
-    from mlip_autopipec.infrastructure.trainer.finish_interim import finish_training
-    from mlip_autopipec.infrastructure.trainer.interim import unfinished_run
+    from mlip_autopipec.infrastructure.trainer.interrupted.finish import finish_training
+    from mlip_autopipec.infrastructure.trainer.interrupted.interim import unfinished_run
+    from mlip_autopipec.report import build_report_or_warn
 
     config = unfinished_run(args.run_dir, "finish").config
     started = time.perf_counter()
@@ -75,6 +78,7 @@ def finish(args: argparse.Namespace) -> int:
         args.run_dir,
         accept_failed_checks=args.accept_failed_checks,
         on_output_line=progress_reporter(config, args),
+        report=build_report_or_warn,
     )
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK

@@ -14,7 +14,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.report.history import load_finished
 
 if TYPE_CHECKING:
-    from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
+    from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
 
 
 def train(
@@ -25,10 +25,11 @@ def train(
     test_dataset: Dataset | None = None,
 ) -> int:
     from mlip_autopipec.infrastructure.trainer import create_trainer
+    from mlip_autopipec.report import build_report_or_warn
 
     log.info("%s", dataset)
     started = time.perf_counter()
-    trainer = create_trainer(config, on_output_line=progress)
+    trainer = create_trainer(config, on_output_line=progress, report=build_report_or_warn)
     potential = trainer.train(dataset, out, test_dataset=test_dataset)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK
@@ -45,12 +46,12 @@ def demo(args: argparse.Namespace) -> int:
 def select(args: argparse.Namespace) -> int:
     from ase.io import write
 
-    from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-    from mlip_autopipec.infrastructure.trainer.data_file import (
+    from mlip_autopipec.infrastructure.pacemaker.data_file import (
         dataset_to_dataframe,
         write_data_file,
     )
-    from mlip_autopipec.infrastructure.trainer.run_directory import refuse_to_overwrite
+    from mlip_autopipec.infrastructure.rundir.claim import refuse_to_overwrite
+    from mlip_autopipec.infrastructure.trainer import make_pacemaker_trainer
 
     out: Path = args.out
     # Checked first: nothing is computed for a file that could not be written.
@@ -72,7 +73,9 @@ def select(args: argparse.Namespace) -> int:
         {"trainer": {**config.model_dump(), "active_set": active_set}}, source=args.config
     ).trainer
     dataset = read_data(args.data, args.trust_pickle)
-    selection = PacemakerTrainer(config).select(dataset, out.with_name(out.name + ".selection"))
+    selection = make_pacemaker_trainer(config).select(
+        dataset, out.with_name(out.name + ".selection")
+    )
     selected = dataset.subset(selection.indices)
     from mlip_autopipec.files import atomic_path
 
@@ -96,6 +99,7 @@ def train_next_generation(
 ) -> int:
     """``train --previous RUN_DIR``: the next generation of RUN_DIR's potential."""
     from mlip_autopipec.infrastructure.trainer import create_trainer
+    from mlip_autopipec.report import build_report_or_warn
 
     if args.detach or args.test_data is not None:
         option = "--detach" if args.detach else "--test-data"
@@ -106,7 +110,7 @@ def train_next_generation(
     previous = load_finished(args.previous)
     log.info("%s", dataset)
     started = time.perf_counter()
-    trainer = create_trainer(config, on_output_line=progress)
+    trainer = create_trainer(config, on_output_line=progress, report=build_report_or_warn)
     potential = trainer.train(dataset, args.out, previous=previous)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -16,8 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-#: [days-]hours:minutes:seconds, as SLURM, PBS and LSF users write it.
-_DURATION = re.compile(r"^(?:(?P<days>\d+)-)?(?P<hours>\d+):(?P<minutes>\d\d):(?P<seconds>\d\d)$")
+from mlip_autopipec.config.durations import SCHEDULER_CLOCK, parse_duration
 
 
 class _Strict(BaseModel):
@@ -66,7 +64,11 @@ class BatchExecution(_Strict):
     @field_validator("time_limit")
     @classmethod
     def _duration(cls, value: str) -> str:
-        if parse_duration(value) is None:
+        try:
+            seconds = parse_duration(value) if SCHEDULER_CLOCK.match(value) else 0.0
+        except ValueError:
+            seconds = 0.0
+        if seconds <= 0:
             raise ValueError(
                 "expected [days-]hours:minutes:seconds, e.g. '12:00:00' or '1-00:00:00'"
             )
@@ -75,9 +77,7 @@ class BatchExecution(_Strict):
     @property
     def duration(self) -> timedelta:
         """The time limit as a timedelta."""
-        duration = parse_duration(self.time_limit)
-        assert duration is not None  # checked on validation
-        return duration
+        return timedelta(seconds=parse_duration(self.time_limit))
 
 
 class SlurmExecution(BatchExecution):
@@ -101,17 +101,3 @@ class LsfExecution(BatchExecution):
 Execution = Annotated[
     LocalExecution | SlurmExecution | PbsExecution | LsfExecution, Field(discriminator="type")
 ]
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """``[days-]hours:minutes:seconds`` as a positive timedelta; None if it is not one."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        return None
-    minutes, seconds = int(match["minutes"]), int(match["seconds"])
-    if minutes > 59 or seconds > 59:
-        return None
-    duration = timedelta(
-        days=int(match["days"] or 0), hours=int(match["hours"]), minutes=minutes, seconds=seconds
-    )
-    return duration if duration > timedelta(0) else None

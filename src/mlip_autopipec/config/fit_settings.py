@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -14,6 +13,7 @@ from pydantic import (
 )
 
 from mlip_autopipec.config.base import NotBool, StrictModel
+from mlip_autopipec.config.durations import parse_duration
 
 
 class EmbeddingSettings(StrictModel):
@@ -167,26 +167,3 @@ class FitSettings(StrictModel):
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
-
-
-_DURATION_UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
-_DURATION = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-z]*)\s*$")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds of a duration written as '90', '90s', '30min', '2h', '1.5h', '1:30:00' or '45:00'."""
-    if ":" in text:
-        parts = text.strip().split(":")
-        if len(parts) in (2, 3) and all(part.isdigit() for part in parts):
-            seconds = 0.0
-            for part in parts:
-                seconds = 60 * seconds + int(part)
-            return seconds
-        raise ValueError(f"'{text}' is not a duration like 1:30:00 (h:min:s) or 45:00 (min:s)")
-    match = _DURATION.match(text.lower())
-    if match is None or match["unit"] not in {"", *_DURATION_UNITS}:
-        raise ValueError(
-            f"'{text}' is not a duration: use seconds (5400) or e.g. '90s', '30min', '2h', "
-            "'1:30:00'"
-        )
-    return float(match["number"]) * _DURATION_UNITS.get(match["unit"], 1.0)

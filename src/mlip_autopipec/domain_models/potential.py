@@ -16,6 +16,7 @@ from mlip_autopipec.domain_models.checks import CompressionCheck, DimerCheck
 from mlip_autopipec.domain_models.fit_stop import FitStop
 from mlip_autopipec.domain_models.lineage import Lineage
 from mlip_autopipec.domain_models.metrics import FitMetrics
+from mlip_autopipec.errors import NotAFinishedRun
 from mlip_autopipec.files import write_text_atomic
 
 if TYPE_CHECKING:
@@ -190,3 +191,24 @@ class Potential(_Record):
         """LAMMPS input lines for the deployed potential; atom type k is ``elements[k-1]``
         (see :func:`deployment.lammps_commands`)."""
         return deployment.lammps_commands(self, extrapolation)
+
+
+def load_finished_run(run_dir: str | Path) -> Potential:
+    """The potential of the finished run in ``run_dir`` (its directory, or its
+    ``potential.json``): the one way to load a finished run. NotAFinishedRun when there is no
+    ``potential.json`` or it cannot be read; a potential that failed its checks or was finished
+    from an interim potential is loaded with a warning (``Potential.load``)."""
+    path = Path(run_dir)
+    record = path / POTENTIAL_JSON if path.is_dir() or not path.suffix else path
+    if not record.is_file():
+        raise NotAFinishedRun(
+            f"{path} holds no {POTENTIAL_JSON}: it holds no finished potential (not the directory "
+            "of a finished run)",
+            path=path,
+        )
+    try:
+        return Potential.load(record)
+    except (OSError, ValueError) as error:  # invalid JSON or record (pydantic: ValueError)
+        raise NotAFinishedRun(
+            f"{path}: unreadable {POTENTIAL_JSON} ({error})", path=path
+        ) from error

@@ -10,8 +10,9 @@ import json
 import logging
 from pathlib import Path
 
+from mlip_autopipec.analysis.parity import energy_parity, force_parity
 from mlip_autopipec.files import atomic_path
-from mlip_autopipec.infrastructure.trainer.outputs import (
+from mlip_autopipec.infrastructure.rundir.files import (
     TEST_METRICS_TXT,
     TEST_PREDICTIONS_NPZ,
     TRAIN_METRICS_TXT,
@@ -30,9 +31,7 @@ from mlip_autopipec.report.plots import (
     add_dimers,
     add_learning_curve,
     add_plot,
-    plot_energy_parity,
     plot_error_histograms,
-    plot_force_parity,
 )
 from mlip_autopipec.report.predictions import (
     load_potential,
@@ -93,8 +92,8 @@ def build_report(run_dir: Path, *, compute_dimers: bool = False) -> Path:
         report.notes.append(f"no test set ({TEST_PREDICTIONS_NPZ} is absent): train only")
 
     # 2. Plots, each skipped with a note when its inputs are missing.
-    add_plot(report, predictions, plot_energy_parity, PARITY_ENERGY_PNG)
-    add_plot(report, predictions, plot_force_parity, PARITY_FORCES_PNG)
+    add_plot(report, predictions, energy_parity, PARITY_ENERGY_PNG)
+    add_plot(report, predictions, force_parity, PARITY_FORCES_PNG)
     add_plot(report, predictions, plot_error_histograms, ERROR_HISTOGRAMS_PNG)
     curves = {
         label: read_learning_curve(run_dir / name)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, load_finished_run
 from mlip_autopipec.errors import OutputError
 
 log = logging.getLogger(__name__)
@@ -22,12 +22,11 @@ MAX_GENERATIONS = 1000
 
 
 def load_finished(run_dir: Path) -> Potential:
-    """The potential of a finished run; OutputError naming the directory otherwise."""
-    if not (run_dir / POTENTIAL_JSON).is_file():
-        raise OutputError(f"{run_dir} holds no finished potential ({POTENTIAL_JSON})", path=run_dir)
+    """The potential of a finished run (NotAFinishedRun otherwise), without the warnings of
+    a failed or interim one: the history shows them."""
     with warnings.catch_warnings():  # the gate's verdict is shown in the history
         warnings.simplefilter("ignore", UserWarning)
-        return Potential.load(run_dir)
+        return load_finished_run(run_dir)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.infrastructure.trainer.fit_record import cost_rows
-from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
+from mlip_autopipec.infrastructure.rundir.files import INPUT_YAML
+from mlip_autopipec.infrastructure.trainer.cost.record import cost_rows
 from mlip_autopipec.report.plots import Plot, Report
 
 _CSS = """

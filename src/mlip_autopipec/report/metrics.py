@@ -9,10 +9,7 @@ import pandas as pd
 
 from mlip_autopipec.domain_models.metrics import FitMetrics, rmse_mae_mev
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.infrastructure.trainer.outputs import (
-    TEST_PREDICTIONS_NPZ,
-    TRAIN_PREDICTIONS_NPZ,
-)
+from mlip_autopipec.infrastructure.rundir.files import TEST_PREDICTIONS_NPZ, TRAIN_PREDICTIONS_NPZ
 from mlip_autopipec.report.predictions import Predictions, iteration_offsets, iterations
 
 

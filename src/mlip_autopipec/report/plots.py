@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mlip_autopipec.analysis.dimers import DIMERS_PNG as RUN_DIMERS_PNG
+from mlip_autopipec.analysis.dimers import DIMERS_PNG as DIMERS_PNG
+from mlip_autopipec.analysis.parity import new_figure, style
 from mlip_autopipec.domain_models.metrics import rmse_mae_mev
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.infrastructure.trainer.outputs import (
+from mlip_autopipec.infrastructure.rundir.files import (
     TEST_METRICS_TXT,
     TRAIN_METRICS_TXT,
     TRAIN_PREDICTIONS_NPZ,
@@ -27,7 +26,6 @@ PARITY_ENERGY_PNG = "parity_energy.png"
 PARITY_FORCES_PNG = "parity_forces.png"
 ERROR_HISTOGRAMS_PNG = "error_histograms.png"
 LEARNING_CURVE_PNG = "learning_curve.png"
-DIMERS_PNG = "dimers.png"
 PLOT_FILES = (
     PARITY_ENERGY_PNG,
     PARITY_FORCES_PNG,
@@ -36,7 +34,6 @@ PLOT_FILES = (
     DIMERS_PNG,
 )
 DPI = 110
-SET_STYLE = {"train": ("tab:blue", "o"), "test": ("tab:orange", "^")}
 
 
 @dataclass
@@ -56,12 +53,6 @@ class Report:
     out: Path
     notes: list[str] = field(default_factory=list)
     plots: list[Plot] = field(default_factory=list)
-
-
-def _new_figure(columns: int, *, width: float = 5.2, height: float = 4.6) -> Figure:
-    figure = Figure(figsize=(width * columns, height), layout="constrained")
-    FigureCanvasAgg(figure)  # Agg, without pyplot: no global figure list to leak into
-    return figure
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -84,105 +75,8 @@ def add_plot(
     report.plots.append(plot)
 
 
-def _identity_line(axes: Axes, values: Iterable[np.ndarray]) -> None:
-    stacked = np.concatenate([np.ravel(v) for v in values])
-    low, high = float(stacked.min()), float(stacked.max())
-    pad = 0.04 * (high - low or 1.0)
-    limits = (low - pad, high + pad)
-    axes.plot(limits, limits, color="grey", linestyle="--", linewidth=1, label="y = x", zorder=0)
-    axes.set_xlim(limits)
-    axes.set_ylim(limits)
-    axes.set_aspect("equal")
-
-
-def plot_energy_parity(predictions: Sequence[Predictions]) -> Figure:
-    figure = _new_figure(1, width=6.0, height=5.6)
-    axes = figure.add_subplot()
-    for p in predictions:
-        colour, marker = SET_STYLE[p.label]
-        m = p.metrics
-        axes.scatter(
-            p.energy_reference,
-            p.energy_predicted,
-            s=22,
-            color=colour,
-            marker=marker,
-            alpha=0.75,
-            label=f"{p.label} ({len(p.energy_reference)} structures): "
-            f"RMSE {m.energy_rmse_mev_per_atom:.2f}, MAE {m.energy_mae_mev_per_atom:.2f} meV/atom",
-        )
-    _identity_line(axes, [v for p in predictions for v in (p.energy_reference, p.energy_predicted)])
-    axes.set_title("Energy per atom: ACE vs reference")
-    axes.set_xlabel("reference energy, corrected (eV/atom)")
-    axes.set_ylabel("ACE energy (eV/atom)")
-    axes.legend(loc="upper left", fontsize="small")
-    axes.grid(alpha=0.3)
-    return figure
-
-
-def _zoom_inset(axes: Axes, values: np.ndarray) -> Axes:
-    """An inset of ``axes`` over the central 98 % of ``values``, where most points lie."""
-    half_width = float(np.quantile(np.abs(values), 0.98)) or 1.0
-    limits = (-1.05 * half_width, 1.05 * half_width)
-    inset = axes.inset_axes((0.6, 0.06, 0.37, 0.37))
-    inset.plot(limits, limits, color="grey", linestyle="--", linewidth=1, zorder=0)
-    inset.set_xlim(limits)
-    inset.set_ylim(limits)
-    inset.set_title("zoom: 98 % of components", fontsize="x-small")
-    inset.tick_params(labelsize="x-small")
-    inset.grid(alpha=0.3)
-    return inset
-
-
-def plot_force_parity(predictions: Sequence[Predictions]) -> Figure:
-    figure = _new_figure(len(predictions), width=5.6, height=5.6)
-    elements = sorted({str(s) for p in predictions if p.symbols is not None for s in p.symbols})
-    colours = {element: f"C{index}" for index, element in enumerate(elements)}
-    values = [v for p in predictions for v in (p.force_reference, p.force_predicted)]
-    for index, p in enumerate(predictions):
-        axes = figure.add_subplot(1, len(predictions), index + 1)
-        groups: list[tuple[str, np.ndarray, str]] = (
-            [(e, p.symbols == e, colours[e]) for e in elements if (p.symbols == e).any()]
-            if p.symbols is not None
-            else [("all atoms", np.ones(len(p.force_reference), dtype=bool), "C0")]
-        )
-        point_colours = np.empty(p.force_reference.shape, dtype=object)
-        for element, mask, colour in groups:
-            error = (p.force_predicted[mask] - p.force_reference[mask]).ravel()
-            rmse, mae = rmse_mae_mev(error)
-            point_colours[mask] = colour
-            label = f"{element} ({error.size} comp.): RMSE {rmse:.1f}, MAE {mae:.1f} meV/Å"
-            axes.scatter([], [], s=12, color=colour, label=label)  # legend entry only
-        # One scatter in a fixed random order, so no element hides under another.
-        order = np.random.default_rng(0).permutation(p.force_reference.size)
-        reference = p.force_reference.ravel()[order]
-        predicted = p.force_predicted.ravel()[order]
-        colours_in_order = point_colours.ravel()[order].tolist()
-        for target in (axes, _zoom_inset(axes, reference)):
-            target.scatter(
-                reference,
-                predicted,
-                s=6,
-                c=colours_in_order,
-                alpha=0.5,
-                linewidths=0,
-                rasterized=True,
-            )
-        _identity_line(axes, values)
-        m = p.metrics
-        axes.set_title(
-            f"{p.label}: force components\nRMSE {m.force_rmse_mev_per_angstrom:.1f}, "
-            f"MAE {m.force_mae_mev_per_angstrom:.1f} meV/Å"
-        )
-        axes.set_xlabel("reference force component (eV/Å)")
-        axes.set_ylabel("ACE force component (eV/Å)")
-        axes.legend(loc="upper left", fontsize="small")
-        axes.grid(alpha=0.3)
-    return figure
-
-
 def plot_error_histograms(predictions: Sequence[Predictions]) -> Figure:
-    figure = _new_figure(2, width=5.8, height=4.4)
+    figure = new_figure(2, width=5.8, height=4.4)
     energy_axes, force_axes = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
     panels = (
         (energy_axes, "energy", "energy per atom", "meV/atom", "structures", 15),
@@ -196,7 +90,7 @@ def plot_error_histograms(predictions: Sequence[Predictions]) -> Figure:
             low, high = low - 0.5, high + 0.5
         bins = np.linspace(low, high, n_bins + 1).tolist()
         for label, error in errors.items():
-            colour, _ = SET_STYLE[label]
+            colour, _ = style(label)
             rmse, mae = rmse_mae_mev(error / 1000)  # errors are in meV already
             axes.hist(
                 error,
@@ -229,7 +123,7 @@ def add_learning_curve(report: Report, curves: dict[str, pd.DataFrame | None]) -
     if curves["test"] is None:
         plot.caption += f" No test curve: {TEST_METRICS_TXT} is missing or empty."
     offsets = iteration_offsets(curves["train"])
-    figure = _new_figure(3, width=4.8, height=4.2)
+    figure = new_figure(3, width=4.8, height=4.2)
     panels = (
         ("loss", 1.0, "loss (dimensionless)", "Loss"),
         ("rmse_epa", 1000.0, "energy RMSE (meV/atom)", "Energy RMSE per atom"),
@@ -240,7 +134,7 @@ def add_learning_curve(report: Report, curves: dict[str, pd.DataFrame | None]) -
         for label, frame in curves.items():
             if frame is None:
                 continue
-            colour, marker = SET_STYLE[label]
+            colour, marker = style(label)
             axes.plot(
                 iterations(frame, offsets),
                 scale * frame[column].to_numpy(dtype=float),
@@ -273,14 +167,14 @@ def add_dimers(report: Report, potential: Potential | None, compute: bool) -> No
         except (ValueError, ImportError, RuntimeError) as error:
             plot.note = f"not computed: {error}"
         return
-    trainer_plot = report.run_dir / RUN_DIMERS_PNG
+    trainer_plot = report.run_dir / DIMERS_PNG
     if trainer_plot.exists():
         shutil.copyfile(trainer_plot, path)
         plot.path = path
-        plot.caption += f" (the trainer's {RUN_DIMERS_PNG})"
+        plot.caption += f" (the trainer's {DIMERS_PNG})"
     else:
         plot.note = (
-            f"not available: the run has no {RUN_DIMERS_PNG}; "
+            f"not available: the run has no {DIMERS_PNG}; "
             "build the report with compute_dimers (mlip-autopipec report --dimers) to compute it"
         )
 

@@ -11,13 +11,10 @@ import numpy as np
 import pandas as pd
 
 from mlip_autopipec.domain_models.metrics import FitMetrics
-from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
-from mlip_autopipec.infrastructure.trainer.outputs import (
-    TEST_PREDICTIONS_NPZ,
-    TRAIN_PREDICTIONS_NPZ,
-    PredictionArrays,
-    read_predictions,
-)
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, load_finished_run
+from mlip_autopipec.errors import NotAFinishedRun
+from mlip_autopipec.infrastructure.pacemaker.outputs import PredictionArrays, read_predictions
+from mlip_autopipec.infrastructure.rundir.files import TEST_PREDICTIONS_NPZ, TRAIN_PREDICTIONS_NPZ
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +48,13 @@ class Predictions:
 
 def load_potential(run_dir: Path, notes: list[str]) -> Potential | None:
     """The run's ``potential.json``, or None with a note why not."""
-    path = run_dir / POTENTIAL_JSON
-    if not path.exists():
-        notes.append(f"no {POTENTIAL_JSON}: the run did not finish")
-        return None
     try:
-        return Potential.load(path)
-    except ValueError as error:  # invalid JSON or record
-        notes.append(f"{POTENTIAL_JSON} is unreadable: {error}")
+        return load_finished_run(run_dir)
+    except NotAFinishedRun as error:
+        if not (run_dir / POTENTIAL_JSON).exists():
+            notes.append(f"no {POTENTIAL_JSON}: the run did not finish")
+        else:
+            notes.append(f"{POTENTIAL_JSON} is unreadable: {error.__cause__ or error}")
         return None
 
 

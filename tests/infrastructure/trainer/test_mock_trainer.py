@@ -11,8 +11,8 @@ import yaml
 from mlip_autopipec.config.config_model import ZBLBaseline, parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.infrastructure.rundir.files import DATA_FILE
 from mlip_autopipec.infrastructure.trainer import MockTrainer, create_trainer
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
 
 
 def test_factory_builds_the_configured_trainer() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.infrastructure.trainer import create_trainer, pacemaker_trainer
-from mlip_autopipec.infrastructure.trainer.budget import SizedFit, size_fit
+from mlip_autopipec.infrastructure.trainer.cost.budget import SizedFit, size_fit
 from mlip_autopipec.oracle.emt import label_with_emt
 
 from ...conftest import cu_pt_structures

@@ -13,9 +13,9 @@ from mlip_autopipec.analysis.extrapolation import extrapolation_grades
 from mlip_autopipec.config.config_model import ZBLBaseline, parse_trainer_config
 from mlip_autopipec.domain_models.metrics import metrics_from_errors
 from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.infrastructure.pacemaker.potential_file import potential_from_file
+from mlip_autopipec.infrastructure.rundir.files import TRAIN_PREDICTIONS
 from mlip_autopipec.infrastructure.trainer import create_trainer
-from mlip_autopipec.infrastructure.trainer.outputs import TRAIN_PREDICTIONS
-from mlip_autopipec.infrastructure.trainer.potential_file import potential_from_file
 from mlip_autopipec.oracle.emt import label_with_emt
 
 from ...conftest import cu_pt_structures

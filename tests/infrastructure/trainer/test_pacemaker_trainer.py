@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlip_autopipec import create_trainer  # the public one: it writes the report
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 from mlip_autopipec.errors import FailedChecksError, OutputError, TrainerError
-from mlip_autopipec.infrastructure.trainer import PacemakerTrainer, create_trainer
-from mlip_autopipec.infrastructure.trainer.base import DATA_FILE
-from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PACEMAKER_LOG, POTENTIAL_YACE
-from mlip_autopipec.infrastructure.trainer.profile import program_environment
+from mlip_autopipec.infrastructure.rundir.files import DATA_FILE, PACEMAKER_LOG, POTENTIAL_YACE
+from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
+from mlip_autopipec.infrastructure.trainer.programs.profile import program_environment
 
 from ...conftest import expect_pacemaker_input
 
@@ -250,7 +250,7 @@ def test_environment_sets_threads_and_hides_gpus_unless_asked() -> None:
 
 
 def test_environment_defaults_to_all_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mlip_autopipec.infrastructure.trainer.profile as module
+    import mlip_autopipec.infrastructure.trainer.programs.profile as module
 
     monkeypatch.setattr(module.os, "cpu_count", lambda: 6)
     monkeypatch.setattr(module, "machine_has_gpu", lambda: False)

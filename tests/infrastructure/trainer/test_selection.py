@@ -14,8 +14,8 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Provenance, Selection
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
-from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import write_data
-from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile
+from mlip_autopipec.infrastructure.trainer.plan import write_data
+from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
 from mlip_autopipec.infrastructure.trainer.selection import (
     SelectionInputs,
     check_previous_potential,

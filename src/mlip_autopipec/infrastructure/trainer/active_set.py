@@ -11,14 +11,16 @@ import logging
 from pathlib import Path
 
 from mlip_autopipec.config.config_model import ActiveSetSettings
-from mlip_autopipec.infrastructure.trainer.outputs import FITTING_DATA, OUTPUT_POTENTIAL_YAML
-from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile, log_name
-from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
+from mlip_autopipec.infrastructure.rundir.files import (
+    ACTIVE_SET,
+    ACTIVESET_LOG,
+    FITTING_DATA,
+    OUTPUT_POTENTIAL_YAML,
+)
+from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile
+from mlip_autopipec.infrastructure.trainer.programs.steps import JobResult, ProgramStep
 
 log = logging.getLogger(__name__)
-
-ACTIVE_SET = "output_potential.asi"
-ACTIVESET_LOG = log_name("pace_activeset")
 
 
 def activeset_arguments(settings: ActiveSetSettings) -> list[str]:

@@ -1,48 +1,24 @@
-"""What every trainer shares: the abstract interface, the data's energy scale and baseline,
-the record's provenance and the names of the data files of a run directory."""
+"""What every trainer shares: the abstract interface, the structures it fits, the check of a
+fixed test set and the record's provenance."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from mlip_autopipec.config.config_model import Baseline, TrainerConfig
-from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential, resolve_baseline
-from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
+from mlip_autopipec.config.config_model import TrainerConfig
+from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset, account_for_structures
 from mlip_autopipec.domain_models.potential import Potential, Provenance
-from mlip_autopipec.domain_models.reference_energies import reference_energies_for
-from mlip_autopipec.errors import ConfigurationError, DatasetValidationError
-
-DATA_FILE = "training_data.pckl.gzip"
-#: The structures handed to pacemaker, with their original labels, in a format that cannot run
-#: code when read (``evaluate`` and later generations read this, never the pickle).
-TRAINING_SET = "training_set.extxyz"
-#: The fixed test set given with ``test_dataset`` (pacemaker's ``data: test_filename``).
-TEST_DATA_FILE = "test_data.pckl.gzip"
+from mlip_autopipec.errors import DatasetValidationError
 
 log = logging.getLogger(__name__)
 
 #: Packages whose versions are recorded in every potential's provenance.
 RECORDED_PACKAGES = ("mlip-autopipec", "python-ace", "tensorpotential", "ase", "numpy", "pandas")
-
-
-@dataclass(frozen=True)
-class DataPlan:
-    """What any trainer decides from the data before any file is written: the energy scale
-    (reference energies, eV per atom of each element) and the baseline the fit corrects."""
-
-    baseline: Baseline
-    baseline_potential: PairPotential | None
-    reference_energies: dict[str, float]
-    shortest_distances: dict[tuple[str, str], float]
-    #: What the reference energies mean when the data do not determine them (else None).
-    reference_energies_warning: str | None = None
 
 
 class BaseTrainer(ABC):
@@ -73,40 +49,6 @@ class BaseTrainer(ABC):
             dataset,
             self.config.cutoff,
             drop=self.config.structures_without_neighbours == "drop",
-        )
-
-    def plan_data(
-        self, dataset: Dataset, free_atom_energies: Mapping[str, float] | None = None
-    ) -> DataPlan:
-        """Reference energies, shortest distances and the baseline with its cutoffs.
-
-        ``free_atom_energies`` (eV, per element) are the reference energies of those elements
-        when ``reference_energies`` is 'auto'.
-        """
-        setting = self.config.reference_energies
-        known = {e: v for e, v in (free_atom_energies or {}).items() if e in dataset.elements}
-        try:
-            references = reference_energies_for(setting, dataset, known)
-        except ValueError as error:
-            raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
-        distances = shortest_distances(dataset, search_radius=self.config.cutoff)
-        if not distances:
-            raise ConfigurationError(
-                [
-                    (
-                        "trainer.cutoff",
-                        f"no two atoms of the dataset are within {self.config.cutoff} Å: "
-                        "nothing to fit",
-                    )
-                ]
-            )
-        try:
-            baseline = resolve_baseline(self.config.b_ref, distances, dataset.elements)
-            baseline_potential = pair_potential(baseline, dataset.elements)
-        except ValueError as error:
-            raise ConfigurationError([("trainer.b_ref", str(error))]) from error
-        return DataPlan(
-            baseline, baseline_potential, references.energies, distances, references.warning
         )
 
     @staticmethod

@@ -9,13 +9,13 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
+from mlip_autopipec.infrastructure.rundir.files import MOCK_POTENTIAL
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
-from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import plan_pacemaker_run, write_inputs
-from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
+from mlip_autopipec.infrastructure.trainer.plan import plan_run, write_inputs
 
 log = logging.getLogger(__name__)
 
-MOCK_POTENTIAL = "mock_potential.yace"
 
 PLACEHOLDER_TEXT = """\
 # MOCK POTENTIAL - NOT A REAL PACE POTENTIAL.
@@ -60,8 +60,12 @@ class MockTrainer(BaseTrainer):
     ) -> Potential:
         if self.config.active_set.enabled:
             log.warning("the mock trainer selects no structures: trainer.active_set is ignored")
-        data = self.plan_data(dataset, free_atom_energies)
-        plan = plan_pacemaker_run(self.config, dataset, data, fitting=test_dataset is None)
+        plan = plan_run(
+            self.config,
+            dataset,
+            free_atom_energies=free_atom_energies,
+            fitting=test_dataset is None,
+        )
         write_inputs(dataset, workdir, plan, test_dataset)
         write_text_atomic(workdir / MOCK_POTENTIAL, PLACEHOLDER_TEXT)
         potential = Potential(

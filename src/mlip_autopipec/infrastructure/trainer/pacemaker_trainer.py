@@ -5,71 +5,53 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from mlip_autopipec.analysis.dimers import DIMERS_PNG
-from mlip_autopipec.analysis.safety import gate_potential, refuse_failed
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.fit_stop import FitStop
-from mlip_autopipec.domain_models.potential import FitCost, Potential, Selection
+from mlip_autopipec.domain_models.lineage import Lineage
+from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError
-from mlip_autopipec.infrastructure.trainer.active_set import (
-    ACTIVE_SET,
-    active_set_of,
-    activeset_step,
-)
+from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory, warn_if_resumable
+from mlip_autopipec.infrastructure.rundir.files import INPUT_YAML, REPLACED, TEST_SET
+from mlip_autopipec.infrastructure.rundir.records import PendingRun, RunRecord, refuse_running_job
+from mlip_autopipec.infrastructure.trainer.active_set import activeset_step
+from mlip_autopipec.infrastructure.trainer.after_fit import FitEnd, ReportBuilder, after_fit
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
-from mlip_autopipec.infrastructure.trainer.budget import SizedFit, size_fit, with_deadline_callback
-from mlip_autopipec.infrastructure.trainer.early_stop import early_stop_record
-from mlip_autopipec.infrastructure.trainer.fit_deadline import DEADLINE_ENV
-from mlip_autopipec.infrastructure.trainer.fit_outputs import (
-    PACEMAKER_LOG,
-    POTENTIAL_YACE,
-    convert_to_yace,
-    read_fit,
+from mlip_autopipec.infrastructure.trainer.cost.budget import (
+    SizedFit,
+    size_fit,
+    with_deadline,
+    with_deadline_callback,
 )
-from mlip_autopipec.infrastructure.trainer.fit_record import (
-    cost_of_steps,
-    estimated_cost,
-    log_estimate,
-    warn_about_test_set,
+from mlip_autopipec.infrastructure.trainer.cost.record import estimated_cost, log_estimate
+from mlip_autopipec.infrastructure.trainer.generations.generation import (
+    Generation,
+    choose_start,
+    lineage,
+    next_generation,
+    plan_generation,
+    started_fit,
 )
-from mlip_autopipec.infrastructure.trainer.input_yaml import INPUT_YAML
-from mlip_autopipec.infrastructure.trainer.interim import RESUME_FILES, RunRecord, warn_if_resumable
-from mlip_autopipec.infrastructure.trainer.outputs import (
-    OUTPUT_POTENTIAL_YAML,
-    RESULT_FILES,
-    TEST_PREDICTIONS,
-    TRAIN_PREDICTIONS,
-    PredictionArrays,
-)
-from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import (
+from mlip_autopipec.infrastructure.trainer.plan import (
+    CheckedRun,
+    PreparedRun,
     RunPlan,
     check_test_split,
-    plan_pacemaker_run,
+    plan_run,
     write_inputs,
 )
-from mlip_autopipec.infrastructure.trainer.pending_run import (
-    TEST_SET,
-    CheckedRun,
-    PendingRun,
-    PreparedRun,
-    refuse_running_job,
-)
-from mlip_autopipec.infrastructure.trainer.profile import (
+from mlip_autopipec.infrastructure.trainer.programs.launcher import Launcher, LocalLauncher
+from mlip_autopipec.infrastructure.trainer.programs.profile import (
     FIT_PROGRAMS,
     Program,
     ProgramProfile,
-    StepRunner,
 )
-from mlip_autopipec.infrastructure.trainer.program_steps import JobResult, ProgramStep
-from mlip_autopipec.infrastructure.trainer.progress_sink import ProgressSink
-from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory
+from mlip_autopipec.infrastructure.trainer.programs.progress import ProgressSink
+from mlip_autopipec.infrastructure.trainer.programs.steps import ProgramStep
 from mlip_autopipec.infrastructure.trainer.selection import (
     keep_all,
     load_previous_potential,
@@ -80,19 +62,41 @@ from mlip_autopipec.infrastructure.trainer.selection import (
 
 log = logging.getLogger(__name__)
 
-#: What a new fit must not find stale in its run directory.
-REPLACED = (*RESULT_FILES, POTENTIAL_YACE, ACTIVE_SET, TEST_SET, *RESUME_FILES)
-
 
 class PacemakerTrainer(BaseTrainer):
     """Fits ACE with ``pacemaker`` and converts the result to ``.yace`` with ``pace_yaml2yace``.
 
     ``on_output_line`` follows the run: the programs' output lines and the named steps.
+    ``launcher`` runs the compute steps (here by default; a batch job: ``create_trainer``
+    chooses). ``report`` builds the training report of a finished run (None: no report).
     """
 
-    def __init__(self, config: TrainerConfig, on_output_line: ProgressSink | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainerConfig,
+        on_output_line: ProgressSink | None = None,
+        *,
+        launcher: Launcher | None = None,
+        report: ReportBuilder | None = None,
+    ) -> None:
         super().__init__(config)
         self.progress = on_output_line
+        self.launcher: Launcher = launcher or LocalLauncher()
+        self.report = report
+        if isinstance(config.execution, BatchExecution) and not self.launcher.remote:
+            raise ConfigurationError(
+                [
+                    (
+                        "trainer.execution",
+                        f"{config.execution.type} runs the fit as a batch job: build the "
+                        "trainer with create_trainer, which gives it the batch launcher",
+                    )
+                ]
+            )
+
+    def with_config(self, config: TrainerConfig) -> PacemakerTrainer:
+        """This trainer with another config (the same progress, launcher and report)."""
+        return PacemakerTrainer(config, self.progress, launcher=self.launcher, report=self.report)
 
     def train(
         self,
@@ -102,42 +106,49 @@ class PacemakerTrainer(BaseTrainer):
         test_dataset: Dataset | None = None,
         previous: Potential | None = None,
     ) -> Potential:
-        if previous is not None:  # a next generation (README, "Generations")
-            from mlip_autopipec.infrastructure.trainer.generations import train_generation
+        """``previous``: the finished run this one is the next generation of (README,
+        "Generations"): its data accumulate with ``dataset``, its energy scale is kept and the
+        fit starts from its potential where it can."""
+        if previous is None:
+            return self.fit(dataset, workdir, test_dataset=test_dataset)
+        generation = next_generation(self.config, dataset, previous, test_dataset)
+        accumulated = generation.accumulated
+        return self.with_config(generation.config).fit(
+            accumulated.training, workdir, test_dataset=accumulated.test, generation=generation
+        )
 
-            return train_generation(self, dataset, workdir, previous, test_dataset)
+    def fit(
+        self,
+        dataset: Dataset,
+        workdir: Path,
+        *,
+        test_dataset: Dataset | None = None,
+        generation: Generation | None = None,
+    ) -> Potential:
+        """Fit ``dataset`` in ``workdir`` (``generation``: as the next generation of a run)."""
         started = time.monotonic()  # a time budget covers the whole training
+        remote = self.launcher.remote
         # 1. Check: the programs, the data (the scheduler), before anything is written.
         checked = self.check_inputs(dataset, test_dataset, workdir)
         warn_if_resumable(workdir)
-        with claim_run_directory(workdir, replaces=self.replaced()) as run:
+        with claim_run_directory(workdir, replaces=REPLACED) as run:
             # 2. Plan and write the inputs: energy scale, baseline, selection, cost, input.yaml
             #    (and the run's record, which train --resume and finish read).
-            budget_from = None if self._batch() else started
-            prepared = self.prepare(checked, test_dataset, run.path, budget_from=budget_from)
+            budget_from = None if remote else started  # a batch job's budget starts there
+            prepared = self.prepare(checked, test_dataset, run.path, budget_from, generation)
             RunRecord(config=self.config, run=prepared.run).save(run.path)
             # 3. Run pacemaker (ended at a time budget's deadline, if any), then pace_activeset:
             #    here, or as one batch job (README, "On a cluster").
-            fit_started = datetime.now()  # local time, as pacemaker's log
+            fit_started = None if remote else datetime.now()  # local time, as pacemaker's log
             steps = self.compute_steps(checked.profile, prepared)
-            result = self._step_runner(checked.profile, prepared).run_steps(steps, run.path)
-            # 4. Read the outputs: metadata into the potential, its predictions, the cost.
-            predictions = read_fit(prepared, self.config.fit)
-            estimate, log_path = prepared.run.estimate, run.path / PACEMAKER_LOG
-            cost = cost_of_steps(
-                run.path,
-                log_path,
-                estimate,
-                result,
-                fit_started,
-                batch=self._batch(),
-                maxiter_setting=prepared.run.maxiter_setting,
-            )
-            fit_stop = early_stop_record(log_path)
-            # 5. Check and record: .yace, active set, safety gate, potential.json, report.
-            return self.finish(
-                prepared, predictions, result, checked.profile, cost=cost, fit_stop=fit_stop
-            )
+            runner = self.launcher.runner(self.config, prepared.run, checked.profile)
+            result = runner.run_steps(steps, run.path)
+            # 4. Everything after the fit: outputs, cost, .yace, checks, record, report.
+            return self.after_fit(prepared, FitEnd(result, started=fit_started), checked.profile)
+
+    def after_fit(self, prepared: PreparedRun, end: FitEnd, profile: ProgramProfile) -> Potential:
+        """The one path after pacemaker's steps, however they ran (``after_fit.after_fit``)."""
+        return after_fit(self.config, prepared, end, profile, self.report)
 
     def check_inputs(
         self, dataset: Dataset, test_dataset: Dataset | None, workdir: Path
@@ -145,11 +156,7 @@ class PacemakerTrainer(BaseTrainer):
         """The scheduler and its queue (batch), the programs (and a previous potential) of the
         fit, the structures to fit (those pacemaker would drop silently, free atoms and lone
         atoms, are decided on) and a batch job that may still write in ``workdir``."""
-        execution = self.config.execution
-        if isinstance(execution, BatchExecution):
-            from mlip_autopipec.infrastructure.trainer.batch import scheduler_for
-
-            scheduler_for(execution, Path(workdir).absolute()).check()
+        self.launcher.check(self.config, Path(workdir).absolute())
         if test_dataset is not None:
             self.check_test_dataset(dataset, test_dataset)
         selecting = self.config.active_set.enabled
@@ -158,25 +165,6 @@ class PacemakerTrainer(BaseTrainer):
         accounted = self.account_for_structures(dataset)
         refuse_running_job(workdir)
         return CheckedRun(profile, previous, accounted)
-
-    def replaced(self) -> tuple[str, ...]:
-        """The files of an earlier run of ours that a new fit replaces in its run directory."""
-        if not self._batch():
-            return REPLACED
-        from mlip_autopipec.infrastructure.trainer.batch import BATCH_FILES
-
-        return (*REPLACED, *BATCH_FILES)
-
-    def _batch(self) -> bool:
-        return isinstance(self.config.execution, BatchExecution)
-
-    def _step_runner(self, profile: ProgramProfile, prepared: PreparedRun) -> StepRunner:
-        """Who runs the compute steps: the profile here, or a batch job."""
-        if not self._batch():
-            return profile
-        from mlip_autopipec.infrastructure.trainer.batch import BatchRunner
-
-        return BatchRunner(self.config, prepared.run, self.progress)
 
     def profile(self, *, selecting: bool = False) -> ProgramProfile:
         """How this config's programs run here (pace_select too when ``selecting``)."""
@@ -190,13 +178,16 @@ class PacemakerTrainer(BaseTrainer):
         dataset: Dataset,
         *,
         n_training: int | None = None,
-        free_atom_energies: Mapping[str, float] | None = None,
+        free_atom_energies: dict[str, float] | None = None,
         fitting: bool = True,
     ) -> RunPlan:
-        """Reference energies, baseline and pacemaker's input (``plan_pacemaker_run``)."""
-        data = self.plan_data(dataset, free_atom_energies)
-        return plan_pacemaker_run(
-            self.config, dataset, data, n_training=n_training, fitting=fitting
+        """Reference energies, baseline and pacemaker's input of this config (``plan_run``)."""
+        return plan_run(
+            self.config,
+            dataset,
+            n_training=n_training,
+            free_atom_energies=free_atom_energies,
+            fitting=fitting,
         )
 
     def prepare(
@@ -205,13 +196,14 @@ class PacemakerTrainer(BaseTrainer):
         test_dataset: Dataset | None,
         workdir: Path,
         budget_from: float | None = None,
+        generation: Generation | None = None,
     ) -> PreparedRun:
         """Everything before the fit, in a claimed and locked ``workdir``: reference energies,
         baseline, selection, the cost estimate, pacemaker's data file(s) and input.yaml.
 
         ``budget_from`` (time.monotonic() when the training began) counts the time spent so far
         against ``fit.time_budget``; None (a batch job, whose budget starts on its node) counts
-        none."""
+        none. ``generation``: the start from the parent, and the lineage in the record."""
         accounted, profile = checked.accounted, checked.profile
         dataset = accounted.fit
 
@@ -219,12 +211,15 @@ class PacemakerTrainer(BaseTrainer):
         n_training = len(dataset)
         if self.config.active_set.enabled:
             n_training = requested_count(self.config.active_set, len(dataset), dataset.n_atoms)
-        plan = self.plan_run(
-            dataset,
-            n_training=n_training,
-            free_atom_energies=accounted.free_atom_energies,
-            fitting=test_dataset is None,
-        )
+        fitting, free = test_dataset is None, accounted.free_atom_energies
+        if generation is None:
+            plan = self.plan_run(
+                dataset, n_training=n_training, free_atom_energies=free, fitting=fitting
+            )
+        else:
+            plan, generation = plan_generation(
+                generation, dataset, n_training=n_training, free_atom_energies=free, fitting=fitting
+            )
 
         # Select the training structures by D-optimality (optional; "use all" selects none).
         selection = None
@@ -237,9 +232,16 @@ class PacemakerTrainer(BaseTrainer):
             training_set = dataset.subset(selection.indices)
 
         # What the fit will cost (a batch job's: measured or modelled on this machine); with a
-        # time budget, the iterations (and basis) it allows.
+        # time budget, the iterations (and basis) it allows; a next generation starts from its
+        # parent where it can (its basis and fit.upfit_maxiter).
         elapsed_s = 0.0 if budget_from is None else time.monotonic() - budget_from
         sized = self._size_fit(training_set, plan, elapsed_s, test_dataset, profile)
+        record: Lineage | None = None
+        if generation is not None:
+            start = choose_start(generation, sized.pacemaker_input, workdir)
+            sized = started_fit(sized, start, profile)
+            record = lineage(generation, start)
+            log.info("generation %d: %s (%s)", record.generation, start.fitted_from, start.reason)
         plan = replace(plan, pacemaker_input=sized.pacemaker_input)
         if sized.optimiser_time_s is not None:
             plan = replace(plan, pacemaker_input=with_deadline_callback(plan.pacemaker_input))
@@ -261,6 +263,7 @@ class PacemakerTrainer(BaseTrainer):
             provenance=self.provenance(dataset),
             fixed_test_set=test_dataset is not None,
             estimate=estimated_cost(sized, self.config.fit),
+            lineage=record,
         )
         return PreparedRun(workdir, run, training_set, test_dataset, sized)
 
@@ -268,77 +271,7 @@ class PacemakerTrainer(BaseTrainer):
         """What the fit runs on the compute node: pacemaker, then pace_activeset (on large data
         it needs the node too). A time budget's deadline reaches pacemaker's callback."""
         fit = profile.program_step("pacemaker", [INPUT_YAML], title="fitting (pacemaker)")
-        sized = prepared.sized
-        if sized is not None and sized.optimiser_time_s is not None:
-            deadline = {DEADLINE_ENV: repr(time.time() + sized.optimiser_time_s)}
-            fit = fit.model_copy(update={"environment": deadline})
-        return [fit, activeset_step(profile, self.config.active_set)]
-
-    def finish(
-        self,
-        prepared: PreparedRun,
-        predictions: dict[str, PredictionArrays],
-        result: JobResult,
-        profile: ProgramProfile,
-        cost: FitCost | None = None,
-        fit_stop: FitStop | None = None,
-    ) -> Potential:
-        """Everything after the compute steps (``result``): .yace, active set, record, safety
-        gate, report. ``cost``: the fit's estimated and measured cost, for the record;
-        ``fit_stop``: how the fit ended when it was resumed, stopped early or finished from an
-        interim potential."""
-        workdir, run = prepared.workdir, prepared.run
-        # Convert to .yace, the reference energies as its E0.
-        with profile.step("converting to .yace (pace_yaml2yace)"):
-            yace = convert_to_yace(prepared, profile)
-
-        # Active set of the fitted potential: the extrapolation grade of new structures.
-        active_set = active_set_of(result, workdir)
-
-        # The record, with pacemaker's own errors of the final potential.
-        potential = Potential(
-            run_dir=workdir,
-            trainer="pacemaker",
-            yace_file=yace,
-            yaml_file=OUTPUT_POTENTIAL_YAML,
-            active_set_file=active_set,
-            gamma_tolerance=self.config.active_set.gamma_tolerance,
-            elements=run.elements,
-            cutoff=self.config.cutoff,
-            baseline=run.baseline,
-            reference_energies=run.reference_energies,
-            reference_energies_warning=run.reference_energies_warning,
-            train_metrics=predictions[TRAIN_PREDICTIONS].metrics,
-            test_metrics=(
-                predictions[TEST_PREDICTIONS].metrics if TEST_PREDICTIONS in predictions else None
-            ),
-            selection=run.selection,
-            cost=cost,
-            lineage=run.lineage,
-            fit_stop=fit_stop,
-            provenance=run.provenance,
-        )
-        if TEST_PREDICTIONS in predictions:
-            warn_about_test_set(predictions[TEST_PREDICTIONS].symbols.tolist(), potential.elements)
-
-        # The safety gate on the deployed potential (ACE + baseline): dimers, compression.
-        with profile.step("safety checks (dimers, compression)"):
-            potential, safety = gate_potential(
-                potential, run.distances(), prepared.training_set, workdir / DIMERS_PNG
-            )
-
-        # potential.json is written last: it marks a finished run (checks_passed says
-        # whether it is fit for use).
-        potential.save()
-
-        # The training report; a finished potential stands without it.
-        from mlip_autopipec.report import build_report_or_warn  # the report imports this package
-
-        with profile.step("training report"):
-            build_report_or_warn(workdir)
-
-        refuse_failed(safety, workdir, accept=self.config.accept_failed_checks)
-        return potential
+        return [with_deadline(fit, prepared.sized), activeset_step(profile, self.config.active_set)]
 
     def _size_fit(
         self,

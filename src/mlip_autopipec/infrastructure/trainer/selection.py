@@ -14,19 +14,21 @@ import pandas as pd
 
 from mlip_autopipec.config.config_model import ActiveSetSettings
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import Potential, Selection
-from mlip_autopipec.errors import ConfigurationError, TrainerError
+from mlip_autopipec.domain_models.potential import Potential, Selection, load_finished_run
+from mlip_autopipec.errors import ConfigurationError, NotAFinishedRun, TrainerError
 from mlip_autopipec.files import write_text_atomic
-from mlip_autopipec.infrastructure.trainer.data_file import read_data_file, write_data_file
-from mlip_autopipec.infrastructure.trainer.pacemaker_inputs import RunPlan, write_data
-from mlip_autopipec.infrastructure.trainer.profile import ProgramProfile, log_name
+from mlip_autopipec.infrastructure.pacemaker.data_file import read_data_file, write_data_file
+from mlip_autopipec.infrastructure.rundir.files import (
+    CANDIDATES,
+    SELECTION_DIR,
+    SELECTION_JSON,
+    TARGET_BASIS_YAML,
+)
+from mlip_autopipec.infrastructure.trainer.plan import RunPlan, write_data
+from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile, log_name
 
 log = logging.getLogger(__name__)
 
-SELECTION_DIR = "selection"
-SELECTION_JSON = "selection.json"
-TARGET_BASIS_YAML = "target_basis.yaml"
-CANDIDATES = "candidates.pckl.gzip"
 METHOD = "D-optimal (MaxVol over ACE B-projections, pace_select)"
 
 
@@ -110,8 +112,8 @@ def load_previous_potential(settings: ActiveSetSettings) -> Potential | None:
     if path is None:
         return None
     try:
-        return Potential.load(path)
-    except (FileNotFoundError, ValueError) as error:
+        return load_finished_run(path)
+    except NotAFinishedRun as error:
         raise ConfigurationError(
             [("trainer.active_set.previous_potential", f"cannot load {path}: {error}")]
         ) from error

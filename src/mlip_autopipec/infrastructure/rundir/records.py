@@ -1,0 +1,119 @@
+"""The records of a run: what its post-processing needs from before the fit (``PendingRun``),
+kept with its config for a local run (``run_record.json``) and with its job for a batch run
+(``batch_job.json``), so that another process can resume, finish or wait for it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mlip_autopipec.config.config_model import Baseline, TrainerConfig
+from mlip_autopipec.config.execution import BatchExecution
+from mlip_autopipec.domain_models.lineage import Lineage
+from mlip_autopipec.domain_models.potential import (
+    POTENTIAL_JSON,
+    FitCost,
+    Provenance,
+    Selection,
+)
+from mlip_autopipec.errors import OutputError
+from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.infrastructure.rundir.files import BATCH_JOB_JSON, RUN_RECORD
+
+
+class PendingRun(BaseModel):
+    """What the post-processing needs from before the fit (decided from the whole dataset).
+
+    A batch run keeps it in ``batch_job.json``, so that another process can finish the run.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    elements: tuple[str, ...]
+    baseline: Baseline
+    reference_energies: dict[str, float]
+    reference_energies_warning: str | None = None
+    shortest_distances: list[tuple[str, str, float]]
+    selection: Selection | None
+    provenance: Provenance
+    #: A fixed test set (``test_dataset``) was written beside the training data.
+    fixed_test_set: bool = False
+    #: The cost estimated before the fit (measured parts filled in after it).
+    estimate: FitCost | None = None
+    #: A next generation: where it comes from (None: a fit without a parent).
+    lineage: Lineage | None = None
+
+    @property
+    def maxiter_setting(self) -> str:
+        """The setting that bounds this fit's iterations: fit.upfit_maxiter when it continues
+        from the parent's potential, else fit.maxiter."""
+        continued = self.lineage is not None and self.lineage.fitted_from != "fresh"
+        return "fit.upfit_maxiter" if continued else "fit.maxiter"
+
+    def distances(self) -> dict[tuple[str, str], float]:
+        """Shortest distance (Å) of each element pair in the data."""
+        return {(a, b): distance for a, b, distance in self.shortest_distances}
+
+
+class RunRecord(BaseModel):
+    """``run_record.json``: the config of a local run and what its post-processing needs,
+    written before pacemaker starts (a batch run keeps the same in ``batch_job.json``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: TrainerConfig
+    run: PendingRun
+
+    def save(self, run_dir: Path) -> None:
+        write_text_atomic(Path(run_dir) / RUN_RECORD, self.model_dump_json(indent=2) + "\n")
+
+
+class BatchRecord(RunRecord):
+    """``batch_job.json``: the run's record, with the job of the run directory."""
+
+    backend: str
+    job_id: str
+    submitted_at: datetime
+    queue: str | None
+    log_offset: int = 0
+    outcome: Literal["failed", "cancelled"] | None = None
+    reason: str | None = None
+
+    def save(self, run_dir: Path) -> None:
+        write_text_atomic(run_dir / BATCH_JOB_JSON, self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> BatchRecord:
+        """The record of ``run_dir``; FileNotFoundError if it holds no batch job."""
+        path = Path(run_dir) / BATCH_JOB_JSON
+        if not path.exists():
+            raise FileNotFoundError(f"{run_dir} holds no batch job ({BATCH_JOB_JSON} is missing)")
+        try:
+            return cls.model_validate_json(path.read_text())
+        except (ValidationError, UnicodeDecodeError) as error:
+            raise OutputError(
+                f"{path} is not a readable batch record ({type(error).__name__})", path=path
+            ) from error
+
+    @property
+    def execution(self) -> BatchExecution:
+        execution = self.config.execution
+        assert isinstance(execution, BatchExecution)
+        return execution
+
+
+def refuse_running_job(run_dir: Path) -> None:
+    """A run directory whose batch job may still run takes no new fit (OutputError)."""
+    path = Path(run_dir) / BATCH_JOB_JSON
+    if path.is_file() and not (Path(run_dir) / POTENTIAL_JSON).exists():
+        record = BatchRecord.load(run_dir)
+        if record.outcome is None:
+            raise OutputError(
+                f"{run_dir} has {record.backend} job {record.job_id} submitted at "
+                f"{record.submitted_at:%Y-%m-%d %H:%M} UTC and not finished: follow it with "
+                f"'mlip-autopipec wait {run_dir}' or choose another output directory",
+                path=Path(run_dir),
+            )

@@ -1,0 +1,1 @@
+"""A next generation: the parent run, read safely, and the fit that continues from it."""

@@ -1,0 +1,1 @@
+"""An interrupted run: what it keeps (interim), going on (resume), made usable (finish)."""

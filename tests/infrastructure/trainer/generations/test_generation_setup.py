@@ -1,0 +1,145 @@
+"""What a next generation takes from its parent, and the CLI's refusals (no fit runs)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlip_autopipec.cli import EXIT_BAD_INPUT, main
+from mlip_autopipec.config.config_model import LJBaseline, ZBLBaseline, parse_trainer_config
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.errors import ConfigurationError, OutputError
+from mlip_autopipec.infrastructure.trainer.generations.generation import (
+    Generation,
+    inherited_config,
+    plan_generation,
+)
+from mlip_autopipec.infrastructure.trainer.generations.parent import PreviousRun, read_previous_run
+
+RECORDED_RUN = Path(__file__).parents[3] / "data" / "recorded_run"
+PARENT_ZBL = ZBLBaseline(pair_cutoffs={"Cu-Cu": (1.2, 2.2), "Cu-Pt": (1.3, 2.3)})
+
+
+@pytest.fixture
+def parent() -> Potential:
+    return Potential.load(RECORDED_RUN).model_copy(update={"baseline": PARENT_ZBL})
+
+
+def test_an_open_baseline_is_the_parents(parent: Potential) -> None:
+    config, scale = inherited_config(
+        parse_trainer_config({"type": "pacemaker", "cutoff": 5}), parent
+    )
+    assert config.b_ref == PARENT_ZBL
+    assert "baseline (zbl) of the parent" in scale and "reference energies of the parent" in scale
+
+
+def test_zbl_with_open_cutoffs_takes_the_parents_cutoffs(parent: Potential) -> None:
+    config, scale = inherited_config(
+        parse_trainer_config({"type": "pacemaker", "cutoff": 5, "b_ref": {"type": "zbl"}}), parent
+    )
+    assert isinstance(config.b_ref, ZBLBaseline)
+    assert config.b_ref.pair_cutoffs == PARENT_ZBL.pair_cutoffs
+    assert "ZBL cutoffs of the parent" in scale
+
+
+@pytest.mark.parametrize(
+    "b_ref",
+    [
+        {"type": "zbl", "inner_cutoff": 1.0, "outer_cutoff": 2.0},
+        {"type": "zbl", "margin": 0.1},
+        {
+            "type": "lj",
+            "epsilon": {"Cu": 0.1, "Pt": 0.1},
+            "sigma": {"Cu": 2.0, "Pt": 2.0},
+            "cutoff": 4.0,
+        },
+        {"type": "none"},
+    ],
+)
+def test_a_baseline_the_config_sets_is_kept(parent: Potential, b_ref: dict) -> None:  # type: ignore[type-arg]
+    given = parse_trainer_config({"type": "pacemaker", "cutoff": 5, "b_ref": b_ref})
+    config, scale = inherited_config(given, parent)
+    assert config.b_ref == given.b_ref
+    assert "baseline of the config" in scale
+    if isinstance(config.b_ref, LJBaseline):
+        assert config.b_ref.epsilon == {"Cu": 0.1, "Pt": 0.1}
+
+
+def test_given_reference_energies_and_selection(parent: Potential) -> None:
+    config, scale = inherited_config(
+        parse_trainer_config(
+            {
+                "type": "pacemaker",
+                "cutoff": 5,
+                "reference_energies": {"Cu": 0.1, "Pt": 0.2},
+                "active_set": {"enabled": True, "fraction": 0.5},
+            }
+        ),
+        parent,
+    )
+    assert config.reference_energies == {"Cu": 0.1, "Pt": 0.2}
+    assert "reference energies of the config" in scale
+    # The selection adds to what the parent's active set covers.
+    assert config.active_set.previous_potential == parent.run_dir
+
+
+def test_the_parents_split_is_read_from_its_safe_copies(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(RECORDED_RUN, run)
+    with pytest.raises(OutputError, match=r"lacks training_set\.extxyz"):
+        read_previous_run(Potential.load(run))
+
+
+def _cli_files(tmp_path: Path, dataset: Dataset) -> list[str]:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"type": "pacemaker", "cutoff": 4.5}}))
+    data = dataset.write(tmp_path / "new.extxyz")
+    return ["train", "--config", str(config), "--data", str(data)]
+
+
+def test_the_cli_refuses_a_missing_parent_and_a_fixed_test_set(
+    tmp_path: Path, cu_pt_dataset: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = _cli_files(tmp_path, cu_pt_dataset)
+    out = ["--out", str(tmp_path / "next")]
+    assert main([*train, "--previous", str(tmp_path / "nothing"), *out]) == EXIT_BAD_INPUT
+    assert "holds no finished potential" in capsys.readouterr().err
+    previous = ["--previous", str(RECORDED_RUN)]
+    assert main([*train, *previous, "--test-data", train[-1], *out]) == EXIT_BAD_INPUT
+    assert "--test-data and --previous cannot be combined" in capsys.readouterr().err
+    assert main([*train, *previous, *out]) == EXIT_BAD_INPUT  # no training_set.extxyz
+    assert "lacks training_set.extxyz" in capsys.readouterr().err
+    assert not (tmp_path / "next").exists()
+
+
+def test_parent_cutoffs_reaching_into_new_data_are_chosen_again(
+    parent: Potential, cu_pt_dataset: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The data's Cu-Pt dimer is 2.3 Å long: inside the parent's inner cutoff.
+    reaching = ZBLBaseline(pair_cutoffs={"Cu-Cu": (1.2, 2.2), "Cu-Pt": (2.35, 2.6)})
+    parent = parent.model_copy(update={"baseline": reaching})
+    previous = PreviousRun(parent, (), (), {})
+    config, scale = inherited_config(
+        parse_trainer_config({"type": "pacemaker", "cutoff": 5}), parent
+    )
+    inherited = Generation(
+        config,
+        previous,
+        None,  # type: ignore[arg-type]
+        cu_pt_dataset,
+        scale,
+        cutoffs_inherited=True,
+    )
+    plan, inherited = plan_generation(inherited, cu_pt_dataset)
+    assert isinstance(plan.baseline, ZBLBaseline)
+    assert plan.baseline.pair_cutoffs["Cu-Pt"][0] < 2.3
+    assert "chosen again" in caplog.text and "chosen again" in inherited.scale
+    assert plan.reference_energies == parent.reference_energies  # still the parent's
+    # Cutoffs the user gave are an error, not replaced.
+    given = Generation(config, previous, None, cu_pt_dataset, scale)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="b_ref"):
+        plan_generation(given, cu_pt_dataset)
