@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -9,10 +10,14 @@ import signal
 import stat
 import sys
 import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import ase.io
 import numpy as np
 import pytest
+import yaml
 from ase import Atoms
 from ase.build import bulk
 
@@ -83,6 +88,42 @@ def cu_pt_structures(count: int = 12, seed: int = 0) -> list[Atoms]:
 @pytest.fixture
 def cu_pt_dataset() -> Dataset:
     return label_with_emt(cu_pt_structures(), source="test EMT")
+
+
+def train_arguments(
+    directory: Path,
+    data: Dataset | Sequence[Atoms],
+    config: Mapping[str, Any] | str,
+    out: Path | None = None,
+    *,
+    data_name: str = "data.extxyz",
+) -> list[str]:
+    """The CLI's train arguments for ``data`` and ``config``, written into ``directory``.
+
+    Writes ``data`` (a Dataset, or ASE structures as they are, e.g. with a NaN force) to
+    ``directory/data_name`` as extended XYZ and ``config`` to ``directory/config.yaml`` (a
+    mapping: the ``trainer`` section; a string: the whole YAML text); returns
+    ``["train", "--config", CONFIG, "--data", DATA]``, then ``"--out", out`` when given.
+    """
+    data_file = directory / data_name
+    if isinstance(data, Dataset):
+        data.write(data_file)
+    else:
+        ase.io.write(data_file, list(data), format="extxyz")
+    config_file = directory / "config.yaml"
+    if isinstance(config, str):
+        config_file.write_text(config)
+    else:
+        config_file.write_text(yaml.safe_dump({"trainer": dict(config)}))
+    argv = ["train", "--config", str(config_file), "--data", str(data_file)]
+    return argv if out is None else [*argv, "--out", str(out)]
+
+
+@pytest.fixture
+def train_argv(tmp_path: Path) -> Callable[..., list[str]]:
+    """``train_arguments`` writing into the test's ``tmp_path``:
+    ``train_argv(data, config, out=None, *, data_name="data.extxyz")``."""
+    return functools.partial(train_arguments, tmp_path)
 
 
 FAKE_PACEMAKER = '''

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mlip_autopipec.cli import EXIT_BAD_INPUT, main
 from mlip_autopipec.config.config_model import LJBaseline, ZBLBaseline, parse_trainer_config
@@ -90,17 +90,14 @@ def test_the_parents_split_is_read_from_its_safe_copies(tmp_path: Path) -> None:
         read_previous_run(Potential.load(run))
 
 
-def _cli_files(tmp_path: Path, dataset: Dataset) -> list[str]:
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"trainer": {"type": "pacemaker", "cutoff": 4.5}}))
-    data = dataset.write(tmp_path / "new.extxyz")
-    return ["train", "--config", str(config), "--data", str(data)]
-
-
 def test_the_cli_refuses_a_missing_parent_and_a_fixed_test_set(
-    tmp_path: Path, cu_pt_dataset: Dataset, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    cu_pt_dataset: Dataset,
+    train_argv: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    train = _cli_files(tmp_path, cu_pt_dataset)
+    config = {"type": "pacemaker", "cutoff": 4.5}
+    train = train_argv(cu_pt_dataset, config, data_name="new.extxyz")
     out = ["--out", str(tmp_path / "next")]
     assert main([*train, "--previous", str(tmp_path / "nothing"), *out]) == EXIT_BAD_INPUT
     assert "holds no finished potential" in capsys.readouterr().err

@@ -30,7 +30,7 @@ from mlip_autopipec.infrastructure.trainer.pending_run import TEST_SET
 from mlip_autopipec.infrastructure.trainer.previous_run import read_previous_run
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ...conftest import cu_pt_structures
+from ...conftest import cu_pt_structures, train_arguments
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_pacemaker]
 
@@ -61,13 +61,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     new = label_with_emt(cu_pt_structures(count=10, seed=7), source="new")
     # The structures of the new data plus a copy of one training and one test structure.
     given = Dataset([*new, previous.training[0], previous.test[0]], source="new")
-    given_file = given.write(root / "new.extxyz")
-    config_file = root / "config.yaml"
-    config_file.write_text(yaml.safe_dump({"trainer": CONFIG}))
-    arguments = ["train", "--config", str(config_file), "--data", str(given_file)]
-    code = main([*arguments, "--previous", str(root / "gen0"), "--out", str(root / "gen1")])
-    assert code == 0
-    given = Dataset.read(given_file)  # as the CLI read it
+    arguments = train_arguments(root, given, CONFIG, root / "gen1", data_name="new.extxyz")
+    assert main([*arguments, "--previous", str(root / "gen0")]) == 0
+    given = Dataset.read(root / "new.extxyz")  # as the CLI read it
     return {"root": root, "parent": parent, "previous": previous, "given": given}
 
 
