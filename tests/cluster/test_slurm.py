@@ -70,6 +70,7 @@ def _record(potential_json: Path) -> dict[str, object]:
     return record
 
 
+@pytest.mark.requires_pacemaker  # the cost estimate builds the basis with pyace
 def test_followed_and_detached_runs_end_alike(
     slurm: str,
     cu_pt_dataset: Dataset,
@@ -148,6 +149,7 @@ def test_a_detached_run_is_finished_by_one_wait_with_its_fixed_test_set(
     assert manifest is not None and manifest["status"] == "finished"
 
 
+@pytest.mark.requires_pacemaker  # the safety gate evaluates the potential with pyace
 def test_the_safety_gate_holds_for_a_batch_run(
     slurm: str,
     cu_pt_dataset: Dataset,

@@ -356,6 +356,8 @@ def test_a_tiny_test_set_is_warned_about(
 ) -> None:
     _trainer(fit={"test_size": 0.2}).train(cu_pt_dataset, tmp_path / "run")
     assert "the test set will hold 2 structure(s)" in caplog.text
+    # After the fit, by element: the fake tested alloy_0 and alloy_1, 15 Cu atoms and 1 Pt.
+    assert "the test set holds few atoms of Pt (1): its errors say" in caplog.text
 
 
 @pytest.mark.requires_pacemaker  # the estimate counts the basis functions with pyace
