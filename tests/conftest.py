@@ -196,6 +196,13 @@ if config["fit"].get("callbacks"):  # a time budget: the deadline callback and i
               "    (1 evals):        Loss: 1.0e+00 | RMSE Energy(low): 1.00 (1.00) meV/at |"
               " Forces(low): 1.00 (1.00) meV/A | Time/eval: 1.00 mcs/at", flush=True)
     print("mlip-autopipec: time budget reached after iteration 1: stopping the fit", flush=True)
+if mode == "early_stop":  # pacemaker's early stopping ends the fit after iteration 7
+    for n in range(1, 8):
+        print(f"2026-01-01 00:00:0{n},000 - pyace.metrics_aggregator - INFO - Iteration   #{n}"
+              "    (1 evals):        Loss: 1.0e+00 | RMSE Energy(low): 1.00 (1.00) meV/at |"
+              " Forces(low): 1.00 (1.00) meV/A | Time/eval: 1.00 mcs/at", flush=True)
+    print("2026-01-01 00:00:09,000 - pyace.generalfit - INFO - EARLY STOPPING: Too small or even"
+          " positive TEST loss change within last 10 iterations. Stopping", flush=True)
 # A real (tiny, barely fitted) Cu-Pt potential stands in for the fit's result.
 assert config["potential"]["elements"] == ["Cu", "Pt"], "the fake knows only Cu-Pt"
 shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt_output_potential.yaml",

@@ -360,6 +360,17 @@ def test_a_tiny_test_set_is_warned_about(
     assert "the test set holds few atoms of Pt (1): its errors say" in caplog.text
 
 
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_fit_ended_by_pacemakers_early_stopping_is_recorded(
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "early_stop")  # logs it after iteration 7
+    potential = _trainer(fit={"early_stop_patience": 2}).train(cu_pt_dataset, tmp_path / "run")
+    assert potential.fit_stop is not None and potential.fit_stop.early_stop
+    assert potential.fit_stop.stopped_at_iteration == 7
+    assert Potential.load(tmp_path / "run").fit_stop == potential.fit_stop
+
+
 @pytest.mark.requires_pacemaker  # the estimate counts the basis functions with pyace
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_a_fit_without_a_budget_records_its_cost(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
