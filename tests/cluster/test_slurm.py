@@ -149,6 +149,22 @@ def test_a_detached_run_is_finished_by_one_wait_with_its_fixed_test_set(
     assert manifest is not None and manifest["status"] == "finished"
 
 
+def test_a_detached_fit_ended_by_pacemakers_early_stopping_records_it(
+    slurm: str,
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "early_stop")  # logs it after iteration 7
+    out = tmp_path / "run"
+    assert main([*train_argv(cu_pt_dataset, _trainer(slurm), out), "--detach"]) == EXIT_OK
+    assert main(["wait", str(out)]) == EXIT_OK  # wait finishes the run: its own after-fit path
+    fit_stop = Potential.load(out).fit_stop
+    assert fit_stop is not None and fit_stop.early_stop and fit_stop.stopped_at_iteration == 7
+
+
 @pytest.mark.requires_pacemaker  # the safety gate evaluates the potential with pyace
 def test_the_safety_gate_holds_for_a_batch_run(
     slurm: str,
