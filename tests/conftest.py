@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -9,10 +10,14 @@ import signal
 import stat
 import sys
 import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import ase.io
 import numpy as np
 import pytest
+import yaml
 from ase import Atoms
 from ase.build import bulk
 
@@ -85,6 +90,42 @@ def cu_pt_dataset() -> Dataset:
     return label_with_emt(cu_pt_structures(), source="test EMT")
 
 
+def train_arguments(
+    directory: Path,
+    data: Dataset | Sequence[Atoms],
+    config: Mapping[str, Any] | str,
+    out: Path | None = None,
+    *,
+    data_name: str = "data.extxyz",
+) -> list[str]:
+    """The CLI's train arguments for ``data`` and ``config``, written into ``directory``.
+
+    Writes ``data`` (a Dataset, or ASE structures as they are, e.g. with a NaN force) to
+    ``directory/data_name`` as extended XYZ and ``config`` to ``directory/config.yaml`` (a
+    mapping: the ``trainer`` section; a string: the whole YAML text); returns
+    ``["train", "--config", CONFIG, "--data", DATA]``, then ``"--out", out`` when given.
+    """
+    data_file = directory / data_name
+    if isinstance(data, Dataset):
+        data.write(data_file)
+    else:
+        ase.io.write(data_file, list(data), format="extxyz")
+    config_file = directory / "config.yaml"
+    if isinstance(config, str):
+        config_file.write_text(config)
+    else:
+        config_file.write_text(yaml.safe_dump({"trainer": dict(config)}))
+    argv = ["train", "--config", str(config_file), "--data", str(data_file)]
+    return argv if out is None else [*argv, "--out", str(out)]
+
+
+@pytest.fixture
+def train_argv(tmp_path: Path) -> Callable[..., list[str]]:
+    """``train_arguments`` writing into the test's ``tmp_path``:
+    ``train_argv(data, config, out=None, *, data_name="data.extxyz")``."""
+    return functools.partial(train_arguments, tmp_path)
+
+
 FAKE_PACEMAKER = '''
 """Fake pacemaker: checks the inputs the trainer wrote, then writes outputs like pacemaker's."""
 import math, os, shutil, sys, time
@@ -155,6 +196,13 @@ if config["fit"].get("callbacks"):  # a time budget: the deadline callback and i
               "    (1 evals):        Loss: 1.0e+00 | RMSE Energy(low): 1.00 (1.00) meV/at |"
               " Forces(low): 1.00 (1.00) meV/A | Time/eval: 1.00 mcs/at", flush=True)
     print("mlip-autopipec: time budget reached after iteration 1: stopping the fit", flush=True)
+if mode == "early_stop":  # pacemaker's early stopping ends the fit after iteration 7
+    for n in range(1, 8):
+        print(f"2026-01-01 00:00:0{n},000 - pyace.metrics_aggregator - INFO - Iteration   #{n}"
+              "    (1 evals):        Loss: 1.0e+00 | RMSE Energy(low): 1.00 (1.00) meV/at |"
+              " Forces(low): 1.00 (1.00) meV/A | Time/eval: 1.00 mcs/at", flush=True)
+    print("2026-01-01 00:00:09,000 - pyace.generalfit - INFO - EARLY STOPPING: Too small or even"
+          " positive TEST loss change within last 10 iterations. Stopping", flush=True)
 # A real (tiny, barely fitted) Cu-Pt potential stands in for the fit's result.
 assert config["potential"]["elements"] == ["Cu", "Pt"], "the fake knows only Cu-Pt"
 shutil.copy(os.environ["FAKE_PACEMAKER_DATA"] + "/tiny_CuPt_output_potential.yaml",

@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ from mlip_autopipec.oracle.emt import label_with_emt
 
 from ..conftest import cu_pt_structures, expect_pacemaker_input
 
+PACEMAKER_CONFIG = "trainer:\n  type: pacemaker\n  cutoff: 5\n"
+
 
 def _write_data(dataset: Dataset, path: Path) -> Path:
     write(path, dataset.to_atoms(), format="extxyz")
@@ -39,13 +42,14 @@ def _write_config(path: Path, text: str) -> Path:
 
 
 def test_mock_training_writes_the_run_directory_and_prints_where(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    train_argv: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: mock\n  cutoff: 5.0\n")
     out = tmp_path / "run"
 
-    assert main(["train", "--config", str(config), "--data", str(data), "--out", str(out)]) == 0
+    assert main(train_argv(cu_pt_dataset, "trainer:\n  type: mock\n  cutoff: 5.0\n", out)) == 0
 
     printed = capsys.readouterr().out
     assert str(out / "mock_potential.yace") in printed
@@ -55,14 +59,15 @@ def test_mock_training_writes_the_run_directory_and_prints_where(
 
 
 def test_bad_config_exits_2_and_names_the_field(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    train_argv: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _write_config(
-        tmp_path / "config.yaml",
-        "trainer:\n  type: pacemaker\n  cutoff: 5.0\n  b_ref: {type: zbl, inner_cutoff: -1.0}\n",
+    config = (
+        "trainer:\n  type: pacemaker\n  cutoff: 5.0\n  b_ref: {type: zbl, inner_cutoff: -1.0}\n"
     )
-    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(tmp_path)])
+    code = main(train_argv(cu_pt_dataset, config, tmp_path))
     assert code == EXIT_BAD_INPUT
     error = capsys.readouterr().err
     assert "trainer.b_ref.inner_cutoff" in error
@@ -70,14 +75,14 @@ def test_bad_config_exits_2_and_names_the_field(
 
 
 def test_bad_data_exits_2_and_names_the_structure(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    train_argv: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     images = cu_pt_dataset.to_atoms()
     images[3].calc.results["forces"][1, 2] = np.nan
-    data = tmp_path / "data.extxyz"
-    write(data, images, format="extxyz")
-    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: mock\n  cutoff: 5.0\n")
-    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(tmp_path)])
+    code = main(train_argv(images, "trainer:\n  type: mock\n  cutoff: 5.0\n", tmp_path))
     assert code == EXIT_BAD_INPUT
     error = capsys.readouterr().err
     assert "structure 3" in error and "alloy_3" in error and "data.extxyz" in error
@@ -88,14 +93,13 @@ def test_failed_fit_exits_1_with_the_log(
     cu_pt_dataset: Dataset,
     tmp_path: Path,
     fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "fail")
-    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
     out = tmp_path / "run"
-    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out)])
+    code = main(train_argv(cu_pt_dataset, PACEMAKER_CONFIG, out))
     assert code == EXIT_TRAINING_FAILED
     error = capsys.readouterr().err
     assert "exit code 3" in error
@@ -107,15 +111,12 @@ def test_fake_pacemaker_training_prints_metrics(
     cu_pt_dataset: Dataset,
     tmp_path: Path,
     fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     expect_pacemaker_input(monkeypatch, "cli_cutoff_5")
-    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
-    code = main(
-        ["train", "--config", str(config), "--data", str(data), "--out", str(tmp_path / "r")]
-    )
+    code = main(train_argv(cu_pt_dataset, PACEMAKER_CONFIG, tmp_path / "r"))
     assert code == EXIT_OK
     printed = capsys.readouterr().out
     assert "energy RMSE     2.00 meV/atom" in printed
@@ -127,13 +128,12 @@ def test_a_potential_failing_the_safety_gate_exits_3_naming_pair_and_distance(
     cu_pt_dataset: Dataset,
     tmp_path: Path,
     fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_core")  # no repulsion below the data
-    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
-    arguments = ["train", "--config", str(config), "--data", str(data)]
+    arguments = train_argv(cu_pt_dataset, PACEMAKER_CONFIG)
 
     assert main([*arguments, "--out", str(tmp_path / "r1")]) == EXIT_FAILED_CHECKS == 3
     error = capsys.readouterr().err
@@ -172,11 +172,14 @@ def test_python_dash_m_runs_the_cli_and_reports_the_installed_version() -> None:
     assert result.stdout.strip() == f"mlip-autopipec {metadata.version('mlip-autopipec')}"
 
 
-def _fake_run(dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    data = _write_data(dataset, tmp_path / "data.extxyz")
-    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
+def _fake_run(
+    train_argv: Callable[..., list[str]],
+    dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> Path:
     out = tmp_path / "run"
-    assert main(["train", "--config", str(config), "--data", str(data), "--out", str(out)]) == 0
+    assert main(train_argv(dataset, PACEMAKER_CONFIG, out)) == 0
     capsys.readouterr()
     return out
 
@@ -184,9 +187,12 @@ def _fake_run(dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[st
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_dimers_and_report_commands_on_a_finished_run(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
-    run = _fake_run(cu_pt_dataset, tmp_path, capsys)
+    run = _fake_run(train_argv, cu_pt_dataset, tmp_path, capsys)
     (run / "dimers.png").unlink()
 
     assert main(["dimers", str(run)]) == EXIT_OK
@@ -210,9 +216,12 @@ def test_commands_on_a_directory_without_a_run_exit_2(
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_gamma_grades_every_structure(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
-    run = _fake_run(cu_pt_dataset, tmp_path, capsys)
+    run = _fake_run(train_argv, cu_pt_dataset, tmp_path, capsys)
     data = _write_data(cu_pt_dataset, tmp_path / "new.extxyz")
     assert main(["gamma", str(run), str(data)]) == EXIT_OK
     printed = capsys.readouterr().out
@@ -257,8 +266,9 @@ def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structure
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    train_argv: Callable[..., list[str]],
 ) -> None:
-    run = _fake_run(cu_pt_dataset, tmp_path, capsys)
+    run = _fake_run(train_argv, cu_pt_dataset, tmp_path, capsys)
     unseen = label_with_emt(cu_pt_structures(count=6, seed=9)[:-1])  # without the dimer
     data = _write_data(unseen, tmp_path / "unseen.extxyz")
 
@@ -294,9 +304,12 @@ def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structure
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_evaluate_refuses_elements_the_potential_does_not_know(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
-    run = _fake_run(cu_pt_dataset, tmp_path, capsys)
+    run = _fake_run(train_argv, cu_pt_dataset, tmp_path, capsys)
     gold = label_with_emt([bulk("Au", "fcc", a=4.1, cubic=True)])
     data = _write_data(gold, tmp_path / "gold.extxyz")
     assert main(["evaluate", str(run), str(data)]) == EXIT_BAD_INPUT
@@ -310,15 +323,14 @@ def test_train_with_a_fixed_test_file(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     expect_pacemaker_input(monkeypatch, "fixed_test_set")
-    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
     new = cu_pt_structures(count=4, seed=5)[:-1]  # not the dimer, which is in the data
     test = label_with_emt([*new, cu_pt_dataset.to_atoms()[2]])
     test_file = _write_data(test, tmp_path / "test.extxyz")
-    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
     out = tmp_path / "run"
-    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(out)]
+    argv = train_argv(cu_pt_dataset, PACEMAKER_CONFIG, out)
     assert main([*argv, "--test-data", str(test_file)]) == EXIT_OK
 
     data_section = yaml.safe_load((out / "input.yaml").read_text())["data"]
@@ -343,16 +355,11 @@ def test_a_budgeted_fit_prints_its_estimate_first_and_its_cost_last(
     fake_pacemaker: Path,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     caplog.set_level(logging.INFO)
-    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _write_config(
-        tmp_path / "config.yaml",
-        "trainer:\n  type: pacemaker\n  cutoff: 5\n  fit: {time_budget: 30min}\n",
-    )
-    code = main(
-        ["train", "--config", str(config), "--data", str(data), "--out", str(tmp_path / "r")]
-    )
+    config = PACEMAKER_CONFIG + "  fit: {time_budget: 30min}\n"
+    code = main(train_argv(cu_pt_dataset, config, tmp_path / "r"))
     assert code == EXIT_OK
     captured = capsys.readouterr()
     messages = [record.getMessage() for record in caplog.records]

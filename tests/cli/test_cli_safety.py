@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,20 @@ def _checksums(directory: Path) -> dict[str, str]:
     }
 
 
-def _files(tmp_path: Path, dataset: Dataset, config: str = PACEMAKER_CONFIG) -> list[str]:
-    data = tmp_path / "data.extxyz"
-    write(data, dataset.to_atoms(), format="extxyz")
-    (tmp_path / "config.yaml").write_text(config)
-    return ["--config", str(tmp_path / "config.yaml"), "--data", str(data)]
+def _files(
+    train_argv: Callable[..., list[str]], dataset: Dataset, config: str = PACEMAKER_CONFIG
+) -> list[str]:
+    """``--config CONFIG --data DATA`` (data.extxyz) of ``train_argv``, without the command."""
+    return train_argv(dataset, config)[1:]
 
 
-def _train(tmp_path: Path, dataset: Dataset, out: Path, config: str = PACEMAKER_CONFIG) -> int:
-    return main(["train", *_files(tmp_path, dataset, config), "--out", str(out)])
+def _train(
+    train_argv: Callable[..., list[str]],
+    dataset: Dataset,
+    out: Path,
+    config: str = PACEMAKER_CONFIG,
+) -> int:
+    return main(train_argv(dataset, config, out))
 
 
 def _no_traceback(capsys: pytest.CaptureFixture[str]) -> str:
@@ -75,7 +81,10 @@ def _labelled(atoms: Atoms, name: str) -> Atoms:
 
 
 def test_train_refuses_a_foreign_directory_and_changes_nothing(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     hand_run = tmp_path / "hand_run"  # where someone ran pacemaker by hand
     hand_run.mkdir()
@@ -84,20 +93,23 @@ def test_train_refuses_a_foreign_directory_and_changes_nothing(
     (hand_run / "potential.yace").write_text("a potential\n")
     before = _checksums(hand_run)
 
-    assert _train(tmp_path, cu_pt_dataset, hand_run, MOCK_CONFIG) == EXIT_BAD_INPUT
+    assert _train(train_argv, cu_pt_dataset, hand_run, MOCK_CONFIG) == EXIT_BAD_INPUT
 
     assert "not made by mlip-autopipec" in _no_traceback(capsys)
     assert _checksums(hand_run) == before  # nothing written, nothing deleted
 
 
 def test_a_finished_run_is_a_usage_error_and_stays(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     out = tmp_path / "run"
-    assert _train(tmp_path, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_OK
+    assert _train(train_argv, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_OK
     before = _checksums(out)
 
-    assert _train(tmp_path, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
+    assert _train(train_argv, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
 
     assert "already holds a trained potential" in _no_traceback(capsys)
     assert _checksums(out) == before
@@ -105,12 +117,16 @@ def test_a_finished_run_is_a_usage_error_and_stays(
 
 @pytest.mark.parametrize("where", ["a_file", "below_a_file"])
 def test_an_unusable_out_is_one_line_and_exit_2(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     (tmp_path / "a_file").write_text("not a directory\n")
     out = tmp_path / "a_file" if where == "a_file" else tmp_path / "a_file" / "run"
 
-    assert _train(tmp_path, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
+    assert _train(train_argv, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
 
     error = _no_traceback(capsys)
     assert str(tmp_path / "a_file") in error and len(error.strip().splitlines()) == 1
@@ -118,9 +134,12 @@ def test_an_unusable_out_is_one_line_and_exit_2(
 
 
 def test_select_never_writes_over_its_input(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
-    arguments = _files(tmp_path, cu_pt_dataset)
+    arguments = _files(train_argv, cu_pt_dataset)
     data = Path(arguments[3])
     before = _checksums(tmp_path)
 
@@ -134,10 +153,13 @@ def test_select_never_writes_over_its_input(
 
 @pytest.mark.requires_pacemaker
 def test_select_overwrites_only_when_asked(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     arguments = _files(
-        tmp_path,
+        train_argv,
         cu_pt_dataset,
         PACEMAKER_CONFIG + "  ace_params: {number_of_functions_per_element: 6}\n",
     )
@@ -159,6 +181,7 @@ def test_a_free_atom_becomes_the_reference_energy_and_is_not_fitted(
     tmp_path: Path,
     fake_pacemaker: Path,
     caplog: pytest.LogCaptureFixture,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     caplog.set_level(logging.INFO)
     images = cu_pt_dataset.to_atoms()
@@ -167,7 +190,7 @@ def test_a_free_atom_becomes_the_reference_energy_and_is_not_fitted(
     dataset = Dataset.from_atoms(images, source="with a free atom")
     out = tmp_path / "run"
 
-    assert _train(tmp_path, dataset, out) == EXIT_OK
+    assert _train(train_argv, dataset, out) == EXIT_OK
 
     potential = Potential.load(out)
     assert potential.reference_energies["Pt"] == pytest.approx(free_pt.get_potential_energy())
@@ -176,14 +199,17 @@ def test_a_free_atom_becomes_the_reference_energy_and_is_not_fitted(
 
 
 def test_a_structure_with_a_lone_atom_is_an_error_naming_it(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     images = cu_pt_dataset.to_atoms()
     images.append(_labelled(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 6.4]]), "far pair"))
     dataset = Dataset.from_atoms(images, source="data")
     out = tmp_path / "run"
 
-    assert _train(tmp_path, dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
+    assert _train(train_argv, dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
 
     error = _no_traceback(capsys)
     assert f"structure {len(images) - 1}" in error and "'far pair'" in error
@@ -192,20 +218,25 @@ def test_a_structure_with_a_lone_atom_is_an_error_naming_it(
 
 
 def test_lone_atom_structures_are_dropped_with_a_warning_when_asked(
-    cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     images = cu_pt_dataset.to_atoms()
     images.append(_labelled(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 6.4]]), "far pair"))
     config = MOCK_CONFIG + "  structures_without_neighbours: drop\n"
 
-    assert _train(tmp_path, Dataset.from_atoms(images), tmp_path / "run", config) == EXIT_OK
+    assert _train(train_argv, Dataset.from_atoms(images), tmp_path / "run", config) == EXIT_OK
 
     assert Potential.load(tmp_path / "run").provenance.n_structures == len(cu_pt_dataset)
     assert "left out of the fit" in caplog.text and "'far pair'" in caplog.text
 
 
 def test_an_element_held_only_by_a_free_atom_is_not_claimed(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     from ase.build import bulk
 
@@ -215,7 +246,7 @@ def test_an_element_held_only_by_a_free_atom_is_not_claimed(
     platinum = _labelled(Atoms("Pt", positions=[[0, 0, 0]]), "Pt atom")
 
     assert (
-        _train(tmp_path, Dataset.from_atoms([*copper, platinum]), tmp_path / "run", MOCK_CONFIG)
+        _train(train_argv, Dataset.from_atoms([*copper, platinum]), tmp_path / "run", MOCK_CONFIG)
         == 0
     )
 
@@ -229,11 +260,12 @@ def test_a_structure_pacemaker_left_out_fails_the_run(
     fake_pacemaker: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "drop_one")
     out = tmp_path / "run"
 
-    assert _train(tmp_path, cu_pt_dataset, out) == EXIT_TRAINING_FAILED
+    assert _train(train_argv, cu_pt_dataset, out) == EXIT_TRAINING_FAILED
 
     error = _no_traceback(capsys)
     assert f"pacemaker fitted {len(cu_pt_dataset) - 1} structures" in error
@@ -244,10 +276,10 @@ def test_a_structure_pacemaker_left_out_fails_the_run(
 
 
 def _start_sleeping_run(
-    tmp_path: Path, dataset: Dataset, out: Path
+    train_argv: Callable[..., list[str]], dataset: Dataset, out: Path
 ) -> tuple[subprocess.Popen[str], int]:
     """The CLI in its own process, training with a fake pacemaker that sleeps; and its PID."""
-    arguments = _files(tmp_path, dataset)
+    arguments = _files(train_argv, dataset)
     environment = os.environ | {"FAKE_PACEMAKER_MODE": "sleep"}
     cli = subprocess.Popen(
         [sys.executable, "-m", "mlip_autopipec.cli", "train", *arguments, "--out", str(out)],
@@ -281,10 +313,13 @@ def _gone(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_kill_9_of_the_cli_leaves_no_pacemaker_and_the_next_run_says_so(
-    cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     out = tmp_path / "run"
-    cli, pacemaker_pid = _start_sleeping_run(tmp_path, cu_pt_dataset, out)
+    cli, pacemaker_pid = _start_sleeping_run(train_argv, cu_pt_dataset, out)
 
     cli.send_signal(signal.SIGKILL)
     cli.wait()
@@ -294,20 +329,23 @@ def test_kill_9_of_the_cli_leaves_no_pacemaker_and_the_next_run_says_so(
     assert _gone(pacemaker_pid), "pacemaker outlived the killed CLI"
 
     assert json.loads((out / MANIFEST).read_text())["status"] == "running"
-    assert _train(tmp_path, cu_pt_dataset, out) == EXIT_OK
+    assert _train(train_argv, cu_pt_dataset, out) == EXIT_OK
     assert "was killed before it finished" in caplog.text
     assert json.loads((out / MANIFEST).read_text())["status"] == "finished"
 
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_a_second_run_into_a_busy_directory_exits_2_naming_the_first(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     out = tmp_path / "run"
-    cli, _ = _start_sleeping_run(tmp_path, cu_pt_dataset, out)
+    cli, _ = _start_sleeping_run(train_argv, cu_pt_dataset, out)
     try:
         before = _checksums(out)
-        code = _train(tmp_path, cu_pt_dataset, out)
+        code = _train(train_argv, cu_pt_dataset, out)
         assert code == EXIT_BAD_INPUT
         error = _no_traceback(capsys)
         assert f"in use by another run (PID {cli.pid}" in error and "started" in error
@@ -338,10 +376,13 @@ class _Planted:
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_no_command_loads_a_planted_pickle(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     run = tmp_path / "run"
-    assert _train(tmp_path, cu_pt_dataset, run) == EXIT_OK
+    assert _train(train_argv, cu_pt_dataset, run) == EXIT_OK
     marker = tmp_path / "pickle_was_loaded"
     planted = gzip.compress(pickle.dumps(_Planted(marker)))
     for name in (
@@ -385,13 +426,15 @@ def test_no_command_loads_a_planted_pickle(
     assert metrics["train_source"] == "train_predictions.npz"
 
 
-def test_trust_pickle_reads_pacemaker_data(cu_pt_dataset: Dataset, tmp_path: Path) -> None:
+def test_trust_pickle_reads_pacemaker_data(
+    cu_pt_dataset: Dataset, tmp_path: Path, train_argv: Callable[..., list[str]]
+) -> None:
     from mlip_autopipec.infrastructure.pacemaker.data_file import (
         dataset_to_dataframe,
         write_data_file,
     )
 
-    arguments = _files(tmp_path, cu_pt_dataset, MOCK_CONFIG)
+    arguments = _files(train_argv, cu_pt_dataset, MOCK_CONFIG)
     data = tmp_path / "mine.pckl.gzip"
     write_data_file(dataset_to_dataframe(cu_pt_dataset), data)
     arguments[3] = str(data)
@@ -415,9 +458,10 @@ def test_unphysical_cutoffs_are_refused(
     capsys: pytest.CaptureFixture[str],
     cutoff: str,
     message: str,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     config = f"trainer:\n  type: pacemaker\n  cutoff: {cutoff}\n"
-    assert _train(tmp_path, cu_pt_dataset, tmp_path / "run", config) == EXIT_BAD_INPUT
+    assert _train(train_argv, cu_pt_dataset, tmp_path / "run", config) == EXIT_BAD_INPUT
     error = _no_traceback(capsys)
     assert "trainer.cutoff" in error and message in error
 
@@ -425,12 +469,15 @@ def test_unphysical_cutoffs_are_refused(
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_a_fraction_of_one_uses_every_structure_without_selection(
-    cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     caplog.set_level(logging.INFO)
     config = PACEMAKER_CONFIG + "  active_set: {enabled: true, fraction: 1.0}\n"
 
-    assert _train(tmp_path, cu_pt_dataset, tmp_path / "run", config) == EXIT_OK
+    assert _train(train_argv, cu_pt_dataset, tmp_path / "run", config) == EXIT_OK
 
     assert "all are used, nothing is selected" in caplog.text
     assert not (tmp_path / "run" / "selection").exists()
@@ -439,10 +486,13 @@ def test_a_fraction_of_one_uses_every_structure_without_selection(
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_one_structure_with_a_test_split_is_a_clear_error_before_pacemaker(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     out = tmp_path / "run"
-    assert _train(tmp_path, cu_pt_dataset[:1], out) == EXIT_BAD_INPUT
+    assert _train(train_argv, cu_pt_dataset[:1], out) == EXIT_BAD_INPUT
     error = _no_traceback(capsys)
     assert "trainer.fit.test_size" in error and "fit.test_size: 0" in error
     assert not (out / "pacemaker.log").exists()
@@ -452,14 +502,14 @@ def test_one_structure_with_a_test_split_is_a_clear_error_before_pacemaker(
 
 
 def test_a_non_numeric_weight_names_the_structure(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     images = cu_pt_dataset.to_atoms()
     images[2].info["energy_weight"] = "heavy"
-    dataset_file = tmp_path / "weights.extxyz"
-    write(dataset_file, images, format="extxyz")
-    (tmp_path / "config.yaml").write_text(MOCK_CONFIG)
-    command = ["train", "--config", str(tmp_path / "config.yaml"), "--data", str(dataset_file)]
+    command = train_argv(images, MOCK_CONFIG, data_name="weights.extxyz")
 
     assert main([*command, "--out", str(tmp_path / "run")]) == EXIT_BAD_INPUT
 
@@ -469,9 +519,13 @@ def test_a_non_numeric_weight_names_the_structure(
 
 @pytest.mark.parametrize("kind", ["directory", "binary"])
 def test_a_config_that_is_no_text_file_is_one_line(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+    train_argv: Callable[..., list[str]],
 ) -> None:
-    arguments = _files(tmp_path, cu_pt_dataset)
+    arguments = _files(train_argv, cu_pt_dataset)
     config = tmp_path / "bad_config"
     if kind == "directory":
         config.mkdir()
@@ -491,9 +545,10 @@ def test_an_unreadable_potential_from_pacemaker_fails_the_fit_in_one_message(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "bad_yaml")
-    assert _train(tmp_path, cu_pt_dataset, tmp_path / "run") == EXIT_TRAINING_FAILED
+    assert _train(train_argv, cu_pt_dataset, tmp_path / "run") == EXIT_TRAINING_FAILED
     assert "unreadable output_potential.yaml" in _no_traceback(capsys)
 
 
@@ -503,16 +558,17 @@ def test_gamma_without_an_active_set_or_on_unknown_elements_is_exit_2(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     gold = tmp_path / "gold.extxyz"
     write(gold, [_labelled(Atoms("Au2", positions=[[0, 0, 0], [0, 0, 2.5]]), "gold")])
     fitted = tmp_path / "fitted"
-    assert _train(tmp_path, cu_pt_dataset, fitted) == EXIT_OK
+    assert _train(train_argv, cu_pt_dataset, fitted) == EXIT_OK
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "activeset_fail")
     no_active_set = tmp_path / "no_active_set"
-    assert _train(tmp_path, cu_pt_dataset, no_active_set) == EXIT_OK
+    assert _train(train_argv, cu_pt_dataset, no_active_set) == EXIT_OK
     mock = tmp_path / "mock"
-    assert _train(tmp_path, cu_pt_dataset, mock, MOCK_CONFIG) == EXIT_OK
+    assert _train(train_argv, cu_pt_dataset, mock, MOCK_CONFIG) == EXIT_OK
     capsys.readouterr()
     data = str(tmp_path / "data.extxyz")
 
@@ -528,6 +584,7 @@ def test_gamma_without_an_active_set_or_on_unknown_elements_is_exit_2(
 def test_an_unforeseen_error_is_one_line_and_verbose_shows_the_traceback(
     cu_pt_dataset: Dataset,
     tmp_path: Path,
+    train_argv: Callable[..., list[str]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -535,7 +592,7 @@ def test_an_unforeseen_error_is_one_line_and_verbose_shows_the_traceback(
         raise RuntimeError("something unforeseen")
 
     monkeypatch.setattr("mlip_autopipec.cli.training.train", broken)
-    arguments = [*_files(tmp_path, cu_pt_dataset, MOCK_CONFIG), "--out", str(tmp_path / "run")]
+    arguments = [*_files(train_argv, cu_pt_dataset, MOCK_CONFIG), "--out", str(tmp_path / "run")]
 
     assert main(["train", *arguments]) == EXIT_TRAINING_FAILED
     error = _no_traceback(capsys)
@@ -562,10 +619,13 @@ def test_gamma_at_one_up_to_rounding_does_not_extrapolate() -> None:
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_the_gamma_command_uses_the_potentials_tolerance(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     config = PACEMAKER_CONFIG + "  active_set: {gamma_tolerance: 1000.0}\n"
-    assert _train(tmp_path, cu_pt_dataset, tmp_path / "run", config) == EXIT_OK
+    assert _train(train_argv, cu_pt_dataset, tmp_path / "run", config) == EXIT_OK
     capsys.readouterr()
 
     assert main(["gamma", str(tmp_path / "run"), str(tmp_path / "data.extxyz")]) == EXIT_OK

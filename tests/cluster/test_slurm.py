@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
-from ase.io import write
 
 from mlip_autopipec.cli import (
     EXIT_BAD_INPUT,
@@ -38,7 +37,7 @@ pytestmark = pytest.mark.cluster
 POLL = 1.0
 
 
-def _config(path: Path, partition: str, **execution: object) -> Path:
+def _trainer(partition: str, **execution: object) -> dict[str, object]:
     settings = {
         "type": "slurm",
         "queue": partition,
@@ -47,14 +46,7 @@ def _config(path: Path, partition: str, **execution: object) -> Path:
         "poll_seconds": POLL,
         **execution,
     }
-    trainer = {"type": "pacemaker", "cutoff": 5.0, "execution": settings}
-    path.write_text(yaml.safe_dump({"trainer": trainer}))
-    return path
-
-
-def _data(dataset: Dataset, path: Path) -> Path:
-    write(path, dataset.to_atoms(), format="extxyz")
-    return path
+    return {"type": "pacemaker", "cutoff": 5.0, "execution": settings}
 
 
 def _in_squeue(job_id: str) -> bool:
@@ -79,19 +71,20 @@ def _record(potential_json: Path) -> dict[str, object]:
     return record
 
 
+@pytest.mark.requires_pacemaker  # the cost estimate builds the basis with pyace
 def test_followed_and_detached_runs_end_alike(
     slurm: str,
     cu_pt_dataset: Dataset,
     tmp_path: Path,
     fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm, setup=["export FROM_SETUP=yes"])
+    trainer = _trainer(slurm, setup=["export FROM_SETUP=yes"])
     followed, detached = tmp_path / "followed", tmp_path / "detached"
 
     # Followed: train submits, follows the job and builds the potential.
-    argv = ["train", "--config", str(config), "--data", str(data)]
+    argv = train_argv(cu_pt_dataset, trainer)
     assert main([*argv, "--out", str(followed)]) == EXIT_OK
     out = capsys.readouterr().out
     assert str(followed / "potential.yace") in out and "test:" in out
@@ -129,14 +122,13 @@ def test_a_detached_run_is_finished_by_one_wait_with_its_fixed_test_set(
     cu_pt_dataset: Dataset,
     tmp_path: Path,
     fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     n = len(cu_pt_dataset)
-    data = _data(cu_pt_dataset.subset(list(range(5, n))), tmp_path / "data.extxyz")
-    test_data = _data(cu_pt_dataset.subset([0, 1, 2, 3, 4]), tmp_path / "test.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm)
+    test_data = cu_pt_dataset.subset([0, 1, 2, 3, 4]).write(tmp_path / "test.extxyz")
     out = tmp_path / "run"
-    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(out)]
+    argv = train_argv(cu_pt_dataset.subset(list(range(5, n))), _trainer(slurm), out)
     assert main([*argv, "--test-data", str(test_data), "--detach"]) == EXIT_OK
     manifest = read_manifest(out)
     assert manifest is not None and manifest["status"] == "submitted"
@@ -158,6 +150,23 @@ def test_a_detached_run_is_finished_by_one_wait_with_its_fixed_test_set(
     assert manifest is not None and manifest["status"] == "finished"
 
 
+def test_a_detached_fit_ended_by_pacemakers_early_stopping_records_it(
+    slurm: str,
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "early_stop")  # logs it after iteration 7
+    out = tmp_path / "run"
+    assert main([*train_argv(cu_pt_dataset, _trainer(slurm), out), "--detach"]) == EXIT_OK
+    assert main(["wait", str(out)]) == EXIT_OK  # wait finishes the run: its own after-fit path
+    fit_stop = Potential.load(out).fit_stop
+    assert fit_stop is not None and fit_stop.early_stop and fit_stop.stopped_at_iteration == 7
+
+
+@pytest.mark.requires_pacemaker  # the safety gate evaluates the potential with pyace
 def test_the_safety_gate_holds_for_a_batch_run(
     slurm: str,
     cu_pt_dataset: Dataset,
@@ -165,11 +174,10 @@ def test_the_safety_gate_holds_for_a_batch_run(
     fake_pacemaker: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_core")  # no repulsion below the data
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm)
-    argv = ["train", "--config", str(config), "--data", str(data), "--out"]
+    argv = [*train_argv(cu_pt_dataset, _trainer(slurm)), "--out"]
     with pytest.warns(UserWarning, match="FAILED its safety checks"):  # the report says so
         assert main([*argv, str(tmp_path / "r1")]) == EXIT_FAILED_CHECKS
     assert "FAILED its safety checks" in capsys.readouterr().err
@@ -187,11 +195,10 @@ def test_bad_queue_is_an_error_before_anything_is_written(
     tmp_path: Path,
     fake_pacemaker: Path,
     capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", "no_such_queue")
     out = tmp_path / "run"
-    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out)])
+    code = main(train_argv(cu_pt_dataset, _trainer("no_such_queue"), out))
     assert code == EXIT_BAD_INPUT
     error = capsys.readouterr().err
     assert "trainer.execution.queue" in error and "no_such_queue" in error and slurm in error
@@ -205,12 +212,11 @@ def test_a_failed_pacemaker_in_the_job_is_a_failed_run_with_its_log(
     fake_pacemaker: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "fail")  # 100 log lines, exit code 3
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm)
     out = tmp_path / "run"
-    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out)])
+    code = main(train_argv(cu_pt_dataset, _trainer(slurm), out))
     assert code == EXIT_TRAINING_FAILED
     error = capsys.readouterr().err
     assert "pacemaker failed with exit code 3" in error
@@ -226,12 +232,11 @@ def test_time_limit_kill_ends_as_a_failed_run_with_the_reason(
     fake_pacemaker: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "sleep")  # 120 s, beyond the 1-minute limit
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm, time_limit="00:01:00")
     out = tmp_path / "run"
-    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out)])
+    code = main(train_argv(cu_pt_dataset, _trainer(slurm, time_limit="00:01:00"), out))
     assert code == EXIT_TRAINING_FAILED
     error = capsys.readouterr().err
     assert "time limit" in error
@@ -246,14 +251,16 @@ def test_time_limit_kill_ends_as_a_failed_run_with_the_reason(
 
 
 def test_ctrl_c_cancels_the_job(
-    slurm: str, cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path
+    slurm: str,
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
 ) -> None:
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm)
     out = tmp_path / "run"
     environment = {**os.environ, "FAKE_PACEMAKER_MODE": "sleep"}
-    command = [sys.executable, "-m", "mlip_autopipec.cli", "train", "--config", str(config)]
-    command += ["--data", str(data), "--out", str(out)]
+    command = [sys.executable, "-m", "mlip_autopipec.cli"]
+    command += train_argv(cu_pt_dataset, _trainer(slurm), out)
     process = subprocess.Popen(
         command,
         env=environment,
@@ -299,12 +306,11 @@ def test_a_job_cancelled_by_the_user_ends_as_a_failed_run(
     fake_pacemaker: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "sleep")
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm)
     out = tmp_path / "run"
-    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(out)]
+    argv = train_argv(cu_pt_dataset, _trainer(slurm), out)
     assert main([*argv, "--detach"]) == EXIT_OK
     job_id = BatchRecord.load(out).job_id
     log = out / "pacemaker.log"
@@ -328,6 +334,7 @@ def test_status_says_pending_while_the_node_is_busy(
     fake_pacemaker: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    train_argv: Callable[..., list[str]],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "sleep")
     cpus = subprocess.run(
@@ -336,12 +343,10 @@ def test_status_says_pending_while_the_node_is_busy(
         text=True,
         check=True,
     ).stdout.split()[0]
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm, cpus=int(cpus))  # a whole node each
+    argv = train_argv(cu_pt_dataset, _trainer(slurm, cpus=int(cpus)))  # a whole node each
     runs = [tmp_path / "first", tmp_path / "second"]
     for run in runs:
-        argv = ["train", "--config", str(config), "--data", str(data), "--out", str(run)]
-        assert main([*argv, "--detach"]) == EXIT_OK
+        assert main([*argv, "--out", str(run), "--detach"]) == EXIT_OK
     jobs = [BatchRecord.load(run).job_id for run in runs]
     try:
         log = runs[0] / "pacemaker.log"

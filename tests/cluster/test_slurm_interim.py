@@ -3,11 +3,10 @@ finish take (a real single-node SLURM, tests/cluster/start_slurm.sh)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
-from ase.io import write
 
 from mlip_autopipec.cli import EXIT_TRAINING_FAILED, main
 from mlip_autopipec.domain_models.dataset import Dataset
@@ -22,20 +21,20 @@ pytestmark = pytest.mark.cluster
 
 
 def test_a_job_killed_at_its_time_limit_keeps_the_interim_potential(
-    slurm: str, cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path
+    slurm: str,
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
 ) -> None:
     # Saves an interim potential after "iteration 7", then sleeps beyond the 1-minute limit.
     write_executable(fake_pacemaker / "pacemaker", INTERRUPTED_PACEMAKER)
-    data = tmp_path / "data.extxyz"
-    write(data, cu_pt_dataset.to_atoms(), format="extxyz")
     execution = {"type": "slurm", "queue": slurm, "time_limit": "00:01:00", "cpus": 1}
     execution["poll_seconds"] = 1.0
     trainer = {"type": "pacemaker", "cutoff": 5.0, "execution": execution}
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"trainer": trainer}))
     out = tmp_path / "run"
 
-    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out)])
+    code = main(train_argv(cu_pt_dataset, trainer, out))
 
     assert code == EXIT_TRAINING_FAILED
     assert BatchRecord.load(out).outcome == "failed"

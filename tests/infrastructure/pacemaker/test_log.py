@@ -38,10 +38,6 @@ def parsed(lines: list[str]) -> list[ProgressEvent]:
     return [event for line in lines if (event := parser.feed(line)) is not None]
 
 
-def test_fixture_is_small() -> None:
-    assert LOG.stat().st_size < 40_000
-
-
 # -- parsing --------------------------------------------------------------------------------------
 
 

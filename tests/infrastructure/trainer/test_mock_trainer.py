@@ -12,12 +12,15 @@ from mlip_autopipec.config.config_model import ZBLBaseline, parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.rundir.files import DATA_FILE
-from mlip_autopipec.infrastructure.trainer import MockTrainer, create_trainer
+from mlip_autopipec.infrastructure.trainer import MockTrainer, PacemakerTrainer, create_trainer
 
 
-def test_factory_builds_the_configured_trainer() -> None:
-    config = parse_trainer_config({"type": "mock", "cutoff": 5.0})
-    assert isinstance(create_trainer(config), MockTrainer)
+@pytest.mark.parametrize(
+    ("kind", "trainer"), [("mock", MockTrainer), ("pacemaker", PacemakerTrainer)]
+)
+def test_factory_builds_the_configured_trainer(kind: str, trainer: type) -> None:
+    config = parse_trainer_config({"type": kind, "cutoff": 5.0})
+    assert type(create_trainer(config)) is trainer
 
 
 def test_mock_run_writes_data_input_and_a_marked_placeholder(

@@ -356,6 +356,19 @@ def test_a_tiny_test_set_is_warned_about(
 ) -> None:
     _trainer(fit={"test_size": 0.2}).train(cu_pt_dataset, tmp_path / "run")
     assert "the test set will hold 2 structure(s)" in caplog.text
+    # After the fit, by element: the fake tested alloy_0 and alloy_1, 15 Cu atoms and 1 Pt.
+    assert "the test set holds few atoms of Pt (1): its errors say" in caplog.text
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
+def test_a_fit_ended_by_pacemakers_early_stopping_is_recorded(
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "early_stop")  # logs it after iteration 7
+    potential = _trainer(fit={"early_stop_patience": 2}).train(cu_pt_dataset, tmp_path / "run")
+    assert potential.fit_stop is not None and potential.fit_stop.early_stop
+    assert potential.fit_stop.stopped_at_iteration == 7
+    assert Potential.load(tmp_path / "run").fit_stop == potential.fit_stop
 
 
 @pytest.mark.requires_pacemaker  # the estimate counts the basis functions with pyace

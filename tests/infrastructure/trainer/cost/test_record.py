@@ -11,6 +11,7 @@ from mlip_autopipec.domain_models.potential import FitCost
 from mlip_autopipec.infrastructure.trainer.cost.record import (
     cost_rows,
     measured_cost,
+    warn_about_test_set,
     warn_about_test_split,
 )
 
@@ -62,16 +63,35 @@ def test_a_batch_jobs_cost_is_read_from_its_log_alone(tmp_path: Path) -> None:
     assert measured_cost(tmp_path, tmp_path / "pacemaker.log", None) is None
 
 
-@pytest.mark.parametrize(("n", "warned"), [(20, True), (49, True), (50, False), (1000, False)])
+@pytest.mark.parametrize(
+    ("n", "test_size", "warned"),
+    [(20, 0.1, True), (49, 0.1, True), (50, 0.1, False), (1000, 0.1, False), (20, 0.0, False)],
+)
 def test_a_test_split_of_fewer_than_five_structures_is_warned_about(
-    n: int, warned: bool, caplog: pytest.LogCaptureFixture
+    n: int, test_size: float, warned: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # test_size 0 is no test set (test on a separate dataset): nothing to warn about.
     with caplog.at_level(logging.WARNING):
-        warn_about_test_split(n, 0.1)
+        warn_about_test_split(n, test_size)
     assert ("the test set will hold" in caplog.text) is warned
 
 
-def test_no_test_set_is_no_thin_test_set(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("symbols", "thin"),
+    [
+        (["Cu"] * 10 + ["Pt"] * 9, "Pt (9)"),
+        (["Cu"] * 12, "Pt (0)"),
+        (["Cu"] * 10 + ["Pt"] * 10, None),
+        ([], None),  # no test set: nothing to check
+    ],
+)
+def test_an_element_with_fewer_than_ten_test_atoms_is_warned_about(
+    symbols: list[str], thin: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING):
-        warn_about_test_split(20, 0.0)
-    assert caplog.text == ""
+        warn_about_test_set(symbols, ["Cu", "Pt"])
+    if thin is None:
+        assert caplog.text == ""
+    else:
+        assert f"the test set holds few atoms of {thin}:" in caplog.text
+        assert "Cu (" not in caplog.text  # ten atoms of Cu are enough

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mlip_autopipec.cli import EXIT_BAD_INPUT, main
 from mlip_autopipec.config.config_model import LJBaseline, ZBLBaseline, parse_trainer_config
@@ -21,6 +21,25 @@ from mlip_autopipec.infrastructure.trainer.generations.generation import (
 from mlip_autopipec.infrastructure.trainer.generations.parent import PreviousRun, read_previous_run
 
 RECORDED_RUN = Path(__file__).parents[3] / "data" / "recorded_run"
+#: Structures of the recorded run's test predictions (pacemaker's random split), and some of its
+#: training predictions.
+RECORDED_TEST_NAMES = (
+    "bulk_Pt0.25/14",
+    "bulk_Pt0.25/20",
+    "bulk_Pt0.25/23",
+    "bulk_Pt0.75/51",
+    "bulk_Pt1.00/60",
+    "vacancy/71",
+    "vacancy/74",
+    "surface111/79",
+)
+RECORDED_TRAINING_NAMES = (
+    "bulk_Pt0.00/0",
+    "bulk_Pt0.25/15",
+    "vacancy/70",
+    "surface111/76",
+    "dimer/82",
+)
 PARENT_ZBL = ZBLBaseline(pair_cutoffs={"Cu-Cu": (1.2, 2.2), "Cu-Pt": (1.3, 2.3)})
 
 
@@ -87,24 +106,43 @@ def test_given_reference_energies_and_selection(parent: Potential) -> None:
     assert config.active_set.previous_potential == parent.run_dir
 
 
-def test_the_parents_split_is_read_from_its_safe_copies(tmp_path: Path) -> None:
+def test_the_parents_split_is_read_from_its_safe_copies(
+    tmp_path: Path, cu_pt_dataset: Dataset
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(RECORDED_RUN, run)
     with pytest.raises(OutputError, match=r"lacks training_set\.extxyz"):
         read_previous_run(Potential.load(run))
+    shutil.copy(
+        RECORDED_RUN.parent / "tiny_CuPt_output_potential.yaml", run / "output_potential.yaml"
+    )
+    # training_set.extxyz holds all the structures the fit read; pacemaker's random split put
+    # those named in test_predictions.npz into its test set.
+    images = cu_pt_dataset.to_atoms()
+    for atoms, name in zip(images, [*RECORDED_TEST_NAMES, *RECORDED_TRAINING_NAMES], strict=True):
+        atoms.info["name"] = name
+    Dataset.from_atoms(images).write(run / "training_set.extxyz")
 
+    previous = read_previous_run(Potential.load(run))
 
-def _cli_files(tmp_path: Path, dataset: Dataset) -> list[str]:
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"trainer": {"type": "pacemaker", "cutoff": 4.5}}))
-    data = dataset.write(tmp_path / "new.extxyz")
-    return ["train", "--config", str(config), "--data", str(data)]
+    assert sorted(s.name for s in previous.test) == sorted(RECORDED_TEST_NAMES)
+    assert sorted(s.name for s in previous.training) == sorted(RECORDED_TRAINING_NAMES)
+    # A fixed test set: test_set.extxyz holds it, training_set.extxyz the training data only.
+    Dataset.from_atoms(images[:2]).write(run / "test_set.extxyz")
+    Dataset.from_atoms(images[2:]).write(run / "training_set.extxyz")
+    previous = read_previous_run(Potential.load(run))
+    assert [s.name for s in previous.test] == [atoms.info["name"] for atoms in images[:2]]
+    assert [s.name for s in previous.training] == [atoms.info["name"] for atoms in images[2:]]
 
 
 def test_the_cli_refuses_a_missing_parent_and_a_fixed_test_set(
-    tmp_path: Path, cu_pt_dataset: Dataset, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    cu_pt_dataset: Dataset,
+    train_argv: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    train = _cli_files(tmp_path, cu_pt_dataset)
+    config = {"type": "pacemaker", "cutoff": 4.5}
+    train = train_argv(cu_pt_dataset, config, data_name="new.extxyz")
     out = ["--out", str(tmp_path / "next")]
     assert main([*train, "--previous", str(tmp_path / "nothing"), *out]) == EXIT_BAD_INPUT
     assert "holds no finished potential" in capsys.readouterr().err

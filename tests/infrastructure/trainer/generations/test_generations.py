@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from ase import Atoms
@@ -13,13 +14,14 @@ from ase import Atoms
 from mlip_autopipec.analysis.evaluation import structure_key
 from mlip_autopipec.cli import EXIT_BAD_INPUT, main
 from mlip_autopipec.config.config_model import parse_trainer_config
-from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
 from mlip_autopipec.domain_models.lineage import accumulate
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.rundir.files import (
     INPUT_YAML,
     PARENT_POTENTIAL,
     RUN_RECORD,
+    TEST_PREDICTIONS,
     TEST_SET,
     TRAIN_METRICS_TXT,
     TRAINING_SET,
@@ -36,7 +38,7 @@ from mlip_autopipec.infrastructure.trainer.generations.generation import (
 from mlip_autopipec.infrastructure.trainer.generations.parent import read_previous_run
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ....conftest import cu_pt_structures
+from ....conftest import cu_pt_structures, train_arguments
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_pacemaker]
 
@@ -54,27 +56,41 @@ def _keys(dataset: Dataset | list) -> set[str]:  # type: ignore[type-arg]
     return {structure_key(structure) for structure in dataset}
 
 
+def _tested_by_pacemaker(data: Dataset, run_dir: Path) -> list[LabelledStructure]:
+    """The structures of ``data`` that pacemaker's random split put into the test set of the
+    fit in ``run_dir``: those named in its own test predictions (a pickle pacemaker just wrote
+    in this test's directory), independently of how the trainer reads the split back."""
+    names = set(pd.read_pickle(run_dir / TEST_PREDICTIONS, compression="gzip")["name"])
+    return [structure for structure in data if structure.name in names]
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Generation 0 (pacemaker's random split), generation 1 through the CLI with new
     structures plus copies of a training and a test structure of the parent."""
     root = tmp_path_factory.mktemp("generations")
     config = parse_trainer_config(CONFIG)
-    parent = create_trainer(config).train(
-        label_with_emt(cu_pt_structures(count=20, seed=1), source="gen0"), root / "gen0"
-    )
+    gen0_data = label_with_emt(cu_pt_structures(count=20, seed=1), source="gen0")
+    # As read from a file, as the run directories keep them (keys compare positions to 1e-6 Å).
+    gen0_data = Dataset.read(gen0_data.write(root / "gen0.extxyz"))
+    parent = create_trainer(config).train(gen0_data, root / "gen0")
     previous = read_previous_run(parent)
+    parent_test = _tested_by_pacemaker(gen0_data, root / "gen0")
+    tested = {structure.name for structure in parent_test}
+    parent_training = [structure for structure in gen0_data if structure.name not in tested]
     new = label_with_emt(cu_pt_structures(count=10, seed=7), source="new")
     # The structures of the new data plus a copy of one training and one test structure.
-    given = Dataset([*new, previous.training[0], previous.test[0]], source="new")
-    given_file = given.write(root / "new.extxyz")
-    config_file = root / "config.yaml"
-    config_file.write_text(yaml.safe_dump({"trainer": CONFIG}))
-    arguments = ["train", "--config", str(config_file), "--data", str(given_file)]
-    code = main([*arguments, "--previous", str(root / "gen0"), "--out", str(root / "gen1")])
-    assert code == 0
-    given = Dataset.read(given_file)  # as the CLI read it
-    return {"root": root, "parent": parent, "previous": previous, "given": given}
+    given = Dataset([*new, parent_training[0], parent_test[0]], source="new")
+    arguments = train_arguments(root, given, CONFIG, root / "gen1", data_name="new.extxyz")
+    assert main([*arguments, "--previous", str(root / "gen0")]) == 0
+    given = Dataset.read(root / "new.extxyz")  # as the CLI read it
+    return {
+        "root": root,
+        "parent": parent,
+        "previous": previous,
+        "given": given,
+        "parent_test": parent_test,
+    }
 
 
 def test_the_data_accumulate_and_duplicates_count_once(chain: dict) -> None:  # type: ignore[type-arg]
@@ -104,17 +120,18 @@ def test_the_data_accumulate_and_duplicates_count_once(chain: dict) -> None:  # 
 
 
 def test_a_test_structure_of_the_parent_is_never_trained_on(chain: dict) -> None:  # type: ignore[type-arg]
-    previous = chain["previous"]
+    parent_test = chain["parent_test"]  # pacemaker's own split of generation 0
+    assert len(parent_test) == 4  # pacemaker's int(21 * 0.2)
     run_dir = chain["root"] / "gen1"
     training = Dataset.read(run_dir / TRAINING_SET)
     test = Dataset.read(run_dir / TEST_SET)
-    assert _keys(previous.test) <= _keys(test)
-    assert not _keys(previous.test) & _keys(training)
+    assert _keys(parent_test) <= _keys(test)  # also the copy given with the new data
+    assert not _keys(parent_test) & _keys(training)
     # pacemaker tested exactly that set.
     gen1 = Potential.load(run_dir)
     assert gen1.test_metrics is not None and gen1.test_metrics.n_structures == len(test)
     report = (run_dir / "report" / "mlip_autopipec" / "report.html").read_text()
-    assert f"the test set holds all {len(previous.test)} test structures of the parent" in report
+    assert "the test set holds all 4 test structures of the parent" in report
 
 
 def test_the_energy_scale_stays_the_parents(chain: dict) -> None:  # type: ignore[type-arg]

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -126,14 +127,11 @@ def _read(path: Path) -> pd.DataFrame:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
 @pytest.mark.usefixtures("interrupting_pacemaker")
 def test_kill_9_of_the_cli_keeps_the_interim_potential(
-    cu_pt_dataset: Dataset, tmp_path: Path
+    cu_pt_dataset: Dataset, tmp_path: Path, train_argv: Callable[..., list[str]]
 ) -> None:
-    data, config, out = tmp_path / "data.extxyz", tmp_path / "config.yaml", tmp_path / "run"
-    cu_pt_dataset.write(data)
-    config.write_text(yaml.safe_dump({"trainer": CONFIG}))
-    arguments = ["--config", str(config), "--data", str(data), "--out", str(out)]
+    out = tmp_path / "run"
     cli = subprocess.Popen(
-        [sys.executable, "-m", "mlip_autopipec.cli", "train", *arguments],
+        [sys.executable, "-m", "mlip_autopipec.cli", *train_argv(cu_pt_dataset, CONFIG, out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -21,7 +21,7 @@ from mlip_autopipec.infrastructure.rundir.files import INTERIM_POTENTIAL, MANIFE
 from mlip_autopipec.infrastructure.trainer.interrupted.interim import unfinished_run
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ....conftest import cu_pt_structures, interrupt_as_from_a_terminal
+from ....conftest import cu_pt_structures, interrupt_as_from_a_terminal, train_arguments
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_pacemaker]
 
@@ -57,12 +57,9 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory whose real fit was stopped by Ctrl-C after INTERRUPT_AFTER iterations."""
     tmp = tmp_path_factory.mktemp("interrupted")
     dataset = label_with_emt(cu_pt_structures(count=20, seed=3), source="tiny EMT Cu-Pt")
-    dataset.write(tmp / "data.extxyz")
-    (tmp / "config.yaml").write_text(CONFIG)
     run = tmp / "run"
-    arguments = ["--config", str(tmp / "config.yaml"), "--data", str(tmp / "data.extxyz")]
     cli = subprocess.Popen(
-        [sys.executable, "-m", "mlip_autopipec.cli", "train", *arguments, "--out", str(run)],
+        [sys.executable, "-m", "mlip_autopipec.cli", *train_arguments(tmp, dataset, CONFIG, run)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
