@@ -17,6 +17,7 @@ from mlip_autopipec.cli.common import (
     EXIT_FAILED_CHECKS,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_SCHEDULER_UNREACHABLE,
     EXIT_TRAINING_FAILED,
     TRUST_PICKLE_HELP,
     UsageError,
@@ -30,6 +31,7 @@ from mlip_autopipec.errors import (
     DatasetValidationError,
     FailedChecksError,
     OutputError,
+    SchedulerUnreachableError,
     TrainerError,
 )
 
@@ -38,6 +40,7 @@ __all__ = [
     "EXIT_FAILED_CHECKS",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_SCHEDULER_UNREACHABLE",
     "EXIT_TRAINING_FAILED",
     "UsageError",
     "build_parser",
@@ -273,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as error:
         what = str(error) if error.filename is None else f"{error.filename}: no such file"
         return _fail(args, f"error: {what}", EXIT_BAD_INPUT)
+    except SchedulerUnreachableError as error:
+        return _fail(args, f"error: {error}", EXIT_SCHEDULER_UNREACHABLE)
     except TrainerError as error:
         return _fail(args, f"error: training failed: {error}", EXIT_TRAINING_FAILED)
     except KeyboardInterrupt:

@@ -19,6 +19,8 @@ EXIT_TRAINING_FAILED = 1
 EXIT_BAD_INPUT = 2
 #: The fitted potential failed its safety checks (dimers, compression).
 EXIT_FAILED_CHECKS = 3
+#: The cluster's scheduler does not answer: try again later (EX_TEMPFAIL of sysexits.h).
+EXIT_SCHEDULER_UNREACHABLE = 75
 #: 128 + SIGINT, as a shell reports a program stopped by Ctrl-C.
 EXIT_INTERRUPTED = 130
 

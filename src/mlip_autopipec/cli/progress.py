@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TextIO
 
+from mlip_autopipec.errors import SchedulerUnreachableError
 from mlip_autopipec.infrastructure.trainer.cost import format_duration
 from mlip_autopipec.infrastructure.trainer.pacemaker_log import ProgressEvent, ProgressParser
 
@@ -168,6 +169,9 @@ class ProgressReporter:
         try:
             yield
             outcome = "done in"
+        except SchedulerUnreachableError:  # the job may still run: not a failure of it
+            outcome = "stopped following (the scheduler does not answer) after"
+            raise
         except Exception:
             outcome = "failed after"
             raise

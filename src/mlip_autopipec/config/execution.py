@@ -16,6 +16,8 @@ from pydantic import (
     field_validator,
 )
 
+#: A queue or account name: one word the scheduler takes as it is (no space, quote, $ or newline).
+_NAME = re.compile(r"[A-Za-z0-9_.+@:-]+")
 #: [days-]hours:minutes:seconds, as SLURM, PBS and LSF users write it.
 _DURATION = re.compile(r"^(?:(?P<days>\d+)-)?(?P<hours>\d+):(?P<minutes>\d\d):(?P<seconds>\d\d)$")
 
@@ -62,6 +64,26 @@ class BatchExecution(_Strict):
     poll_seconds: PositiveFloat = Field(
         10.0, description="s between queries of the job's state while it is followed"
     )
+    unreachable_after: PositiveFloat = Field(
+        600.0,
+        description=(
+            "s of failing queries (the scheduler does not answer) after which 'wait' stops "
+            "following and says it cannot reach the scheduler; the job is left alone and "
+            "nothing is recorded: 'wait' again later. Queries are retried with doubling pauses "
+            "of at most 60 s"
+        ),
+    )
+
+    @field_validator("queue", "account")
+    @classmethod
+    def _one_name(cls, value: str | None) -> str | None:
+        if value is not None and _NAME.fullmatch(value) is None:
+            bad = next((c for c in value if _NAME.fullmatch(c) is None), "")
+            raise ValueError(
+                f"must be one name of letters, digits and _.+@:- (it holds {bad!r}); it "
+                "reaches the job script, where nothing is read as shell text"
+            )
+        return value
 
     @field_validator("time_limit")
     @classmethod
