@@ -23,6 +23,7 @@ from mlip_autopipec.cli.common import (
     UsageError,
     progress_reporter,
     read_data,
+    split_copies,
 )
 from mlip_autopipec.cli.summary import summary
 from mlip_autopipec.config.config_model import load_config
@@ -309,6 +310,8 @@ def _run_command(args: argparse.Namespace) -> int:
             config.accept_failed_checks = True
         dataset = read_data(args.data, args.trust_pickle)
         test_dataset = None if args.test_data is None else read_data(args.test_data, False)
+        if test_dataset is None and args.previous is None:
+            dataset, test_dataset = split_copies(dataset, config)
         if args.previous is not None:
             return training.train_next_generation(
                 config, dataset, args, progress_reporter(config, args)
