@@ -604,3 +604,33 @@ def test_copies_within_the_data_stay_out_of_the_test_set(
     test = Dataset.read(out / "test_set.extxyz")
     assert len(training) + len(test) == len(data) and len(test) > 0
     assert not any(same_structure(t, s) for t in test for s in training)
+
+
+def test_a_full_disk_names_the_file_and_marks_the_run_failed(
+    tmp_path: Path,
+    cu_pt_dataset: Dataset,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import errno
+
+    from mlip_autopipec.infrastructure.trainer.run_directory import read_manifest
+
+    out = tmp_path / "run"
+    real_write_text = Path.write_text
+    full: list[bool] = []
+
+    def write_text(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
+        # The disk fills up when potential.json is written: no file can be created after.
+        if self.name.startswith(".potential.json.") or (full and self.parent == out):
+            full.append(True)
+            raise OSError(errno.ENOSPC, "No space left on device")  # as write() does: no name
+        return real_write_text(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    assert _train(tmp_path, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_TRAINING_FAILED
+    error = _no_traceback(capsys)
+    assert "No space left on device" in error and str(out / "potential.json") in error
+    assert full and not (out / "potential.json").exists()
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest["status"] == "failed"

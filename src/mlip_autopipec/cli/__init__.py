@@ -283,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, f"error: training failed: {error}", EXIT_TRAINING_FAILED)
     except KeyboardInterrupt:
         return _fail(args, "interrupted (Ctrl-C): stopped", EXIT_INTERRUPTED)
+    except OSError as error:  # e.g. a full disk, with the file it could not write
+        where = f": {error.filename}" if error.filename is not None else ""
+        return _fail(args, f"error: {error.strerror or error}{where}", EXIT_TRAINING_FAILED)
     except Exception as error:  # a bug or an unforeseen failure: one line, not a traceback
         message = f"error: {type(error).__name__}: {error}"
         if not args.verbose:

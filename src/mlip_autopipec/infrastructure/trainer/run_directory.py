@@ -142,7 +142,15 @@ class RunDirectory:
             self._lock_fd = None
 
     def _write_manifest(self) -> None:
-        write_text_atomic(self.path / MANIFEST, json.dumps(self._manifest, indent=1) + "\n")
+        text = json.dumps(self._manifest, indent=1) + "\n"
+        try:
+            write_text_atomic(self.path / MANIFEST, text)
+        except OSError:  # a full disk has no room for a second copy: the old one's, compact
+            if not (self.path / MANIFEST).is_file():
+                raise
+            with open(self.path / MANIFEST, "r+", encoding="utf-8") as stream:
+                stream.write(json.dumps(self._manifest, separators=(",", ":")))
+                stream.truncate()
 
 
 def claim_run_directory(
