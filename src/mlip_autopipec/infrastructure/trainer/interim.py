@@ -10,8 +10,10 @@ directory. ``train --resume`` (:mod:`resume`) goes on from it, ``finish``
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,7 @@ from mlip_autopipec.infrastructure.trainer.pending_run import (
     PreparedRun,
     refuse_running_job,
 )
-from mlip_autopipec.infrastructure.trainer.run_directory import is_ours
+from mlip_autopipec.infrastructure.trainer.run_directory import LOCK_FILE, is_ours
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +158,29 @@ def rebuild_inputs(unfinished: UnfinishedRun) -> PreparedRun:
 def warn_if_resumable(run_dir: Path) -> None:
     """Before a new fit replaces the interim potential of an interrupted one: say how to keep it."""
     path = Path(run_dir)
-    if (path / INTERIM_POTENTIAL).is_file() and is_ours(path):
+    refused = (path / POTENTIAL_JSON).exists() or _in_use(path)  # the claim says so instead
+    if (path / INTERIM_POTENTIAL).is_file() and is_ours(path) and not refused:
         log.warning(
             "%s holds the interim potential of an interrupted fit: this new fit starts over and "
             "replaces it ('mlip-autopipec train --resume %s' would have continued it)",
             path,
             path,
         )
+
+
+def _in_use(path: Path) -> bool:
+    """Whether a process holds the run directory's lock."""
+    try:
+        lock_fd = os.open(path / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(lock_fd)
+    return False
 
 
 def _read_record(path: Path, what: str) -> tuple[TrainerConfig, PendingRun]:
