@@ -594,3 +594,11 @@ def test_a_long_input_is_shortened_in_the_message() -> None:
     path, reason = only_problem(trainer(cutoff="x" * 100_000))
     assert path == "trainer.cutoff"
     assert "xxx" in reason and len(reason) < 400
+
+
+@pytest.mark.parametrize("field", ["maxiter", "upfit_maxiter"])
+def test_an_absurd_number_of_iterations_is_refused_with_its_duration(field: str) -> None:
+    path, reason = only_problem(trainer(fit={field: 10**12}))
+    assert path == f"trainer.fit.{field}"
+    assert "1000000000000 iterations would run 31.7 years" in reason
+    assert parse_trainer_config(trainer(fit={field: 10**7})).fit.model_dump()[field] == 10**7
