@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -268,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("mlip_autopipec").setLevel(logging.DEBUG)
     else:  # psij (batch jobs) logs every queue poll at INFO
         logging.getLogger("psij").setLevel(logging.WARNING)
+    shown_as = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # a warning for users, not a source line
     try:
         return _run_command(args)
     except (ConfigurationError, DatasetValidationError, OutputError, UsageError) as error:
@@ -291,6 +294,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.verbose:
             message += " (run with --verbose for the traceback)"
         return _fail(args, message, EXIT_TRAINING_FAILED)
+    finally:
+        warnings.formatwarning = shown_as
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """A warning as the CLI prints it: ``warning: ...``, without the file and line it came from."""
+    return f"warning: {message}\n"
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
