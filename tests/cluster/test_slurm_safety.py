@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -143,3 +144,19 @@ def test_a_job_is_never_requeued_to_start_the_fit_over(
         assert requeue.returncode != 0 and "disabled" in requeue.stderr
     finally:
         subprocess.run(["scancel", job_id], check=False)
+
+
+def test_a_followed_fit_prints_no_traceback(
+    slurm: str, cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path
+) -> None:
+    # psij's queue-polling thread made every followed fit print threading's _after_fork
+    # traceback; SLURM is asked directly now.
+    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
+    config = _config(tmp_path / "config.yaml", slurm)
+    out = tmp_path / "run_$(id>PWNED)"
+    command = [sys.executable, "-m", "mlip_autopipec.cli", "train", "--config", str(config)]
+    command += ["--data", str(data), "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "Traceback" not in result.stderr and "_after_fork" not in result.stderr
+    assert (out / "potential.json").exists() and not list(tmp_path.rglob("PWNED"))
