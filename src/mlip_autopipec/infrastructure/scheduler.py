@@ -199,10 +199,10 @@ class Scheduler:
         if result.returncode != 0:  # e.g. it ended meanwhile
             log.debug("cancel of job %s: %s", job.native_id, result.stderr.strip())
         deadline = time.monotonic() + wait_s
-        status = self.status(job)
+        status = self.status(job, give_up=False)
         while not status.final and time.monotonic() < deadline:
             time.sleep(min(1.0, self.poll_seconds))
-            status = self.status(job)
+            status = self.status(job, give_up=False)
         return status
 
     # -- asking ----------------------------------------------------------------------------------
