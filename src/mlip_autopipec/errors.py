@@ -82,6 +82,11 @@ class TrainerError(MlipAutopipecError):
         super().__init__("\n".join(lines))
 
 
+class SchedulerUnreachableError(TrainerError):
+    """The cluster's scheduler did not answer for a while: the job's state is unknown (it may
+    still run), and nothing was recorded of it."""
+
+
 class OutputError(MlipAutopipecError):
     """An output path cannot be written: it holds files mlip-autopipec did not write, another
     run holds its lock, or the file exists and overwriting was not asked for. ``path`` is it."""

@@ -149,6 +149,22 @@ def test_a_potential_failing_the_safety_gate_exits_3_naming_pair_and_distance(
     assert "FAILED CHECK: compression of structure 0 'alloy_0'" in capsys.readouterr().out
 
 
+@pytest.mark.requires_pacemaker
+def test_the_failed_checks_warning_is_one_line_without_source(
+    cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_core")
+    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
+    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
+    command = [sys.executable, "-m", "mlip_autopipec.cli", "train", "--config", str(config)]
+    command += ["--data", str(data), "--out", str(tmp_path / "run"), "--accept-failed-checks"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == EXIT_OK, result.stderr
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert any("FAILED its safety checks" in line for line in warned), result.stderr
+    assert "UserWarning" not in result.stderr and "warnings.warn(" not in result.stderr
+
+
 def test_installed_entry_point_has_useful_help() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mlip_autopipec.cli", "train", "--help"],

@@ -643,3 +643,54 @@ def test_report_writes_nothing_into_a_directory_that_is_no_run(
     assert main(["report", str(tmp_path)]) == EXIT_BAD_INPUT
     assert "not a run directory of mlip-autopipec" in _no_traceback(capsys)
     assert _checksums(tmp_path) == before and not (tmp_path / "report").exists()
+
+
+def test_copies_within_the_data_stay_out_of_the_test_set(
+    tmp_path: Path,
+    cu_pt_dataset: Dataset,
+    fake_pacemaker: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from mlip_autopipec.domain_models.lineage import same_structure
+
+    # Structure 0 four times, 1 to 3 twice: a random split would put twins on both sides.
+    data = cu_pt_dataset.subset([*range(len(cu_pt_dataset)), 0, 0, 0, 1, 2, 3])
+    config = PACEMAKER_CONFIG + "  fit:\n    test_size: 0.3\n"
+    out = tmp_path / "run"
+    with caplog.at_level(logging.WARNING):
+        assert _train(tmp_path, data, out, config) == EXIT_OK
+    assert "6 structure(s) of the data are identical to another one (4 group(s))" in caplog.text
+    training = Dataset.read(out / "training_set.extxyz")
+    test = Dataset.read(out / "test_set.extxyz")
+    assert len(training) + len(test) == len(data) and len(test) > 0
+    assert not any(same_structure(t, s) for t in test for s in training)
+
+
+def test_a_full_disk_names_the_file_and_marks_the_run_failed(
+    tmp_path: Path,
+    cu_pt_dataset: Dataset,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import errno
+
+    from mlip_autopipec.infrastructure.rundir.claim import read_manifest
+
+    out = tmp_path / "run"
+    real_write_text = Path.write_text
+    full: list[bool] = []
+
+    def write_text(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
+        # The disk fills up when potential.json is written: no file can be created after.
+        if self.name.startswith(".potential.json.") or (full and self.parent == out):
+            full.append(True)
+            raise OSError(errno.ENOSPC, "No space left on device")  # as write() does: no name
+        return real_write_text(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    assert _train(tmp_path, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_TRAINING_FAILED
+    error = _no_traceback(capsys)
+    assert "No space left on device" in error and str(out / "potential.json") in error
+    assert full and not (out / "potential.json").exists()
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest["status"] == "failed"

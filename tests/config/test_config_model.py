@@ -550,3 +550,55 @@ def test_time_budget_that_is_no_duration_is_named(text: str) -> None:
 def test_time_budget_must_be_positive() -> None:
     with pytest.raises(ConfigurationError, match=r"trainer\.fit\.time_budget.*greater than 0"):
         parse_trainer_config({"type": "mock", "cutoff": 5.0, "fit": {"time_budget": 0}})
+
+
+# -- bounded error messages -----------------------------------------------------------------------
+
+
+def _alias_bomb(levels: int = 9, width: int = 10) -> str:
+    """YAML whose last alias stands for width**levels numbers, held in memory as a few lists."""
+    lines = ["a0: &a0 [" + ", ".join(["1.0"] * width) + "]"]
+    for level in range(1, levels):
+        items = ", ".join([f"*a{level - 1}"] * width)
+        lines.append(f"a{level}: &a{level} [{items}]")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [("embedding", "fs_parameters"), (None, "nradmax_by_orders"), ("execution", "setup")],
+)
+def test_an_alias_bomb_in_a_list_field_is_refused_with_a_bounded_message(
+    tmp_path: Path, section: str | None, field: str
+) -> None:
+    # Formatting the whole input into the message expanded ~10**9 numbers and never returned.
+    bomb = f"*a{8}"
+    if section == "execution":
+        value = f"{{type: slurm, time_limit: '01:00:00', setup: {bomb}}}"
+        body = f"  execution: {value}"
+    elif section == "embedding":
+        body = f"  ace_params: {{embedding: {{fs_parameters: {bomb}}}}}"
+    else:
+        body = f"  ace_params: {{nradmax_by_orders: {bomb}, lmax_by_orders: [1]}}"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"{_alias_bomb()}\ntrainer:\n  type: pacemaker\n  cutoff: 5.0\n{body}\n")
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert field in message
+    assert len(message) < 5_000  # bounded: a few problems, each input shortened
+    assert "more problems" in message or len(caught.value.problems) <= 20
+
+
+def test_a_long_input_is_shortened_in_the_message() -> None:
+    path, reason = only_problem(trainer(cutoff="x" * 100_000))
+    assert path == "trainer.cutoff"
+    assert "xxx" in reason and len(reason) < 400
+
+
+@pytest.mark.parametrize("field", ["maxiter", "upfit_maxiter"])
+def test_an_absurd_number_of_iterations_is_refused_with_its_duration(field: str) -> None:
+    path, reason = only_problem(trainer(fit={field: 10**12}))
+    assert path == f"trainer.fit.{field}"
+    assert "1000000000000 iterations would run 31.7 years" in reason
+    assert parse_trainer_config(trainer(fit={field: 10**7})).fit.model_dump()[field] == 10**7

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
-from mlip_autopipec.domain_models.lineage import accumulate, same_structure
+from mlip_autopipec.domain_models.lineage import (
+    accumulate,
+    copy_groups,
+    same_structure,
+    split_keeping_copies_together,
+)
 
 
 def _moved(structure: LabelledStructure, shift: float, name: str) -> LabelledStructure:
@@ -80,3 +85,38 @@ def test_the_parents_test_structures_stay_test_and_new_ones_split_by_seed(
 def test_nothing_to_train_on_is_refused(cu_pt_dataset: Dataset) -> None:
     with pytest.raises(ValueError, match="no training structure"):
         accumulate([], [], Dataset([cu_pt_dataset[0]]), test_size=1.0, seed=0)
+
+
+def _with_copies(dataset: Dataset) -> Dataset:
+    """``dataset`` with structure 0 three times more and structures 1 and 2 once more."""
+    picks = [*range(len(dataset)), 0, 0, 1, 0, 2]
+    return dataset.subset(picks)
+
+
+def _has_twin(structure: LabelledStructure, others: Dataset) -> bool:
+    return any(same_structure(structure, other) for other in others)
+
+
+def test_identical_structures_of_the_data_are_grouped(cu_pt_dataset: Dataset) -> None:
+    n = len(cu_pt_dataset)
+    groups = copy_groups(_with_copies(cu_pt_dataset))
+    assert len(groups) == n
+    assert groups[0] == [0, n, n + 1, n + 3] and groups[1] == [1, n + 2]
+    assert groups[2] == [2, n + 4] and groups[3] == [3]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_copies_stay_on_one_side_of_the_split(cu_pt_dataset: Dataset, seed: int) -> None:
+    data = _with_copies(cu_pt_dataset)
+    split = split_keeping_copies_together(data, test_size=0.3, seed=seed)
+    assert split is not None and (split.n_copies, split.n_groups) == (5, 3)
+    assert len(split.training) + len(split.test) == len(data)
+    assert 0 < len(split.test) <= int(len(data) * 0.3)
+    assert not any(_has_twin(structure, split.training) for structure in split.test)
+    again = split_keeping_copies_together(data, test_size=0.3, seed=seed)
+    assert again is not None and [s.name for s in again.test] == [s.name for s in split.test]
+
+
+def test_data_without_copies_keeps_pacemakers_split(cu_pt_dataset: Dataset) -> None:
+    assert split_keeping_copies_together(cu_pt_dataset, test_size=0.3, seed=1) is None
+    assert split_keeping_copies_together(_with_copies(cu_pt_dataset), 0.0, seed=1) is None

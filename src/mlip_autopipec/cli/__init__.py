@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,11 +17,13 @@ from mlip_autopipec.cli.common import (
     EXIT_FAILED_CHECKS,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_SCHEDULER_UNREACHABLE,
     EXIT_TRAINING_FAILED,
     TRUST_PICKLE_HELP,
     UsageError,
     progress_reporter,
     read_data,
+    split_copies,
 )
 from mlip_autopipec.cli.summary import summary
 from mlip_autopipec.config.config_model import load_config
@@ -29,6 +32,7 @@ from mlip_autopipec.errors import (
     DatasetValidationError,
     FailedChecksError,
     OutputError,
+    SchedulerUnreachableError,
     TrainerError,
 )
 from mlip_autopipec.version import __version__
@@ -38,6 +42,7 @@ __all__ = [
     "EXIT_FAILED_CHECKS",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_SCHEDULER_UNREACHABLE",
     "EXIT_TRAINING_FAILED",
     "UsageError",
     "build_parser",
@@ -264,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("mlip_autopipec").setLevel(logging.DEBUG)
     else:  # psij (batch jobs) logs every queue poll at INFO
         logging.getLogger("psij").setLevel(logging.WARNING)
+    shown_as = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # a warning for users, not a source line
     try:
         return _run_command(args)
     except (ConfigurationError, DatasetValidationError, OutputError, UsageError) as error:
@@ -273,15 +280,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as error:
         what = str(error) if error.filename is None else f"{error.filename}: no such file"
         return _fail(args, f"error: {what}", EXIT_BAD_INPUT)
+    except SchedulerUnreachableError as error:
+        return _fail(args, f"error: {error}", EXIT_SCHEDULER_UNREACHABLE)
     except TrainerError as error:
         return _fail(args, f"error: training failed: {error}", EXIT_TRAINING_FAILED)
     except KeyboardInterrupt:
         return _fail(args, "interrupted (Ctrl-C): stopped", EXIT_INTERRUPTED)
+    except OSError as error:  # e.g. a full disk, with the file it could not write
+        where = f": {error.filename}" if error.filename is not None else ""
+        return _fail(args, f"error: {error.strerror or error}{where}", EXIT_TRAINING_FAILED)
     except Exception as error:  # a bug or an unforeseen failure: one line, not a traceback
         message = f"error: {type(error).__name__}: {error}"
         if not args.verbose:
             message += " (run with --verbose for the traceback)"
         return _fail(args, message, EXIT_TRAINING_FAILED)
+    finally:
+        warnings.formatwarning = shown_as
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """A warning as the CLI prints it: ``warning: ...``, without the file and line it came from."""
+    return f"warning: {message}\n"
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
@@ -304,6 +329,8 @@ def _run_command(args: argparse.Namespace) -> int:
             config.accept_failed_checks = True
         dataset = read_data(args.data, args.trust_pickle)
         test_dataset = None if args.test_data is None else read_data(args.test_data, False)
+        if test_dataset is None and args.previous is None:
+            dataset, test_dataset = split_copies(dataset, config)
         if args.previous is not None:
             return training.train_next_generation(
                 config, dataset, args, progress_reporter(config, args)

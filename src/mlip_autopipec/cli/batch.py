@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlip_autopipec.cli.common import EXIT_OK, EXIT_TRAINING_FAILED
+from mlip_autopipec.cli.common import EXIT_OK, EXIT_SCHEDULER_UNREACHABLE, EXIT_TRAINING_FAILED
 from mlip_autopipec.cli.summary import summary
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
@@ -55,6 +55,8 @@ def status(run_dir: Path) -> int:
 
     state, text = describe(run_dir)
     print(text)
+    if state == "unknown":
+        return EXIT_SCHEDULER_UNREACHABLE
     return EXIT_TRAINING_FAILED if state == "failed" else EXIT_OK
 
 

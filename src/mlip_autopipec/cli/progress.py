@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TextIO
 
 from mlip_autopipec.config.durations import format_duration
+from mlip_autopipec.errors import SchedulerUnreachableError
 from mlip_autopipec.infrastructure.pacemaker.log import ProgressEvent, ProgressParser
 
 #: s between plain progress lines when the output is not a terminal (a log file, CI).
@@ -168,6 +169,9 @@ class ProgressReporter:
         try:
             yield
             outcome = "done in"
+        except SchedulerUnreachableError:  # the job may still run: not a failure of it
+            outcome = "stopped following (the scheduler does not answer) after"
+            raise
         except Exception:
             outcome = "failed after"
             raise

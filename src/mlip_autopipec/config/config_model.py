@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -226,14 +227,34 @@ def parse_trainer_config(raw: dict[str, Any]) -> TrainerConfig:
     return parse_config({"trainer": raw}).trainer
 
 
+#: At most this many problems are listed, each input shown in at most ``_INPUT_CHARS`` characters:
+#: a message never grows with the input (a YAML alias bomb stands for ~10**9 values).
+_MAX_PROBLEMS = 20
+_INPUT_CHARS = 120
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 60, 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
+
+
+def shortened(value: Any, limit: int = _INPUT_CHARS) -> str:
+    """``repr(value)`` in at most ``limit`` characters, without walking all of a large value."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _problems(error: ValidationError, raw: Any) -> list[tuple[str, str]]:
     problems = []
-    for detail in error.errors(include_url=False):
+    details = error.errors(include_url=False, include_input=True, include_context=False)
+    for detail in details[:_MAX_PROBLEMS]:
         path = _field_path(detail["loc"], raw)
         reason = detail["msg"].removeprefix("Value error, ")
+        if len(reason) > 400:
+            reason = reason[:397] + "..."
         if detail["type"] not in {"missing", "extra_forbidden"} and "input" in detail:
-            reason += f" (got {detail['input']!r})"
+            reason += f" (got {shortened(detail['input'])})"
         problems.append((path, reason))
+    if len(details) > _MAX_PROBLEMS:
+        problems.append(("...", f"{len(details) - _MAX_PROBLEMS} more problems not listed"))
     return problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -16,6 +17,9 @@ from pydantic import (
 )
 
 from mlip_autopipec.config.durations import SCHEDULER_CLOCK, parse_duration
+
+#: A queue or account name: one word the scheduler takes as it is (no space, quote, $ or newline).
+_NAME = re.compile(r"[A-Za-z0-9_.+@:-]+")
 
 
 class _Strict(BaseModel):
@@ -60,6 +64,26 @@ class BatchExecution(_Strict):
     poll_seconds: PositiveFloat = Field(
         10.0, description="s between queries of the job's state while it is followed"
     )
+    unreachable_after: PositiveFloat = Field(
+        600.0,
+        description=(
+            "s of failing queries (the scheduler does not answer) after which 'wait' stops "
+            "following and says it cannot reach the scheduler; the job is left alone and "
+            "nothing is recorded: 'wait' again later. Queries are retried with doubling pauses "
+            "of at most 60 s"
+        ),
+    )
+
+    @field_validator("queue", "account")
+    @classmethod
+    def _one_name(cls, value: str | None) -> str | None:
+        if value is not None and _NAME.fullmatch(value) is None:
+            bad = next((c for c in value if _NAME.fullmatch(c) is None), "")
+            raise ValueError(
+                f"must be one name of letters, digits and _.+@:- (it holds {bad!r}); it "
+                "reaches the job script, where nothing is read as shell text"
+            )
+        return value
 
     @field_validator("time_limit")
     @classmethod

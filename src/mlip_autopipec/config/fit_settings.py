@@ -98,6 +98,12 @@ class AceParams(StrictModel):
         return self
 
 
+#: More iterations than any fit runs (weeks even at the fastest iteration).
+MAX_ITERATIONS = 10_000_000
+#: s per iteration of the smallest basis on few structures: the fastest a fit iterates.
+FASTEST_ITERATION_S = 1e-3
+
+
 class FitSettings(StrictModel):
     """Loss, optimiser and data split of the fit."""
 
@@ -162,6 +168,19 @@ class FitSettings(StrictModel):
             "the next below which the evaluation counts as no improvement (0.001: 0.1 %)"
         ),
     )
+
+    @field_validator("maxiter", "upfit_maxiter")
+    @classmethod
+    def _iterations_a_fit_can_run(cls, value: int) -> int:
+        if value > MAX_ITERATIONS:
+            years = value * FASTEST_ITERATION_S / (365.25 * 24 * 3600)
+            raise ValueError(
+                f"{value} iterations would run {years:.3g} years even at "
+                f"{FASTEST_ITERATION_S * 1e3:g} ms per iteration (a tiny basis); fits converge "
+                f"within 10^3 to 10^5 iterations (at most {MAX_ITERATIONS} are taken). For a "
+                "fit that stops at a deadline, use time_budget"
+            )
+        return value
 
     @field_validator("time_budget", mode="before")
     @classmethod

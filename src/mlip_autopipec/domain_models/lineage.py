@@ -166,3 +166,57 @@ def accumulate(
         n_duplicates=len(duplicates),
         duplicates=tuple(duplicates),
     )
+
+
+@dataclass(frozen=True)
+class CopiesSplit:
+    """A train/test split of data holding identical structures, each group on one side."""
+
+    training: Dataset
+    test: Dataset
+    n_copies: int  # structures identical to an earlier one of the data
+    n_groups: int  # groups of identical structures
+
+
+def copy_groups(dataset: Dataset, tolerance: float = DUPLICATE_TOLERANCE) -> list[list[int]]:
+    """Indices of ``dataset`` grouped by identical structure (:func:`same_structure`), in order."""
+    index = StructureIndex(tolerance)
+    groups: list[list[int]] = []
+    group_of: dict[int, int] = {}  # id() of the first structure of a group: its group
+    for i, structure in enumerate(dataset):
+        known = index.find(structure)
+        if known is None:
+            index.add(structure)
+            group_of[id(structure)] = len(groups)
+            groups.append([i])
+        else:
+            groups[group_of[id(known)]].append(i)
+    return groups
+
+
+def split_keeping_copies_together(
+    dataset: Dataset, test_size: float, seed: int, tolerance: float = DUPLICATE_TOLERANCE
+) -> CopiesSplit | None:
+    """A seeded split with ``test_size`` of the structures (rounded down, as pacemaker does) in
+    the test set, every group of identical structures on one side; None when ``dataset`` holds
+    no identical structures or ``test_size`` is 0 (pacemaker's own split is then the same)."""
+    groups = copy_groups(dataset, tolerance)
+    if test_size <= 0 or len(groups) == len(dataset):
+        return None
+    n_test = int(len(dataset) * test_size)
+    test: list[int] = []
+    for g in np.random.default_rng(seed).permutation(len(groups)):
+        if len(test) + len(groups[g]) <= n_test:
+            test += groups[g]
+    if not test:  # every group is larger than the test set: one whole group still goes
+        test = groups[int(np.random.default_rng(seed).integers(len(groups)))]
+    if n_test == 0 or len(test) == len(dataset):
+        return None
+    in_test = set(test)
+    training = [i for i in range(len(dataset)) if i not in in_test]
+    return CopiesSplit(
+        training=dataset.subset(training),
+        test=dataset.subset(sorted(test)),
+        n_copies=len(dataset) - len(groups),
+        n_groups=sum(1 for group in groups if len(group) > 1),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from itertools import combinations_with_replacement
@@ -255,3 +256,24 @@ def test_pacemaker_dry_run_accepts_the_generated_input(cu_pt_dataset, tmp_path: 
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "target_potential.yaml").exists()
+
+
+def test_more_functions_than_the_data_can_determine_is_warned_with_the_numbers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raw = {
+        "type": "pacemaker",
+        "cutoff": 4.5,
+        "ace_params": {"number_of_functions_per_element": 10**9},
+    }
+    with caplog.at_level(logging.WARNING):
+        _build(raw, ["Cu", "Pt"])  # 2000 atoms
+    assert (
+        "number_of_functions_per_element 1000000000 is more than the 1000 atoms per element"
+        in caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _build({**raw, "ace_params": {"number_of_functions_per_element": 1000}}, ["Cu", "Pt"])
+        _build({"type": "pacemaker", "cutoff": 4.5}, ["Cu", "Pt"])  # sized from the data
+    assert "number_of_functions_per_element" not in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from itertools import combinations_with_replacement
@@ -34,6 +35,8 @@ DEFAULT_FUNCTION_POOLS: dict[str, tuple[list[int], list[int]]] = {
 ZBL_CORE_TRANSITION = 0.1
 #: Width (Å) over which ACE is damped to zero below the shortest distance with an LJ baseline.
 LJ_DAMPING_WIDTH = 0.5
+
+log = logging.getLogger(__name__)
 
 
 class _Section(BaseModel):
@@ -254,6 +257,17 @@ def build_pacemaker_input(
                     f"blocks and needs at least {2 ** (len(elements) - 1)} per element",
                 )
             ]
+        )
+    environments = n_atoms // len(elements)
+    if ace.number_of_functions_per_element is not None and functions_per_element > environments:
+        log.warning(
+            "number_of_functions_per_element %d is more than the %d atoms per element the fit "
+            "has (%d atoms, %d elements): more coefficients than atomic environments to "
+            "determine them; leave it unset to size the basis from the data",
+            functions_per_element,
+            environments,
+            n_atoms,
+            len(elements),
         )
     functions: dict[str, FunctionsBlock | int] = {
         "number_of_functions_per_element": functions_per_element

@@ -55,13 +55,29 @@ def is_ours(directory: Path) -> bool:
 def warn_if_resumable(run_dir: Path) -> None:
     """Before a new fit replaces the interim potential of an interrupted one: say how to keep it."""
     path = Path(run_dir)
-    if (path / INTERIM_POTENTIAL).is_file() and is_ours(path):
+    refused = (path / FINISHED_RECORD).exists() or _in_use(path)  # the claim says so instead
+    if (path / INTERIM_POTENTIAL).is_file() and is_ours(path) and not refused:
         log.warning(
             "%s holds the interim potential of an interrupted fit: this new fit starts over and "
             "replaces it ('mlip-autopipec train --resume %s' would have continued it)",
             path,
             path,
         )
+
+
+def _in_use(path: Path) -> bool:
+    """Whether a process holds the run directory's lock."""
+    try:
+        lock_fd = os.open(path / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(lock_fd)
+    return False
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
@@ -155,7 +171,15 @@ class RunDirectory:
             self._lock_fd = None
 
     def _write_manifest(self) -> None:
-        write_text_atomic(self.path / MANIFEST, json.dumps(self._manifest, indent=1) + "\n")
+        text = json.dumps(self._manifest, indent=1) + "\n"
+        try:
+            write_text_atomic(self.path / MANIFEST, text)
+        except OSError:  # a full disk has no room for a second copy: the old one's, compact
+            if not (self.path / MANIFEST).is_file():
+                raise
+            with open(self.path / MANIFEST, "r+", encoding="utf-8") as stream:
+                stream.write(json.dumps(self._manifest, separators=(",", ":")))
+                stream.truncate()
 
 
 def claim_run_directory(

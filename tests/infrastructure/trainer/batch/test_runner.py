@@ -166,3 +166,16 @@ def test_a_directory_with_an_unfinished_job_takes_no_new_fit(tmp_path: Path) -> 
 def test_status_of_a_directory_without_a_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no batch job"):
         describe(tmp_path)
+
+
+def test_a_job_restarted_by_the_scheduler_does_not_run_its_steps_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A requeued job would start pacemaker over from iteration 0, over the interim potential.
+    _write_steps(tmp_path, ProgramStep(name="first", argv=["/bin/sh", "-c", "echo one"], log="f"))
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert main([str(tmp_path)]) == 1
+    assert "restarted this job (restart 1): not run again" in capsys.readouterr().out
+    assert not (tmp_path / "f").exists() and not (tmp_path / JOB_RESULT_JSON).exists()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    assert main([str(tmp_path)]) == 0

@@ -255,3 +255,24 @@ def test_the_resumed_input_reads_its_potential_from_the_interim_copy(tmp_path: P
     assert data["fit"]["early_stopping_patience"] == 30
     assert data["fit"]["min_relative_test_loss_per_iter"] == pytest.approx(1e-4)
     assert "early_stopping_patience" not in pacemaker_input_from(recorded, config, "x")["fit"]
+
+
+def test_the_replacing_warning_is_not_given_for_a_directory_that_is_refused_anyway(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory, warn_if_resumable
+
+    workdir = tmp_path / "run"
+    with claim_run_directory(workdir) as run:
+        (run.path / INTERIM_POTENTIAL).write_text("species: []\n")
+        with caplog.at_level(logging.WARNING):
+            warn_if_resumable(workdir)  # locked by this run: the claim refuses it
+        assert "interim potential" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        warn_if_resumable(workdir)
+    assert "holds the interim potential of an interrupted fit" in caplog.text
+    caplog.clear()
+    (workdir / "potential.json").write_text("{}")  # finished: refused
+    with caplog.at_level(logging.WARNING):
+        warn_if_resumable(workdir)
+    assert "interim potential" not in caplog.text

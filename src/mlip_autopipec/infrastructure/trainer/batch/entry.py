@@ -6,6 +6,7 @@ A module of its own, which nothing imports, so that ``python -m`` runs it exactl
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(arguments) != 1:
         print("usage: python -m mlip_autopipec.infrastructure.trainer.batch.entry RUN_DIR")
         return 2
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    if restarts.strip() not in {"", "0"}:  # requeued: the fit would start over its interim files
+        print(f"the scheduler restarted this job (restart {restarts}): not run again", flush=True)
+        return 1
     result = run_steps(Path(arguments[0]))
     failed = result.failed_step
     if failed is not None:

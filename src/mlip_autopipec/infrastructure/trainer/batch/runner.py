@@ -225,7 +225,9 @@ def follow(record: BatchRecord, run_dir: Path, progress: ProgressSink | None) ->
         with show_step(progress, f"fitting (pacemaker) in {name}"):
             while True:
                 status = scheduler.status(job)
-                if status.state != shown and status.state != "unknown":
+                if status.state != shown and status.state != "unreachable":
+                    if status.requeued or (shown == "running" and status.state == "queued"):
+                        log.warning("%s was requeued by %s", name, record.backend)
                     shown = status.state
                     where = f" in queue {record.queue}" if record.queue else ""
                     log.info("%s: %s%s", name, status.state, where if shown == "queued" else "")

@@ -27,8 +27,10 @@ def describe(run_dir: Path) -> tuple[str, str]:
     if record.outcome is not None:
         return "failed", _with_tail(f"failed: {record.reason}", run_dir)
     scheduler = scheduler_for(record.execution, run_dir, poll_s=1.0)
-    status = scheduler.status(scheduler.attach(record.job_id), wait_s=10.0)
-    if status.state in {"queued", "unknown"}:
+    status = scheduler.status(scheduler.attach(record.job_id), wait_s=10.0, give_up=False)
+    if status.state == "unreachable":
+        return "unknown", f"unknown: {status.message}; {name} may still run ({submitted})"
+    if status.state == "queued":
         return "pending", f"pending: {name} is queued ({submitted})"
     if status.state == "running":
         line = last_progress(run_dir / PACEMAKER_LOG, record.log_offset)
