@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from ase import Atoms
@@ -15,6 +15,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlip_autopipec.domain_models.validation import validate_structure
 from mlip_autopipec.errors import DatasetValidationError
+
+if TYPE_CHECKING:
+    from mlip_autopipec.domain_models.neighbours import NeighbourTable
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,15 +65,28 @@ class Dataset(Sequence[LabelledStructure]):
     """
 
     def __init__(
-        self, structures: Iterable[LabelledStructure], *, source: str | Path | None = None
+        self,
+        structures: Iterable[LabelledStructure],
+        *,
+        source: str | Path | None = None,
+        _checked: bool = False,
     ) -> None:
         self._structures: tuple[LabelledStructure, ...] = tuple(structures)
         self.source = source
         if not self._structures:
             where = f" ({source})" if source is not None else ""
             raise DatasetValidationError(f"the dataset is empty{where}: no structures to train on")
-        for index, structure in enumerate(self._structures):
-            validate_structure(structure, index=index, source=source)
+        if not _checked:
+            for index, structure in enumerate(self._structures):
+                validate_structure(structure, index=index, source=source)
+
+    @classmethod
+    def of_checked(
+        cls, structures: Iterable[LabelledStructure], *, source: str | Path | None = None
+    ) -> Dataset:
+        """A dataset of structures taken from other datasets, hence checked already (they are
+        immutable): no second validation."""
+        return cls(structures, source=source, _checked=True)
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -143,7 +159,7 @@ class Dataset(Sequence[LabelledStructure]):
 
     def __getitem__(self, index: int | slice) -> LabelledStructure | Dataset:
         if isinstance(index, slice):
-            return Dataset(self._structures[index], source=self.source)
+            return Dataset.of_checked(self._structures[index], source=self.source)
         return self._structures[index]
 
     def __iter__(self) -> Iterator[LabelledStructure]:
@@ -178,7 +194,7 @@ class Dataset(Sequence[LabelledStructure]):
 
     def subset(self, indices: Sequence[int]) -> Dataset:
         """The structures at ``indices``, in that order."""
-        return Dataset([self._structures[i] for i in indices], source=self.source)
+        return Dataset.of_checked([self._structures[i] for i in indices], source=self.source)
 
     def to_atoms(self) -> list[Atoms]:
         """Copies of all structures with their labels attached (see LabelledStructure.to_atoms)."""
@@ -278,52 +294,18 @@ def _labelled_from_atoms(
 
 
 def shortest_distances(
-    dataset: Dataset, search_radius: float = 6.0
+    dataset: Dataset, search_radius: float = 6.0, neighbours: NeighbourTable | None = None
 ) -> dict[tuple[str, str], float]:
     """Shortest distance (Å) between atoms of each element pair (sorted symbols) in the data.
 
-    Periodic images count. Pairs never closer than ``search_radius`` are absent. Neighbours are
-    first searched within a short radius, which finds most pairs quickly; the full radius is
-    searched only for pairs not found, in the structures that hold both elements.
+    Periodic images count. Pairs never closer than ``search_radius`` are absent. The
+    structures' neighbour searches come from ``neighbours`` when it reaches that far (the
+    searches it lacks are added to it), else from a new search.
     """
-    quick_radius = min(search_radius, QUICK_SEARCH_RADIUS)
-    shortest = _shortest_within(dataset, quick_radius, pairs=None)
-    if quick_radius < search_radius:
-        elements = dataset.elements
-        missing = {
-            (a, b) for i, a in enumerate(elements) for b in elements[i:] if (a, b) not in shortest
-        }
-        if missing:
-            shortest |= _shortest_within(dataset, search_radius, pairs=missing)
-    return shortest
+    from mlip_autopipec.domain_models.neighbours import NeighbourTable
 
-
-#: Radius (Å) of the first, fast neighbour search of shortest_distances.
-QUICK_SEARCH_RADIUS = 3.0
-
-
-def _shortest_within(
-    dataset: Dataset, radius: float, pairs: set[tuple[str, str]] | None
-) -> dict[tuple[str, str], float]:
-    from ase.neighborlist import neighbor_list
-
-    shortest: dict[tuple[str, str], float] = {}
-    for structure in dataset:
-        atoms = structure.atoms
-        symbols = np.array(atoms.get_chemical_symbols())
-        if pairs is not None:
-            present = set(symbols.tolist())
-            if not any(a in present and b in present for a, b in pairs):
-                continue
-        first, second, distances = neighbor_list("ijd", atoms, radius)
-        if not len(distances):
-            continue
-        pair_first = symbols[first]
-        pair_second = symbols[second]
-        for a, b in set(zip(pair_first.tolist(), pair_second.tolist(), strict=True)):
-            key = (a, b)
-            if a > b or (pairs is not None and key not in pairs):
-                continue
-            value = float(distances[(pair_first == a) & (pair_second == b)].min())
-            shortest[key] = min(value, shortest.get(key, np.inf))
-    return shortest
+    if neighbours is None or neighbours.cutoff < search_radius:
+        neighbours = NeighbourTable(search_radius)
+    return neighbours.shortest_distances(
+        (structure.atoms for structure in dataset), radius=search_radius
+    )

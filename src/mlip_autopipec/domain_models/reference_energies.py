@@ -78,7 +78,8 @@ def reference_energy_fit(
     residual = energies[rows] - counts[rows][:, fixed] @ values[fixed]
     particular, *_ = np.linalg.lstsq(sub_counts, residual, rcond=None)
     # Null space of the free part: directions the data cannot see.
-    _, singular, vt = np.linalg.svd(sub_counts)
+    # Reduced SVD: the full one builds a structures x structures matrix.
+    _, singular, vt = np.linalg.svd(sub_counts, full_matrices=False)
     sub_rank = int((singular > singular.max() * 1e-10).sum()) if singular.size else 0
     null = vt[sub_rank:].T
     if null.shape[1]:

@@ -15,6 +15,7 @@ from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential, resolve_baseline
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset, account_for_structures
+from mlip_autopipec.domain_models.neighbours import NeighbourTable
 from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.domain_models.reference_energies import reference_energies_for
 from mlip_autopipec.errors import ConfigurationError, DatasetValidationError
@@ -43,6 +44,8 @@ class DataPlan:
     shortest_distances: dict[tuple[str, str], float]
     #: What the reference energies mean when the data do not determine them (else None).
     reference_energies_warning: str | None = None
+    #: Each structure's neighbours within the cutoff (for the baseline's labels).
+    neighbours: NeighbourTable | None = None
 
 
 class BaseTrainer(ABC):
@@ -50,6 +53,7 @@ class BaseTrainer(ABC):
 
     def __init__(self, config: TrainerConfig) -> None:
         self.config = config
+        self.neighbours = NeighbourTable(config.cutoff)  # one search per structure, kept
 
     @abstractmethod
     def train(
@@ -73,6 +77,7 @@ class BaseTrainer(ABC):
             dataset,
             self.config.cutoff,
             drop=self.config.structures_without_neighbours == "drop",
+            neighbours=self.neighbours,
         )
 
     def plan_data(
@@ -89,7 +94,7 @@ class BaseTrainer(ABC):
             references = reference_energies_for(setting, dataset, known)
         except ValueError as error:
             raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
-        distances = shortest_distances(dataset, search_radius=self.config.cutoff)
+        distances = shortest_distances(dataset, self.config.cutoff, self.neighbours)
         if not distances:
             raise ConfigurationError(
                 [
@@ -106,7 +111,12 @@ class BaseTrainer(ABC):
         except ValueError as error:
             raise ConfigurationError([("trainer.b_ref", str(error))]) from error
         return DataPlan(
-            baseline, baseline_potential, references.energies, distances, references.warning
+            baseline,
+            baseline_potential,
+            references.energies,
+            distances,
+            references.warning,
+            self.neighbours,
         )
 
     @staticmethod

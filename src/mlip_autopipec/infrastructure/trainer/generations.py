@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from mlip_autopipec.config.config_model import TrainerConfig, ZBLBaseline
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.lineage import Accumulated, Lineage, accumulate
+from mlip_autopipec.domain_models.neighbours import NEIGHBOURS_FILE, NeighbourTable
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer.input_yaml import BondBlock, PacemakerInput
@@ -85,6 +86,9 @@ def train_generation(
         on_output_line=trainer.progress,
         cutoffs_inherited=config.b_ref != trainer.config.b_ref,
     )
+    # The parent's neighbour searches: only the new structures are searched.
+    parent_neighbours = parent.potential.run_dir / NEIGHBOURS_FILE
+    generation.neighbours.update(NeighbourTable.load(parent_neighbours, config.cutoff))
     return PacemakerTrainer.train(
         generation, accumulated.training, workdir, test_dataset=accumulated.test
     )

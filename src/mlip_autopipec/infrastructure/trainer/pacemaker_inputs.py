@@ -9,7 +9,9 @@ from pathlib import Path
 
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.baseline import PairPotential
+from mlip_autopipec.domain_models.baseline_labels import baseline_labels
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.neighbours import NEIGHBOURS_FILE, NeighbourTable
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.trainer.base import (
     DATA_FILE,
@@ -65,13 +67,16 @@ def plan_pacemaker_run(
         reference_energies=data.reference_energies,
         shortest_distances=data.shortest_distances,
         reference_energies_warning=data.reference_energies_warning,
+        neighbours=data.neighbours,
         pacemaker_input=pacemaker_input,
     )
 
 
 def write_data(dataset: Dataset, plan: DataPlan, path: Path) -> Path:
     """pacemaker's data file of ``dataset``, with the labels the fit sees (residuals)."""
-    return write_fit_data(dataset, plan.reference_energies, plan.baseline_potential, path)
+    return write_fit_data(
+        dataset, plan.reference_energies, plan.baseline_potential, path, plan.neighbours
+    )
 
 
 def write_fit_data(
@@ -79,16 +84,18 @@ def write_fit_data(
     reference_energies: Mapping[str, float],
     baseline_potential: PairPotential | None,
     path: Path,
+    neighbours: NeighbourTable | None = None,
 ) -> Path:
     """pacemaker's data file of ``dataset`` with the labels the fit sees: shifted by the
-    reference energies (eV), less the baseline (delta learning)."""
+    reference energies (eV), less the baseline (delta learning). ``neighbours``: the
+    structures' neighbour searches, which spare the baseline's where it does not reach."""
     # Delta learning: ACE is fitted to what the baseline leaves of the labels.
-    baseline_labels = (
+    labels = (
         None
         if baseline_potential is None
-        else [baseline_potential.energy_and_forces(s.atoms) for s in dataset]
+        else baseline_labels(baseline_potential, (s.atoms for s in dataset), neighbours)
     )
-    frame = dataset_to_dataframe(dataset, dict(reference_energies), baseline_labels)
+    frame = dataset_to_dataframe(dataset, dict(reference_energies), labels)
     write_data_file(frame, path)
     return path
 
@@ -109,6 +116,8 @@ def write_inputs(
         data = DataSection(filename=DATA_FILE, test_filename=TEST_DATA_FILE)
         pacemaker_input = pacemaker_input.model_copy(update={"data": data})
     pacemaker_input.write(workdir / INPUT_YAML)
+    if plan.neighbours is not None:  # a next generation searches only its new structures
+        plan.neighbours.save(workdir / NEIGHBOURS_FILE)
 
 
 def check_test_split(test_size: float, n_structures: int) -> None:
