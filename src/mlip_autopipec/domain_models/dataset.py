@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 from ase import Atoms
@@ -18,6 +20,11 @@ from mlip_autopipec.errors import DatasetValidationError
 
 if TYPE_CHECKING:
     from mlip_autopipec.domain_models.neighbours import NeighbourTable
+
+log = logging.getLogger(__name__)
+
+#: Seconds between progress lines of a long read.
+PROGRESS_EVERY_S = 5.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,21 +137,44 @@ class Dataset(Sequence[LabelledStructure]):
         energy_key: str = "energy",
         forces_key: str = "forces",
     ) -> Dataset:
-        """Read every structure of a file that ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml …)."""
+        """Read every structure of a file that ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml …).
+
+        Structures are taken one at a time from ASE's reader and kept as read (no copy), with a
+        log line every few seconds on a large file.
+        """
         import ase.io
 
         path = Path(path)
         if not path.exists():
             raise DatasetValidationError("file does not exist", source=path)
+        structures = []
+        started = last = time.perf_counter()
         try:
-            images = ase.io.read(path, index=index, format=format)
+            for position, atoms in enumerate(ase.io.iread(path, index=index, format=format)):
+                structures.append(
+                    _labelled_from_atoms(
+                        atoms,
+                        index=position,
+                        stem=path.stem,
+                        source=path,
+                        energy_key=energy_key,
+                        forces_key=forces_key,
+                        owned=True,
+                    )
+                )
+                if time.perf_counter() - last > PROGRESS_EVERY_S:
+                    last = time.perf_counter()
+                    log.info("%s: %d structures read", path, len(structures))
+        except DatasetValidationError:
+            raise
         except Exception as error:  # ASE raises many types for unreadable files
             raise DatasetValidationError(
                 f"ASE cannot read it ({type(error).__name__}: {error})", source=path
             ) from error
-        if isinstance(images, Atoms):
-            images = [images]
-        return cls.from_atoms(images, source=path, energy_key=energy_key, forces_key=forces_key)
+        dataset = cls(structures, source=path)
+        if time.perf_counter() - started > PROGRESS_EVERY_S:
+            log.info("%s: %d structures read and checked", path, len(dataset))
+        return dataset
 
     # -- sequence protocol ----------------------------------------------------------------------
 
@@ -210,7 +240,10 @@ class Dataset(Sequence[LabelledStructure]):
             # Only scalars and arrays fit into extxyz; ASE skips the rest of atoms.info (e.g.
             # the adsorbate_info of ase.build's surfaces) with a warning per structure.
             warnings.filterwarnings("ignore", "Skipping unhashable information")
-            ase.io.write(path, self.to_atoms(), format="extxyz")
+            # One structure at a time: no second copy of the whole dataset (ASE's extxyz
+            # writer iterates; its annotation asks for a sequence).
+            images = cast("list[Atoms]", (s.to_atoms() for s in self._structures))
+            ase.io.write(path, images, format="extxyz")
         return path
 
     def fingerprint(self) -> str:
@@ -238,7 +271,10 @@ def _labelled_from_atoms(
     source: str | Path | None,
     energy_key: str,
     forces_key: str,
+    owned: bool = False,
 ) -> LabelledStructure:
+    """The labelled structure of ``atoms``; ``owned``: atoms just read, which become the
+    structure's own (stripped of labels and calculator) instead of being copied."""
     info = dict(atoms.info)
     name = str(info.pop("name", "") or f"{info.get('config_type', stem)}/{index}")
 
@@ -264,12 +300,6 @@ def _labelled_from_atoms(
     except (TypeError, ValueError) as error:
         raise fail(f"energy label is not a number: {energy!r}") from error
 
-    bare = Atoms(
-        numbers=atoms.numbers.copy(),
-        positions=atoms.positions.copy(),
-        cell=atoms.cell.copy(),
-        pbc=atoms.pbc.copy(),
-    )
     info.pop(energy_key, None)
     weights: dict[str, float | None] = {}
     for key in ("energy_weight", "force_weight"):
@@ -279,9 +309,23 @@ def _labelled_from_atoms(
         except (TypeError, ValueError) as error:
             raise fail(f"{key} is not a number: {value!r}") from error
     try:
-        forces_array = np.array(forces, dtype=float)
+        forces_array = (np.asarray if owned else np.array)(forces, dtype=float)
     except (TypeError, ValueError) as error:
         raise fail(f"forces are not numbers ({error})") from error
+    if owned:
+        bare = atoms
+        bare.calc = None
+        bare.info = {}
+        bare.constraints = []
+        for key in [key for key in bare.arrays if key not in ("numbers", "positions")]:
+            del bare.arrays[key]
+    else:
+        bare = Atoms(
+            numbers=atoms.numbers.copy(),
+            positions=atoms.positions.copy(),
+            cell=atoms.cell.copy(),
+            pbc=atoms.pbc.copy(),
+        )
     return LabelledStructure(
         atoms=bare,
         energy=energy_value,
