@@ -513,7 +513,7 @@ def test_close_pairs_are_refused_exactly_where_ase_finds_them() -> None:
             fractional[1, 0] += rng.choice([0.0, 1.0, -1.0])
         atoms = Atoms("Cu" * n_atoms, scaled_positions=fractional, cell=cell, pbc=pbc)
         if len(neighbor_list("d", atoms, MIN_INTERATOMIC_DISTANCE)):
-            with pytest.raises(DatasetValidationError, match="apart|periodic image"):
+            with pytest.raises(DatasetValidationError, match=r"apart|periodic image"):
                 Dataset([LabelledStructure(atoms, 0.0, np.zeros((n_atoms, 3)), "s")])
             refused += 1
         else:

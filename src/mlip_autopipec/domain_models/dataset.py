@@ -242,8 +242,8 @@ class Dataset(Sequence[LabelledStructure]):
             warnings.filterwarnings("ignore", "Skipping unhashable information")
             # One structure at a time: no second copy of the whole dataset (ASE's extxyz
             # writer iterates; its annotation asks for a sequence).
-            images = cast("list[Atoms]", (s.to_atoms() for s in self._structures))
-            ase.io.write(path, images, format="extxyz")
+            images = cast("list[Atoms]", (_for_file(s) for s in self._structures))
+            ase.io.write(path, images, format="extxyz", write_results=False)
         return path
 
     def fingerprint(self) -> str:
@@ -261,6 +261,23 @@ class Dataset(Sequence[LabelledStructure]):
             ):
                 digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
+
+
+def _for_file(structure: LabelledStructure) -> Atoms:
+    """A copy of the structure with its labels in ``info`` and ``arrays``, where ASE's extxyz
+    writer would put a calculator's results (the same file, one copy fewer)."""
+    atoms = structure.atoms.copy()
+    atoms.info.update(structure.info)
+    atoms.info["name"] = structure.name
+    for key, weight in (
+        ("energy_weight", structure.energy_weight),
+        ("force_weight", structure.force_weight),
+    ):
+        if weight is not None:
+            atoms.info[key] = weight
+    atoms.info["energy"] = structure.energy
+    atoms.arrays["forces"] = structure.forces
+    return atoms
 
 
 def _labelled_from_atoms(
