@@ -266,7 +266,7 @@ class Dataset(Sequence[LabelledStructure]):
 def _for_file(structure: LabelledStructure) -> Atoms:
     """A copy of the structure with its labels in ``info`` and ``arrays``, where ASE's extxyz
     writer would put a calculator's results (the same file, one copy fewer)."""
-    atoms = structure.atoms.copy()
+    atoms: Atoms = structure.atoms.copy()
     atoms.info.update(structure.info)
     atoms.info["name"] = structure.name
     for key, weight in (
