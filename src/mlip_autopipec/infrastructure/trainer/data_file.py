@@ -46,10 +46,8 @@ def dataset_to_dataframe(
                 name=structure.name,
                 source=dataset.source,
             )
-        atoms = structure.atoms  # shared, not copied, unless it needs its info
-        if structure.info:
-            atoms = atoms.copy()
-            atoms.info = dict(structure.info)
+        atoms = structure.atoms.copy()
+        atoms.info = dict(structure.info)
         atoms_column.append(atoms)
     energies = np.array([s.energy for s in dataset], dtype=float)
     offsets = np.array(
