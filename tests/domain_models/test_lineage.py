@@ -80,3 +80,21 @@ def test_the_parents_test_structures_stay_test_and_new_ones_split_by_seed(
 def test_nothing_to_train_on_is_refused(cu_pt_dataset: Dataset) -> None:
     with pytest.raises(ValueError, match="no training structure"):
         accumulate([], [], Dataset([cu_pt_dataset[0]]), test_size=1.0, seed=0)
+
+
+@pytest.mark.parametrize("shift", [-4e-6, 4e-6])
+def test_a_duplicate_is_found_across_a_cell_of_the_index_grid(
+    cu_pt_dataset: Dataset, shift: float
+) -> None:
+    from mlip_autopipec.domain_models.lineage import StructureIndex
+
+    # The first atom just on one side of a grid line, its duplicate just on the other.
+    first = cu_pt_dataset[0]
+    atoms = first.atoms.copy()
+    atoms.positions[0] = [0.02 - 1e-6, 0.5, -0.01 + 1e-6]
+    original = LabelledStructure(atoms, first.energy, first.forces, "original")
+    index = StructureIndex()
+    index.add(original)
+
+    assert index.find(_moved(original, shift, "copy")) is original
+    assert index.find(_moved(original, 1e-3, "moved")) is None
