@@ -117,18 +117,21 @@ def dataset_file(
     return path
 
 
-def measured(command: list[str]) -> tuple[float, float]:
-    """Wall time (s) and peak resident memory (GiB) of ``command`` run in a child process.
+def measured(command: list[str]) -> tuple[float, float, float]:
+    """Wall time (s), CPU time (user + system, s) and peak resident memory (GiB) of
+    ``command`` run in a child process.
 
     The child is started by a fresh Python process that waits for it alone, so
-    RUSAGE_CHILDREN holds that child's peak and nothing else's."""
+    RUSAGE_CHILDREN holds that child's figures and nothing else's. On a busy machine the CPU
+    time is the better guide to the wall time on a quiet one."""
     probe = (
         "import resource, subprocess, sys, time, json\n"
         "t = time.perf_counter()\n"
         "code = subprocess.run(sys.argv[1:]).returncode\n"
         "wall = time.perf_counter() - t\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "print(json.dumps([code, wall, peak]))\n"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "cpu = usage.ru_utime + usage.ru_stime\n"
+        "print(json.dumps([code, wall, cpu, usage.ru_maxrss]))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe, *command], capture_output=True, text=True, check=False
@@ -136,10 +139,10 @@ def measured(command: list[str]) -> tuple[float, float]:
     lines = result.stdout.strip().splitlines()
     if not lines:
         raise SystemExit(f"{command} gave no measurement:\n{result.stderr[-2000:]}")
-    code, wall, peak_kib = json.loads(lines[-1])
+    code, wall, cpu, peak_kib = json.loads(lines[-1])
     if code != 0:
         raise SystemExit(f"{command} failed with exit code {code}:\n{result.stderr[-3000:]}")
-    return float(wall), float(peak_kib) / 2**20
+    return float(wall), float(cpu), float(peak_kib) / 2**20
 
 
 def config_file(workdir: Path, cutoff: float) -> Path:
@@ -216,13 +219,13 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="data_scale_"))
     config = config_file(workdir, args.cutoff)
-    rows: list[tuple[str, str, float, float]] = []
+    rows: list[tuple[str, str, float, float, float]] = []
     for kind in args.sets:
         for size in args.sizes:
             data = dataset_file(kind, size, args.cache, 0, args.labelled_chunks)
             out = workdir / f"{kind}_{size}"
-            wall, peak = measured(train_command(config, data, out))
-            rows.append((kind, f"train {size}", wall, peak))
+            wall, cpu, peak = measured(train_command(config, data, out))
+            rows.append((kind, f"train {size}", wall, cpu, peak))
             print(f"{kind:5s} train {size:>7d}: {wall:7.1f} s {peak:6.2f} GiB", flush=True)
         parent_size = args.generation_parent
         if parent_size:
@@ -237,16 +240,16 @@ def main() -> None:
             script.write_text(GENERATION_SCRIPT)
             out = workdir / f"{kind}_{parent_size}_plus_{CHUNK}"
             command = [sys.executable, str(script), str(config), str(parent), str(added), str(out)]
-            wall, peak = measured(command)
+            wall, cpu, peak = measured(command)
             label = f"generation {parent_size}+{CHUNK}"
-            rows.append((kind, label, wall, peak))
+            rows.append((kind, label, wall, cpu, peak))
             print(f"{kind:5s} {label}: {wall:7.1f} s {peak:6.2f} GiB", flush=True)
 
     load = os.getloadavg()
     print(f"\n{ATOMS} atoms per structure, cutoff {args.cutoff} Å, load {load[0]:.2f}")
-    print(f"{'data':6s} {'run':24s} {'wall (s)':>9s} {'peak (GiB)':>11s}")
-    for kind, label, wall, peak in rows:
-        print(f"{kind:6s} {label:24s} {wall:9.1f} {peak:11.2f}")
+    print(f"{'data':6s} {'run':24s} {'wall (s)':>9s} {'CPU (s)':>8s} {'peak (GiB)':>11s}")
+    for kind, label, wall, cpu, peak in rows:
+        print(f"{kind:6s} {label:24s} {wall:9.1f} {cpu:8.1f} {peak:11.2f}")
     if args.pacemaker_log is not None:
         seconds = pacemaker_neighbour_seconds(args.pacemaker_log)
         print(f"pacemaker's own neighbour lists ({args.pacemaker_log}): {seconds} s")
