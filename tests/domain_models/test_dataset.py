@@ -494,3 +494,28 @@ def test_the_fast_close_pair_screen_never_misses_a_close_pair() -> None:
         assert not (close and screened_clean), f"trial {trial}: a close pair was missed"
         cleared += screened_clean
     assert cleared > 100, "the screen should clear most structures without close pairs"
+
+
+def test_close_pairs_are_refused_exactly_where_ase_finds_them() -> None:
+    from ase.neighborlist import neighbor_list
+
+    from mlip_autopipec.domain_models.validation import MIN_INTERATOMIC_DISTANCE
+
+    rng = np.random.default_rng(4)
+    refused = 0
+    for trial in range(120):
+        pbc = [[True] * 3, [False] * 3, [True, True, False]][trial % 3]
+        cell = np.diag(rng.uniform(0.5, 5.0, 3)) + np.triu(rng.uniform(-1.5, 1.5, (3, 3)), 1)
+        n_atoms = int(rng.integers(2, 12))
+        fractional = rng.uniform(0, 1, (n_atoms, 3))
+        if trial % 2:  # plant a pair just across a cell face, or just inside the limit
+            fractional[1] = fractional[0] + [rng.uniform(-0.03, 0.03), 0.0, 0.0]
+            fractional[1, 0] += rng.choice([0.0, 1.0, -1.0])
+        atoms = Atoms("Cu" * n_atoms, scaled_positions=fractional, cell=cell, pbc=pbc)
+        if len(neighbor_list("d", atoms, MIN_INTERATOMIC_DISTANCE)):
+            with pytest.raises(DatasetValidationError, match=r"apart|periodic image"):
+                Dataset([LabelledStructure(atoms, 0.0, np.zeros((n_atoms, 3)), "s")])
+            refused += 1
+        else:
+            Dataset([LabelledStructure(atoms, 0.0, np.zeros((n_atoms, 3)), "s")])
+    assert refused > 20, "the planted pairs should give many close pairs"

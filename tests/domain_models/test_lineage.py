@@ -120,3 +120,21 @@ def test_copies_stay_on_one_side_of_the_split(cu_pt_dataset: Dataset, seed: int)
 def test_data_without_copies_keeps_pacemakers_split(cu_pt_dataset: Dataset) -> None:
     assert split_keeping_copies_together(cu_pt_dataset, test_size=0.3, seed=1) is None
     assert split_keeping_copies_together(_with_copies(cu_pt_dataset), 0.0, seed=1) is None
+
+
+@pytest.mark.parametrize("shift", [-4e-6, 4e-6])
+def test_a_duplicate_is_found_across_a_cell_of_the_index_grid(
+    cu_pt_dataset: Dataset, shift: float
+) -> None:
+    from mlip_autopipec.domain_models.lineage import StructureIndex
+
+    # The first atom just on one side of a grid line, its duplicate just on the other.
+    first = cu_pt_dataset[0]
+    atoms = first.atoms.copy()
+    atoms.positions[0] = [0.02 - 1e-6, 0.5, -0.01 + 1e-6]
+    original = LabelledStructure(atoms, first.energy, first.forces, "original")
+    index = StructureIndex()
+    index.add(original)
+
+    assert index.find(_moved(original, shift, "copy")) is original
+    assert index.find(_moved(original, 1e-3, "moved")) is None

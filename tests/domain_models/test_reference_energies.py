@@ -142,3 +142,13 @@ def test_resolve_a_mapping_missing_an_element_names_it() -> None:
 def test_resolve_another_string_is_rejected() -> None:
     with pytest.raises(ValueError, match="'auto' or a mapping, got 'fit'"):
         resolve_reference_energies("fit", synthetic([(8, 0)]))
+
+
+def test_fewer_structures_than_elements_leave_the_elements_undetermined() -> None:
+    # One structure of two elements: only their sum is fixed (the fit's SVD must still see
+    # the direction the data cannot, with fewer rows than columns).
+    fit = reference_energy_fit(synthetic([(2, 2)]))
+
+    total = 2 * E_CU + 2 * E_PT
+    assert fit.undetermined == ("Cu", "Pt")
+    assert fit.energies == pytest.approx({"Cu": total / 4, "Pt": total / 4})

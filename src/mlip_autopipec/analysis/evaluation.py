@@ -110,10 +110,10 @@ def _structure_error(
     forces: np.ndarray,
     gamma: float | None,
 ) -> StructureError:
-    from ase.neighborlist import neighbor_list
+    from mlip_autopipec.domain_models.neighbours import neighbour_pairs
 
     error = forces - structure.forces
-    distances = neighbor_list("d", structure.atoms, 6.0)
+    distances = neighbour_pairs(structure.atoms, 6.0)[2]
     return StructureError(
         index=index,
         name=structure.name,

@@ -26,6 +26,7 @@ from mlip_autopipec.config.baseline import (
     ZBLBaseline,
     split_pair,
 )
+from mlip_autopipec.domain_models.neighbours import neighbour_pairs
 
 #: Default width (Å) of the ZBL switching region, at most half the outer cutoff.
 DEFAULT_ZBL_SWITCH_WIDTH = 1.0
@@ -169,6 +170,10 @@ class PairPotential:
         """phi(r) in eV and dphi/dr in eV/Å for each pair (distances below the cutoff)."""
         raise NotImplementedError
 
+    def pair_reach(self, z_first: int, z_second: int) -> float:
+        """Distance (Å) from which on the pair's energy is exactly zero."""
+        return self.cutoff
+
     def energy_and_forces(self, atoms: Atoms) -> tuple[float, np.ndarray]:
         """Total energy (eV) and forces (eV/Å)."""
         energy, _, forces, _ = self.evaluate(atoms)
@@ -177,10 +182,8 @@ class PairPotential:
     def evaluate(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """Total energy (eV), per-atom energies (eV), forces (eV/Å) and virial stress (eV/Å^3,
         Voigt order xx yy zz yz xz xy; zero for a non-periodic structure)."""
-        from ase.neighborlist import neighbor_list
-
         n_atoms = len(atoms)
-        first, second, distances, vectors = neighbor_list("ijdD", atoms, self.cutoff)
+        first, second, distances, vectors = neighbour_pairs(atoms, self.cutoff)
         numbers = atoms.numbers
         energy, derivative = self.pair_energy(distances, numbers[first], numbers[second])
         # Each pair appears twice (i->j and j->i): half of phi goes to each atom.
@@ -224,6 +227,9 @@ class ZBLPotential(PairPotential):
             pair_cutoffs[(atomic_numbers[second], atomic_numbers[first])] = value
         inner, outer = min(table.values(), key=lambda value: value[1])
         return cls(inner, outer, pair_cutoffs)
+
+    def pair_reach(self, z_first: int, z_second: int) -> float:
+        return self.pair_cutoffs.get((z_first, z_second), (0.0, self.outer_cutoff))[1]
 
     def pair_energy(
         self, distances: np.ndarray, z_first: np.ndarray, z_second: np.ndarray

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 from ase import Atoms
@@ -16,6 +18,14 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from mlip_autopipec.domain_models.validation import validate_structure
 from mlip_autopipec.errors import DatasetValidationError
 from mlip_autopipec.files import naming
+
+if TYPE_CHECKING:
+    from mlip_autopipec.domain_models.neighbours import NeighbourTable
+
+log = logging.getLogger(__name__)
+
+#: Seconds between progress lines of a long read.
+PROGRESS_EVERY_S = 5.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,15 +73,28 @@ class Dataset(Sequence[LabelledStructure]):
     """
 
     def __init__(
-        self, structures: Iterable[LabelledStructure], *, source: str | Path | None = None
+        self,
+        structures: Iterable[LabelledStructure],
+        *,
+        source: str | Path | None = None,
+        _checked: bool = False,
     ) -> None:
         self._structures: tuple[LabelledStructure, ...] = tuple(structures)
         self.source = source
         if not self._structures:
             where = f" ({source})" if source is not None else ""
             raise DatasetValidationError(f"the dataset is empty{where}: no structures to train on")
-        for index, structure in enumerate(self._structures):
-            validate_structure(structure, index=index, source=source)
+        if not _checked:
+            for index, structure in enumerate(self._structures):
+                validate_structure(structure, index=index, source=source)
+
+    @classmethod
+    def of_checked(
+        cls, structures: Iterable[LabelledStructure], *, source: str | Path | None = None
+    ) -> Dataset:
+        """A dataset of structures taken from other datasets, hence checked already (they are
+        immutable): no second validation."""
+        return cls(structures, source=source, _checked=True)
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -115,21 +138,44 @@ class Dataset(Sequence[LabelledStructure]):
         energy_key: str = "energy",
         forces_key: str = "forces",
     ) -> Dataset:
-        """Read every structure of a file that ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml …)."""
+        """Read every structure of a file that ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml …).
+
+        Structures are taken one at a time from ASE's reader and kept as read (no copy), with a
+        log line every few seconds on a large file.
+        """
         import ase.io
 
         path = Path(path)
         if not path.exists():
             raise DatasetValidationError("file does not exist", source=path)
+        structures = []
+        started = last = time.perf_counter()
         try:
-            images = ase.io.read(path, index=index, format=format)
+            for position, atoms in enumerate(ase.io.iread(path, index=index, format=format)):
+                structures.append(
+                    _labelled_from_atoms(
+                        atoms,
+                        index=position,
+                        stem=path.stem,
+                        source=path,
+                        energy_key=energy_key,
+                        forces_key=forces_key,
+                        owned=True,
+                    )
+                )
+                if time.perf_counter() - last > PROGRESS_EVERY_S:
+                    last = time.perf_counter()
+                    log.info("%s: %d structures read", path, len(structures))
+        except DatasetValidationError:
+            raise
         except Exception as error:  # ASE raises many types for unreadable files
             raise DatasetValidationError(
                 f"ASE cannot read it ({type(error).__name__}: {error})", source=path
             ) from error
-        if isinstance(images, Atoms):
-            images = [images]
-        return cls.from_atoms(images, source=path, energy_key=energy_key, forces_key=forces_key)
+        dataset = cls(structures, source=path)
+        if time.perf_counter() - started > PROGRESS_EVERY_S:
+            log.info("%s: %d structures read and checked", path, len(dataset))
+        return dataset
 
     # -- sequence protocol ----------------------------------------------------------------------
 
@@ -144,7 +190,7 @@ class Dataset(Sequence[LabelledStructure]):
 
     def __getitem__(self, index: int | slice) -> LabelledStructure | Dataset:
         if isinstance(index, slice):
-            return Dataset(self._structures[index], source=self.source)
+            return Dataset.of_checked(self._structures[index], source=self.source)
         return self._structures[index]
 
     def __iter__(self) -> Iterator[LabelledStructure]:
@@ -179,7 +225,7 @@ class Dataset(Sequence[LabelledStructure]):
 
     def subset(self, indices: Sequence[int]) -> Dataset:
         """The structures at ``indices``, in that order."""
-        return Dataset([self._structures[i] for i in indices], source=self.source)
+        return Dataset.of_checked([self._structures[i] for i in indices], source=self.source)
 
     def to_atoms(self) -> list[Atoms]:
         """Copies of all structures with their labels attached (see LabelledStructure.to_atoms)."""
@@ -196,7 +242,10 @@ class Dataset(Sequence[LabelledStructure]):
             # the adsorbate_info of ase.build's surfaces) with a warning per structure.
             warnings.filterwarnings("ignore", "Skipping unhashable information")
             with naming(path):
-                ase.io.write(path, self.to_atoms(), format="extxyz")
+                # One structure at a time: no second copy of the whole dataset (ASE's extxyz
+                # writer iterates; its annotation asks for a sequence).
+                images = cast("list[Atoms]", (_for_file(s) for s in self._structures))
+                ase.io.write(path, images, format="extxyz", write_results=False)
         return path
 
     def fingerprint(self) -> str:
@@ -216,6 +265,23 @@ class Dataset(Sequence[LabelledStructure]):
         return digest.hexdigest()
 
 
+def _for_file(structure: LabelledStructure) -> Atoms:
+    """A copy of the structure with its labels in ``info`` and ``arrays``, where ASE's extxyz
+    writer would put a calculator's results (the same file, one copy fewer)."""
+    atoms: Atoms = structure.atoms.copy()
+    atoms.info.update(structure.info)
+    atoms.info["name"] = structure.name
+    for key, weight in (
+        ("energy_weight", structure.energy_weight),
+        ("force_weight", structure.force_weight),
+    ):
+        if weight is not None:
+            atoms.info[key] = weight
+    atoms.info["energy"] = structure.energy
+    atoms.arrays["forces"] = structure.forces
+    return atoms
+
+
 def _labelled_from_atoms(
     atoms: Atoms,
     *,
@@ -224,7 +290,10 @@ def _labelled_from_atoms(
     source: str | Path | None,
     energy_key: str,
     forces_key: str,
+    owned: bool = False,
 ) -> LabelledStructure:
+    """The labelled structure of ``atoms``; ``owned``: atoms just read, which become the
+    structure's own (stripped of labels and calculator) instead of being copied."""
     info = dict(atoms.info)
     name = str(info.pop("name", "") or f"{info.get('config_type', stem)}/{index}")
 
@@ -250,12 +319,6 @@ def _labelled_from_atoms(
     except (TypeError, ValueError) as error:
         raise fail(f"energy label is not a number: {energy!r}") from error
 
-    bare = Atoms(
-        numbers=atoms.numbers.copy(),
-        positions=atoms.positions.copy(),
-        cell=atoms.cell.copy(),
-        pbc=atoms.pbc.copy(),
-    )
     info.pop(energy_key, None)
     weights: dict[str, float | None] = {}
     for key in ("energy_weight", "force_weight"):
@@ -265,9 +328,23 @@ def _labelled_from_atoms(
         except (TypeError, ValueError) as error:
             raise fail(f"{key} is not a number: {value!r}") from error
     try:
-        forces_array = np.array(forces, dtype=float)
+        forces_array = (np.asarray if owned else np.array)(forces, dtype=float)
     except (TypeError, ValueError) as error:
         raise fail(f"forces are not numbers ({error})") from error
+    if owned:
+        bare = atoms
+        bare.calc = None
+        bare.info = {}
+        bare.constraints = []
+        for key in [key for key in bare.arrays if key not in ("numbers", "positions")]:
+            del bare.arrays[key]
+    else:
+        bare = Atoms(
+            numbers=atoms.numbers.copy(),
+            positions=atoms.positions.copy(),
+            cell=atoms.cell.copy(),
+            pbc=atoms.pbc.copy(),
+        )
     return LabelledStructure(
         atoms=bare,
         energy=energy_value,
@@ -280,52 +357,18 @@ def _labelled_from_atoms(
 
 
 def shortest_distances(
-    dataset: Dataset, search_radius: float = 6.0
+    dataset: Dataset, search_radius: float = 6.0, neighbours: NeighbourTable | None = None
 ) -> dict[tuple[str, str], float]:
     """Shortest distance (Å) between atoms of each element pair (sorted symbols) in the data.
 
-    Periodic images count. Pairs never closer than ``search_radius`` are absent. Neighbours are
-    first searched within a short radius, which finds most pairs quickly; the full radius is
-    searched only for pairs not found, in the structures that hold both elements.
+    Periodic images count. Pairs never closer than ``search_radius`` are absent. The
+    structures' neighbour searches come from ``neighbours`` when it reaches that far (the
+    searches it lacks are added to it), else from a new search.
     """
-    quick_radius = min(search_radius, QUICK_SEARCH_RADIUS)
-    shortest = _shortest_within(dataset, quick_radius, pairs=None)
-    if quick_radius < search_radius:
-        elements = dataset.elements
-        missing = {
-            (a, b) for i, a in enumerate(elements) for b in elements[i:] if (a, b) not in shortest
-        }
-        if missing:
-            shortest |= _shortest_within(dataset, search_radius, pairs=missing)
-    return shortest
+    from mlip_autopipec.domain_models.neighbours import NeighbourTable
 
-
-#: Radius (Å) of the first, fast neighbour search of shortest_distances.
-QUICK_SEARCH_RADIUS = 3.0
-
-
-def _shortest_within(
-    dataset: Dataset, radius: float, pairs: set[tuple[str, str]] | None
-) -> dict[tuple[str, str], float]:
-    from ase.neighborlist import neighbor_list
-
-    shortest: dict[tuple[str, str], float] = {}
-    for structure in dataset:
-        atoms = structure.atoms
-        symbols = np.array(atoms.get_chemical_symbols())
-        if pairs is not None:
-            present = set(symbols.tolist())
-            if not any(a in present and b in present for a, b in pairs):
-                continue
-        first, second, distances = neighbor_list("ijd", atoms, radius)
-        if not len(distances):
-            continue
-        pair_first = symbols[first]
-        pair_second = symbols[second]
-        for a, b in set(zip(pair_first.tolist(), pair_second.tolist(), strict=True)):
-            key = (a, b)
-            if a > b or (pairs is not None and key not in pairs):
-                continue
-            value = float(distances[(pair_first == a) & (pair_second == b)].min())
-            shortest[key] = min(value, shortest.get(key, np.inf))
-    return shortest
+    if neighbours is None or neighbours.cutoff < search_radius:
+        neighbours = NeighbourTable(search_radius)
+    return neighbours.shortest_distances(
+        (structure.atoms for structure in dataset), radius=search_radius
+    )

@@ -15,6 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.neighbours import NeighbourTable, neighbour_pairs
 from mlip_autopipec.errors import DatasetValidationError
 
 log = logging.getLogger(__name__)
@@ -28,38 +29,41 @@ class AccountedDataset:
     """Every structure of a dataset, sorted: fitted, free-atom reference, or dropped.
 
     ``free_atoms`` and ``dropped`` hold positions in the original dataset;
-    ``free_atom_energies`` the energy (eV) of each element's free atom.
+    ``free_atom_energies`` the energy (eV) of each element's free atom; ``neighbours`` the
+    neighbour search of every structure, for the later consumers (None: not kept).
     """
 
     fit: Dataset
     free_atoms: tuple[int, ...] = ()
     free_atom_energies: dict[str, float] = field(default_factory=dict)
     dropped: tuple[int, ...] = ()
+    neighbours: NeighbourTable | None = None
 
 
 def atoms_without_neighbours(atoms: Atoms, cutoff: float) -> np.ndarray:
     """Indices of the atoms with no other atom (nor periodic image) within ``cutoff`` (Å)."""
-    from ase.neighborlist import neighbor_list
-
-    # Most atoms have a neighbour within a few Å: only the others need the full radius.
-    lonely = np.arange(len(atoms))
-    for radius in sorted({min(3.0, cutoff), cutoff}):
-        centres = neighbor_list("i", atoms, radius)
-        counts = np.bincount(centres, minlength=len(atoms))
-        lonely = np.flatnonzero(counts == 0)
-        if not len(lonely):
-            break
-    return lonely
+    centres, *_ = neighbour_pairs(atoms, cutoff)
+    return np.flatnonzero(np.bincount(centres, minlength=len(atoms)) == 0)
 
 
-def account_for_structures(dataset: Dataset, cutoff: float, *, drop: bool) -> AccountedDataset:
+def account_for_structures(
+    dataset: Dataset, cutoff: float, *, drop: bool, neighbours: NeighbourTable | None = None
+) -> AccountedDataset:
     """Sort the structures of ``dataset`` into fitted ones, free atoms and (with ``drop``)
-    dropped ones; without ``drop`` an unusable structure raises DatasetValidationError."""
+    dropped ones; without ``drop`` an unusable structure raises DatasetValidationError.
+
+    The neighbours of every structure within ``cutoff`` are searched once, into
+    ``neighbours`` (a table at that cutoff, which may hold some already) or a new table;
+    the result carries it for the later consumers.
+    """
+    if neighbours is None or neighbours.cutoff != cutoff:
+        neighbours = NeighbourTable(cutoff)
+    neighbours.cover((structure.atoms for structure in dataset), total=len(dataset))
     keep: list[int] = []
     free: list[int] = []
     dropped: list[int] = []
     for index, structure in enumerate(dataset):
-        lonely = atoms_without_neighbours(structure.atoms, cutoff)
+        lonely = neighbours.of(structure.atoms).lonely
         if not len(lonely):
             keep.append(index)
         elif structure.n_atoms == 1:
@@ -97,7 +101,7 @@ def account_for_structures(dataset: Dataset, cutoff: float, *, drop: bool) -> Ac
             element,
             element,
         )
-    return AccountedDataset(fit, tuple(free), energies, tuple(dropped))
+    return AccountedDataset(fit, tuple(free), energies, tuple(dropped), neighbours)
 
 
 def _free_atom_energies(dataset: Dataset, indices: list[int]) -> dict[str, float]:

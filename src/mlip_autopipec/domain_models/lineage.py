@@ -96,28 +96,52 @@ def same_structure(
     )
 
 
+#: Å; the grid of the first atom's position that buckets the structures (far above tolerance).
+_BUCKET_GRID = 0.01
+
+
 class StructureIndex:
-    """Finds a structure among those added so far, to ``tolerance`` Å (bucketed by numbers)."""
+    """Finds a structure among those added so far, to ``tolerance`` Å.
+
+    Structures are bucketed by their numbers, periodicity and the first atom's position on a
+    grid of ``_BUCKET_GRID`` Å; a structure equal within tolerance lies in the same or an
+    adjacent cell of the grid, so a search compares with a few structures, not all of them.
+    """
 
     def __init__(self, tolerance: float = DUPLICATE_TOLERANCE) -> None:
+        if tolerance >= _BUCKET_GRID:
+            raise ValueError(f"tolerance {tolerance} Å not below the grid of {_BUCKET_GRID} Å")
         self.tolerance = tolerance
-        self._buckets: dict[bytes, list[LabelledStructure]] = defaultdict(list)
+        self._buckets: dict[tuple[bytes, int, int, int], list[LabelledStructure]] = defaultdict(
+            list
+        )
 
     @staticmethod
-    def _key(structure: LabelledStructure) -> bytes:
+    def _kind(structure: LabelledStructure) -> bytes:
         atoms = structure.atoms
         numbers = np.asarray(atoms.numbers, dtype=np.int64).tobytes()
         return numbers + np.asarray(atoms.pbc, dtype=bool).tobytes()
 
+    @staticmethod
+    def _cell(structure: LabelledStructure) -> tuple[int, int, int]:
+        x, y, z = np.floor(structure.atoms.positions[0] / _BUCKET_GRID).astype(int).tolist()
+        return x, y, z
+
     def add(self, structure: LabelledStructure) -> None:
-        self._buckets[self._key(structure)].append(structure)
+        self._buckets[(self._kind(structure), *self._cell(structure))].append(structure)
 
     def find(self, structure: LabelledStructure) -> LabelledStructure | None:
         """The structure already added that equals ``structure``, or None."""
-        for known in self._buckets.get(self._key(structure), ()):
-            if same_structure(known, structure, self.tolerance):
-                return known
+        kind = self._kind(structure)
+        x, y, z = self._cell(structure)
+        for dx, dy, dz in _ADJACENT:
+            for known in self._buckets.get((kind, x + dx, y + dy, z + dz), ()):
+                if same_structure(known, structure, self.tolerance):
+                    return known
         return None
+
+
+_ADJACENT = [(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)]
 
 
 def accumulate(
@@ -157,8 +181,8 @@ def accumulate(
     if not training:
         raise ValueError("no training structure: the parent had none and every new one is test")
     return Accumulated(
-        training=Dataset(training, source=new.source),
-        test=Dataset(test, source=new.source) if test else None,
+        training=Dataset.of_checked(training, source=new.source),
+        test=Dataset.of_checked(test, source=new.source) if test else None,
         n_inherited=len(previous_training),
         n_test_inherited=len(previous_test),
         n_added_train=len(added_train),

@@ -78,7 +78,10 @@ def reference_energy_fit(
     residual = energies[rows] - counts[rows][:, fixed] @ values[fixed]
     particular, *_ = np.linalg.lstsq(sub_counts, residual, rcond=None)
     # Null space of the free part: directions the data cannot see.
-    _, singular, vt = np.linalg.svd(sub_counts)
+    # All of V, without the structures x structures U of a full SVD (fewer structures than
+    # elements: U is small, and the full SVD gives the rows of V the reduced one leaves out).
+    n_structures, n_free = sub_counts.shape
+    _, singular, vt = np.linalg.svd(sub_counts, full_matrices=n_structures < n_free)
     sub_rank = int((singular > singular.max() * 1e-10).sum()) if singular.size else 0
     null = vt[sub_rank:].T
     if null.shape[1]:

@@ -70,7 +70,7 @@ def _check_close_atoms(atoms: Atoms, fail: Any) -> None:
     periodic = np.asarray(atoms.pbc, dtype=bool)
     if len(atoms) < 2 and not periodic.any():
         return
-    if periodic.any():
+    if periodic.any() and not _heights_exclude_close_images(atoms):
         # Checked first, and cheaply: ASE's neighbor_list visits every cell image within 3 Å,
         # which takes minutes on a cell of a few hundredths of an Å.
         from ase.geometry import minkowski_reduce
@@ -82,17 +82,53 @@ def _check_close_atoms(atoms: Atoms, fail: Any) -> None:
                 f"every atom is {image:.4f} Å from its own periodic image "
                 f"(closer than {MIN_INTERATOMIC_DISTANCE} Å)"
             )
-    if _no_pair_can_be_close(atoms):
-        return
-    from ase.neighborlist import neighbor_list
+    if _search_box_volume(atoms) <= _COMPILED_SEARCH_MAX_VOLUME:
+        # vesin (compiled) at a radius whose cell grid stays small, then the close pairs.
+        from mlip_autopipec.domain_models.neighbours import neighbour_pairs
 
-    first, second, distances = neighbor_list("ijd", atoms, MIN_INTERATOMIC_DISTANCE)
+        first, second, distances, _ = neighbour_pairs(atoms, _COMPILED_SEARCH_RADIUS)
+        close = distances < MIN_INTERATOMIC_DISTANCE
+        first, second, distances = first[close], second[close], distances[close]
+    elif _no_pair_can_be_close(atoms):
+        return
+    else:
+        from ase.neighborlist import neighbor_list
+
+        first, second, distances = neighbor_list("ijd", atoms, MIN_INTERATOMIC_DISTANCE)
     if len(distances):
         k = int(np.argmin(distances))
         raise fail(
             f"atoms {int(first[k])} and {int(second[k])} are {distances[k]:.4f} Å apart "
             f"(closer than {MIN_INTERATOMIC_DISTANCE} Å)"
         )
+
+
+#: Å; radius of the compiled search for close atoms: a grid of 0.1 Å cells would be slow.
+_COMPILED_SEARCH_RADIUS = 1.0
+#: Å^3; a larger box (vacuum around a few atoms) would make that grid large: ASE searches then.
+_COMPILED_SEARCH_MAX_VOLUME = 1e6
+
+
+def _heights_exclude_close_images(atoms: Atoms) -> bool:
+    """True if a fully periodic cell's heights (distances between opposite faces) are all at
+    least MIN_INTERATOMIC_DISTANCE: every lattice vector is then at least that long."""
+    if not np.asarray(atoms.pbc, dtype=bool).all():
+        return False
+    cell = np.asarray(atoms.cell)
+    if abs(np.linalg.det(cell)) < MIN_CELL_MEASURE:
+        return False
+    heights = 1.0 / np.linalg.norm(np.linalg.inv(cell), axis=0)
+    return bool(heights.min() >= MIN_INTERATOMIC_DISTANCE)
+
+
+def _search_box_volume(atoms: Atoms) -> float:
+    """Å^3 of the box a cell-list search covers: the cell along periodic directions, the
+    extent of the atoms (at least 1 Å) along the others."""
+    periodic = np.asarray(atoms.pbc, dtype=bool)
+    extent = np.ptp(atoms.positions, axis=0) if len(atoms) else np.zeros(3)
+    cell = np.asarray(atoms.cell)
+    lengths = np.where(periodic, np.linalg.norm(cell, axis=1), np.maximum(extent, 1.0))
+    return float(np.prod(lengths))
 
 
 #: Above this many atoms the all-pairs screen of _no_pair_can_be_close would need much memory.

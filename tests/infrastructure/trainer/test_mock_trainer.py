@@ -63,3 +63,26 @@ def test_one_composition_records_what_the_reference_energies_mean(tmp_path: Path
     assert warning is not None and "do not determine the per-atom energies of Cu, Pt" in warning
     assert potential.reference_energies["Cu"] == pytest.approx(potential.reference_energies["Pt"])
     assert Potential.load(tmp_path / "run").reference_energies_warning == warning
+
+
+def test_the_run_keeps_each_structures_neighbour_search_for_a_next_generation(
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlip_autopipec.domain_models import neighbours
+    from mlip_autopipec.domain_models.neighbours import NEIGHBOURS_FILE, NeighbourTable
+
+    config = parse_trainer_config({"type": "mock", "cutoff": 5.0, "b_ref": {"type": "zbl"}})
+    MockTrainer(config).train(cu_pt_dataset, tmp_path / "run")
+    saved = NeighbourTable.load(tmp_path / "run" / NEIGHBOURS_FILE, 5.0)
+    assert saved is not None and len(saved) == len(cu_pt_dataset)
+
+    # A trainer given the saved searches searches none of those structures again.
+    searched: list[int] = []
+    original = neighbours.summarise
+    monkeypatch.setattr(
+        neighbours, "summarise", lambda atoms, cutoff: searched.append(1) or original(atoms, cutoff)
+    )
+    trainer = MockTrainer(config)
+    trainer.neighbours.update(saved)
+    trainer.train(cu_pt_dataset, tmp_path / "again")
+    assert searched == []

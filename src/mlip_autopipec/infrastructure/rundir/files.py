@@ -7,6 +7,7 @@ pacemaker writes the file; a program's log is ``PROGRAM.log``.
 from __future__ import annotations
 
 from mlip_autopipec.analysis.dimers import DIMERS_PNG as DIMERS_PNG
+from mlip_autopipec.domain_models.neighbours import NEIGHBOURS_FILE as NEIGHBOURS_FILE
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON as POTENTIAL_JSON
 
 # --- Ours: the run directory's own files (rundir.claim)

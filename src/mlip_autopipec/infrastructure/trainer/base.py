@@ -12,6 +12,7 @@ from pathlib import Path
 from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset, account_for_structures
+from mlip_autopipec.domain_models.neighbours import NeighbourTable
 from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.errors import DatasetValidationError
 
@@ -26,6 +27,7 @@ class BaseTrainer(ABC):
 
     def __init__(self, config: TrainerConfig) -> None:
         self.config = config
+        self.neighbours = NeighbourTable(config.cutoff)  # one search per structure, kept
 
     @abstractmethod
     def train(
@@ -49,6 +51,7 @@ class BaseTrainer(ABC):
             dataset,
             self.config.cutoff,
             drop=self.config.structures_without_neighbours == "drop",
+            neighbours=self.neighbours,
         )
 
     @staticmethod

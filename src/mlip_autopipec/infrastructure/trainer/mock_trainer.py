@@ -65,6 +65,7 @@ class MockTrainer(BaseTrainer):
             dataset,
             free_atom_energies=free_atom_energies,
             fitting=test_dataset is None,
+            neighbours=self.neighbours,
         )
         write_inputs(dataset, workdir, plan, test_dataset)
         write_text_atomic(workdir / MOCK_POTENTIAL, PLACEHOLDER_TEXT)

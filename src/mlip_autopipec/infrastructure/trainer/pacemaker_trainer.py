@@ -13,10 +13,16 @@ from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.lineage import Lineage
+from mlip_autopipec.domain_models.neighbours import NeighbourTable
 from mlip_autopipec.domain_models.potential import Potential, Selection
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory, warn_if_resumable
-from mlip_autopipec.infrastructure.rundir.files import INPUT_YAML, REPLACED, TEST_SET
+from mlip_autopipec.infrastructure.rundir.files import (
+    INPUT_YAML,
+    NEIGHBOURS_FILE,
+    REPLACED,
+    TEST_SET,
+)
 from mlip_autopipec.infrastructure.rundir.records import PendingRun, RunRecord, refuse_running_job
 from mlip_autopipec.infrastructure.trainer.active_set import activeset_step
 from mlip_autopipec.infrastructure.trainer.after_fit import FitEnd, ReportBuilder, after_fit
@@ -113,7 +119,11 @@ class PacemakerTrainer(BaseTrainer):
             return self.fit(dataset, workdir, test_dataset=test_dataset)
         generation = next_generation(self.config, dataset, previous, test_dataset)
         accumulated = generation.accumulated
-        return self.with_config(generation.config).fit(
+        trainer = self.with_config(generation.config)
+        # The parent's neighbour searches: only the new structures are searched.
+        parent_neighbours = previous.run_dir / NEIGHBOURS_FILE
+        trainer.neighbours.update(NeighbourTable.load(parent_neighbours, generation.config.cutoff))
+        return trainer.fit(
             accumulated.training, workdir, test_dataset=accumulated.test, generation=generation
         )
 
@@ -188,6 +198,7 @@ class PacemakerTrainer(BaseTrainer):
             n_training=n_training,
             free_atom_energies=free_atom_energies,
             fitting=fitting,
+            neighbours=self.neighbours,
         )
 
     def prepare(
@@ -218,7 +229,12 @@ class PacemakerTrainer(BaseTrainer):
             )
         else:
             plan, generation = plan_generation(
-                generation, dataset, n_training=n_training, free_atom_energies=free, fitting=fitting
+                generation,
+                dataset,
+                n_training=n_training,
+                free_atom_energies=free,
+                fitting=fitting,
+                neighbours=self.neighbours,
             )
 
         # Select the training structures by D-optimality (optional; "use all" selects none).

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from mlip_autopipec.config.config_model import Baseline, TrainerConfig
 from mlip_autopipec.domain_models.baseline import PairPotential, pair_potential, resolve_baseline
+from mlip_autopipec.domain_models.baseline_labels import baseline_labels
 from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
+from mlip_autopipec.domain_models.neighbours import NeighbourTable
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.domain_models.reference_energies import reference_energies_for
 from mlip_autopipec.errors import ConfigurationError
@@ -24,6 +26,7 @@ from mlip_autopipec.infrastructure.pacemaker.input_yaml import (
 from mlip_autopipec.infrastructure.rundir.files import (
     DATA_FILE,
     INPUT_YAML,
+    NEIGHBOURS_FILE,
     TEST_DATA_FILE,
     TRAINING_SET,
 )
@@ -45,6 +48,8 @@ class RunPlan:
     pacemaker_input: PacemakerInput
     #: What the reference energies mean when the data do not determine them (else None).
     reference_energies_warning: str | None = None
+    #: Each structure's neighbours within the cutoff (for the baseline's labels).
+    neighbours: NeighbourTable | None = None
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,10 @@ def plan_run(
     n_training: int | None = None,
     free_atom_energies: Mapping[str, float] | None = None,
     fitting: bool = True,
+    neighbours: NeighbourTable | None = None,
 ) -> RunPlan:
     """Reference energies, shortest distances, the baseline with its cutoffs, and pacemaker's
-    input for ``dataset``.
+    input for ``dataset``; ``neighbours``: the structures' neighbour searches, kept and reused.
 
     ``free_atom_energies`` (eV, per element) are the reference energies of those elements
     when ``reference_energies`` is 'auto'. ``n_training`` is the number of structures that
@@ -92,7 +98,7 @@ def plan_run(
         references = reference_energies_for(setting, dataset, known)
     except ValueError as error:
         raise ConfigurationError([("trainer.reference_energies", str(error))]) from error
-    distances = shortest_distances(dataset, search_radius=config.cutoff)
+    distances = shortest_distances(dataset, config.cutoff, neighbours)
     if not distances:
         raise ConfigurationError(
             [
@@ -125,12 +131,15 @@ def plan_run(
         shortest_distances=distances,
         pacemaker_input=pacemaker_input,
         reference_energies_warning=references.warning,
+        neighbours=neighbours,
     )
 
 
 def write_data(dataset: Dataset, plan: RunPlan, path: Path) -> Path:
     """pacemaker's data file of ``dataset``, with the labels the fit sees (residuals)."""
-    return write_fit_data(dataset, plan.reference_energies, plan.baseline_potential, path)
+    return write_fit_data(
+        dataset, plan.reference_energies, plan.baseline_potential, path, plan.neighbours
+    )
 
 
 def write_fit_data(
@@ -138,16 +147,18 @@ def write_fit_data(
     reference_energies: Mapping[str, float],
     baseline_potential: PairPotential | None,
     path: Path,
+    neighbours: NeighbourTable | None = None,
 ) -> Path:
     """pacemaker's data file of ``dataset`` with the labels the fit sees: shifted by the
-    reference energies (eV), less the baseline (delta learning)."""
+    reference energies (eV), less the baseline (delta learning). ``neighbours``: the
+    structures' neighbour searches, which spare the baseline's where it does not reach."""
     # Delta learning: ACE is fitted to what the baseline leaves of the labels.
-    baseline_labels = (
+    labels = (
         None
         if baseline_potential is None
-        else [baseline_potential.energy_and_forces(s.atoms) for s in dataset]
+        else baseline_labels(baseline_potential, (s.atoms for s in dataset), neighbours)
     )
-    frame = dataset_to_dataframe(dataset, dict(reference_energies), baseline_labels)
+    frame = dataset_to_dataframe(dataset, dict(reference_energies), labels)
     write_data_file(frame, path)
     return path
 
@@ -168,6 +179,8 @@ def write_inputs(
         data = DataSection(filename=DATA_FILE, test_filename=TEST_DATA_FILE)
         pacemaker_input = pacemaker_input.model_copy(update={"data": data})
     pacemaker_input.write(workdir / INPUT_YAML)
+    if plan.neighbours is not None:  # a next generation searches only its new structures
+        plan.neighbours.save(workdir / NEIGHBOURS_FILE)
 
 
 def check_test_split(test_size: float, n_structures: int) -> None:

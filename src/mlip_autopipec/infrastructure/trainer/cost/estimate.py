@@ -210,9 +210,9 @@ def contention(threads: int, cores: int | None = None) -> float:
 
 
 def _neighbour_count(structures: list[Any], cutoff: float) -> int:
-    from ase.neighborlist import neighbor_list
+    from mlip_autopipec.domain_models.neighbours import neighbour_pairs
 
-    return sum(len(neighbor_list("i", atoms, cutoff)) for atoms in structures)
+    return sum(len(neighbour_pairs(atoms, cutoff)[0]) for atoms in structures)
 
 
 def sample_indices(dataset: Dataset, seed: int, atoms: int = SAMPLE_ATOMS) -> list[int]:

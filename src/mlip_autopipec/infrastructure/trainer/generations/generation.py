@@ -13,6 +13,7 @@ from typing import Literal
 from mlip_autopipec.config.config_model import TrainerConfig, ZBLBaseline
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.lineage import Accumulated, Lineage, accumulate
+from mlip_autopipec.domain_models.neighbours import NeighbourTable
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import BondBlock, PacemakerInput
@@ -151,6 +152,7 @@ def plan_generation(
     n_training: int | None = None,
     free_atom_energies: Mapping[str, float] | None = None,
     fitting: bool = True,
+    neighbours: NeighbourTable | None = None,
 ) -> tuple[RunPlan, Generation]:
     """The run's plan (:func:`plan.plan_run`) with the parent's reference energies fixed under
     'auto' (a new element gets its value by the same rule, with them fixed); the generation
@@ -162,7 +164,12 @@ def plan_generation(
 
     def planned(config: TrainerConfig) -> RunPlan:
         return plan_run(
-            config, dataset, n_training=n_training, free_atom_energies=known, fitting=fitting
+            config,
+            dataset,
+            n_training=n_training,
+            free_atom_energies=known,
+            fitting=fitting,
+            neighbours=neighbours,
         )
 
     try:

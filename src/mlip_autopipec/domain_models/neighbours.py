@@ -1,0 +1,239 @@
+"""One neighbour search per structure, with a compiled library (vesin), and what it tells.
+
+Every consumer of neighbours before a fit (lone atoms, shortest distance per element pair, the
+baseline's reach, the neighbour count) reads one :class:`StructureNeighbours` per structure,
+found once at the trainer's cutoff and kept in a :class:`NeighbourTable` keyed by the
+structure's hash. The table is saved in the run directory (``neighbours.npz``), so that a next
+generation searches only its new structures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from mlip_autopipec.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: The run directory's file of per-structure neighbour results (numpy arrays, no pickle).
+NEIGHBOURS_FILE = "neighbours.npz"
+#: Format version of NEIGHBOURS_FILE; another version is ignored (searched again).
+_FORMAT = 1
+#: Seconds between progress lines of a long search.
+_PROGRESS_EVERY_S = 5.0
+
+
+def neighbour_pairs(
+    atoms: Atoms, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every ordered pair (i, j) of atoms closer than ``cutoff`` (Å), periodic images included.
+
+    Returns i, j, the distances (Å) and the vectors from i to j's image (Å), as ASE's
+    ``neighbor_list('ijdD')`` does (each pair in both directions; an atom with its own image).
+    """
+    import vesin
+
+    search = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
+    first, second, distances, vectors = search.compute(
+        points=np.asarray(atoms.positions, dtype=np.float64),
+        box=np.asarray(atoms.cell.array, dtype=np.float64),
+        periodic=np.asarray(atoms.pbc, dtype=bool),
+        quantities="ijdD",
+        copy=True,
+    )
+    return (
+        np.asarray(first, dtype=np.intp),
+        np.asarray(second, dtype=np.intp),
+        distances,
+        vectors,
+    )
+
+
+def structure_hash(atoms: Atoms) -> bytes:
+    """16 bytes identifying a structure's atoms exactly (numbers, positions, cell, periodicity)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.ascontiguousarray(atoms.numbers, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(atoms.positions, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(atoms.cell.array, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(atoms.pbc, dtype=bool).tobytes())
+    return digest.digest()
+
+
+@dataclass(frozen=True, eq=False)
+class StructureNeighbours:
+    """What one structure's neighbours within the cutoff tell.
+
+    ``n_pairs``: ordered pairs within the cutoff (each pair counted from both atoms);
+    ``lonely``: atoms with no neighbour (nor image) within it; ``pair_numbers`` (k x 2, the
+    smaller atomic number first) and ``pair_shortest`` (Å): the shortest distance of each
+    element pair present within the cutoff.
+    """
+
+    n_pairs: int
+    lonely: np.ndarray
+    pair_numbers: np.ndarray
+    pair_shortest: np.ndarray
+
+
+def summarise(atoms: Atoms, cutoff: float) -> StructureNeighbours:
+    """One neighbour search of ``atoms`` within ``cutoff`` (Å), reduced to its summary."""
+    n_atoms = len(atoms)
+    first, second, distances, _ = neighbour_pairs(atoms, cutoff)
+    counts = np.bincount(first, minlength=n_atoms)
+    lonely = np.flatnonzero(counts == 0).astype(np.int32)
+    numbers = np.asarray(atoms.numbers)
+    if not len(distances):
+        pair_numbers = np.zeros((0, 2), dtype=np.int16)
+        pair_shortest = np.zeros(0)
+    elif (numbers == numbers[0]).all():
+        pair_numbers = np.array([[numbers[0], numbers[0]]], dtype=np.int16)
+        pair_shortest = np.array([distances.min()])
+    else:
+        low = np.minimum(numbers[first], numbers[second])
+        high = np.maximum(numbers[first], numbers[second])
+        keys, inverse = np.unique(low * 256 + high, return_inverse=True)
+        pair_shortest = np.full(len(keys), np.inf)
+        np.minimum.at(pair_shortest, inverse, distances)
+        pair_numbers = np.stack([keys // 256, keys % 256], axis=1).astype(np.int16)
+    return StructureNeighbours(len(distances), lonely, pair_numbers, pair_shortest)
+
+
+class NeighbourTable:
+    """Per-structure neighbour summaries at one cutoff (Å), keyed by :func:`structure_hash`;
+    a structure not yet in the table is searched when first asked for."""
+
+    def __init__(
+        self, cutoff: float, entries: Mapping[bytes, StructureNeighbours] | None = None
+    ) -> None:
+        self.cutoff = float(cutoff)
+        self._entries: dict[bytes, StructureNeighbours] = dict(entries or {})
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def of(self, atoms: Atoms) -> StructureNeighbours:
+        """The summary of ``atoms``, searched now if the table lacks it."""
+        key = structure_hash(atoms)
+        found = self._entries.get(key)
+        if found is None:
+            found = self._entries[key] = summarise(atoms, self.cutoff)
+        return found
+
+    def cover(self, structures: Iterable[Atoms], total: int | None = None) -> None:
+        """Search every structure the table lacks, with a log line every few seconds."""
+        started = last = time.perf_counter()
+        searched = 0
+        for done, atoms in enumerate(structures, start=1):
+            key = structure_hash(atoms)
+            if key in self._entries:
+                continue
+            self._entries[key] = summarise(atoms, self.cutoff)
+            searched += 1
+            now = time.perf_counter()
+            if now - last > _PROGRESS_EVERY_S:
+                last = now
+                of_total = f" of {total}" if total is not None else ""
+                log.info("neighbours within %g Å: %d%s structures", self.cutoff, done, of_total)
+        if searched and time.perf_counter() - started > _PROGRESS_EVERY_S:
+            log.info(
+                "neighbours within %g Å of %d structures searched in %.0f s",
+                self.cutoff,
+                searched,
+                time.perf_counter() - started,
+            )
+
+    def update(self, other: NeighbourTable | None) -> None:
+        """Take over ``other``'s summaries (e.g. a parent run's), if found at the same cutoff."""
+        if other is not None and other.cutoff == self.cutoff:
+            for key, value in other._entries.items():
+                self._entries.setdefault(key, value)
+
+    def shortest_distances(
+        self, structures: Iterable[Atoms], radius: float | None = None
+    ) -> dict[tuple[str, str], float]:
+        """Shortest distance (Å) of each element pair (symbols sorted) over ``structures``,
+        closer than ``radius`` (at most the table's cutoff, the default)."""
+        radius = self.cutoff if radius is None else radius
+        if radius > self.cutoff:
+            raise ValueError(f"radius {radius} Å beyond the table's cutoff of {self.cutoff} Å")
+        best: dict[tuple[int, int], float] = {}
+        for atoms in structures:
+            summary = self.of(atoms)
+            for (low, high), value in zip(
+                summary.pair_numbers.tolist(), summary.pair_shortest.tolist(), strict=True
+            ):
+                if value < best.get((low, high), radius):
+                    best[(low, high)] = value
+        shortest: dict[tuple[str, str], float] = {}
+        for (low, high), value in best.items():
+            pair = sorted((chemical_symbols[low], chemical_symbols[high]))
+            shortest[(pair[0], pair[1])] = value
+        return shortest
+
+    # -- the run directory's file ---------------------------------------------------------------
+
+    def save(self, path: Path) -> Path:
+        """Write the table as numpy arrays (``np.load`` reads it without pickle), atomically."""
+        entries = list(self._entries.items())
+        keys = np.frombuffer(b"".join(key for key, _ in entries), dtype=np.uint8)
+        summaries = [summary for _, summary in entries]
+        with atomic_path(path) as temporary, temporary.open("wb") as handle:
+            np.savez(
+                handle,
+                format=np.array(_FORMAT),
+                cutoff=np.array(self.cutoff),
+                keys=keys.reshape(len(entries), 16),
+                n_pairs=np.array([s.n_pairs for s in summaries], dtype=np.int64),
+                lonely_counts=np.array([len(s.lonely) for s in summaries], dtype=np.int64),
+                lonely=_concatenate([s.lonely for s in summaries], np.int32, (0,)),
+                pair_counts=np.array([len(s.pair_shortest) for s in summaries], dtype=np.int64),
+                pair_numbers=_concatenate([s.pair_numbers for s in summaries], np.int16, (0, 2)),
+                pair_shortest=_concatenate([s.pair_shortest for s in summaries], float, (0,)),
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: Path, cutoff: float) -> NeighbourTable | None:
+        """The table saved at ``path`` if it was found at ``cutoff`` (Å); None when the file is
+        missing, unreadable, of another format or another cutoff (the search is then redone)."""
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                if int(saved["format"]) != _FORMAT or float(saved["cutoff"]) != float(cutoff):
+                    return None
+                arrays = {name: saved[name] for name in saved.files}
+        except (OSError, ValueError, KeyError) as error:
+            log.warning("%s: unreadable neighbour cache, searched again (%s)", path, error)
+            return None
+        if not len(arrays["keys"]):
+            return cls(cutoff)
+        lonely = np.split(arrays["lonely"], np.cumsum(arrays["lonely_counts"])[:-1])
+        pair_splits = np.cumsum(arrays["pair_counts"])[:-1]
+        numbers = np.split(arrays["pair_numbers"], pair_splits)
+        shortest = np.split(arrays["pair_shortest"], pair_splits)
+        entries = {
+            key.tobytes(): StructureNeighbours(int(n), lone, pairs, values)
+            for key, n, lone, pairs, values in zip(
+                arrays["keys"], arrays["n_pairs"], lonely, numbers, shortest, strict=True
+            )
+        }
+        return cls(cutoff, entries)
+
+
+def _concatenate(
+    arrays: list[np.ndarray], dtype: type | np.dtype, empty_shape: tuple[int, ...]
+) -> np.ndarray:
+    if not arrays:
+        return np.zeros(empty_shape, dtype=dtype)
+    joined: np.ndarray = np.concatenate(arrays).astype(dtype, copy=False)
+    return joined
