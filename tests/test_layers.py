@@ -33,7 +33,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
 INFRASTRUCTURE_FLOORS: tuple[tuple[str, ...], ...] = (
     ("trainer",),
     ("pacemaker", "scheduler"),
-    ("rundir",),
+    ("rundir", "job_script"),
 )
 TRAINER = "infrastructure.trainer"
 
