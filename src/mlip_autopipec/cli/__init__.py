@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mlip_autopipec import __version__
 from mlip_autopipec.cli import analysis, batch, history, resume, training
+from mlip_autopipec.cli import loop as loop_command
 from mlip_autopipec.cli.common import (
     ACCEPT_FAILED_CHECKS_HELP,
     EXIT_BAD_INPUT,
@@ -131,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--out", type=Path, default=Path("demo_run"), help="run directory")
+    demo.add_argument(
+        "--loop",
+        action="store_true",
+        help="run a small active-learning loop on EMT Cu instead (a few minutes on 2 cores)",
+    )
 
     dimers = commands.add_parser(
         "dimers",
@@ -253,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wait.add_argument("run_dir", type=Path, help="run directory of a batch run")
     resume.add_finish_command(commands)
+    loop_command.add_loop_parser(commands)
     return parser
 
 
@@ -317,8 +324,12 @@ def _run_command(args: argparse.Namespace) -> int:
         )
     if args.command == "history":
         return history.history(args.run_dir, args.overwrite)
+    if args.command == "demo" and args.loop:
+        return loop_command.demo_loop(args)
     if args.command == "demo":
         return training.demo(args)
+    if args.command == "loop":
+        return loop_command.loop(args)
     if args.command == "dimers":
         return analysis.dimers(args.run_dir, args.png, args.overwrite)
     if args.command == "report":
