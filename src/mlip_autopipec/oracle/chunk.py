@@ -35,16 +35,14 @@ class Chunk(BaseModel):
 
 
 def label_chunk(path: Path) -> tuple[int, int]:
-    """Label the structures of the chunk file ``path`` not yet in the cache, one after another
-    (the job's cores are the calculator's); returns (labelled now, failed now)."""
+    """Label the structures of the chunk file ``path`` into its cache, one after another (the
+    job's cores are the calculator's); returns (labelled, failed)."""
     chunk = Chunk.load(path)
     cache = LabelCache(chunk.cache_dir, chunk.config.identity())
     labelled = failed = 0
     for number, payload in enumerate(chunk.structures, start=1):
         if structure_hash(payload.atoms()) != payload.hash:
             raise ValueError(f"structure {number} of {path} does not match its hash")
-        if cache.get(payload.hash) is not None:
-            continue  # labelled by an earlier job of this chunk
         entry = label_one(chunk.config, payload, cache)
         if entry.status == "ok":
             labelled += 1
