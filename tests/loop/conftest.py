@@ -131,7 +131,7 @@ class FakeParts:
         return SelectOutcome(list(range(count)), "fake: the first candidates")
 
     def label(
-        self, structures: Sequence[Atoms], config: Any, cache_dir: Path, _: Any
+        self, structures: Sequence[Atoms], config: Any, cache_dir: Path, jobs: Path, _: Any
     ) -> LabelOutcome:
         self.cache_dirs.add(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)

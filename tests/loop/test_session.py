@@ -88,7 +88,8 @@ def test_stops_at_max_iterations(
     result = run_loop(loop_config(max_iterations=2), start, tmp_path / "loop", parts=fake.parts())
     assert result.stop_reason == "max_iterations"
     assert len(fake.trained) == 3
-    assert fake.calls[(3, "explore")] == 0
+    assert fake.calls[(3, "explore")] == 1  # the last generation explored, not trained on
+    assert fake.calls[(3, "select")] == 0
 
 
 def test_stops_at_max_oracle_calls_without_passing_it(

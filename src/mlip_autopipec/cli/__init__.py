@@ -30,6 +30,7 @@ from mlip_autopipec.errors import (
     ConfigurationError,
     DatasetValidationError,
     FailedChecksError,
+    OracleError,
     OutputError,
     TrainerError,
 )
@@ -282,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, f"error: {what}", EXIT_BAD_INPUT)
     except TrainerError as error:
         return _fail(args, f"error: training failed: {error}", EXIT_TRAINING_FAILED)
+    except OracleError as error:
+        return _fail(args, f"error: labelling failed: {error}", EXIT_TRAINING_FAILED)
     except KeyboardInterrupt:
         return _fail(args, "interrupted (Ctrl-C): stopped", EXIT_INTERRUPTED)
     except Exception as error:  # a bug or an unforeseen failure: one line, not a traceback

@@ -46,7 +46,9 @@ class LoopSettings(StrictModel):
     """
 
     max_iterations: Annotated[PositiveInt, NotBool] = Field(
-        10, description="explore-select-label-train iterations after generation 0"
+        10,
+        description="generations trained after generation 0 (the last one is explored too, "
+        "to tell whether it converged)",
     )
     max_oracle_calls: Annotated[PositiveInt, NotBool] | None = Field(
         None,

@@ -54,7 +54,7 @@ Explore = Callable[[Potential, Sequence[Atoms], ExplorerConfig, Path, ProgressLi
 Select = Callable[
     [TrainerConfig, Potential, Sequence[Atoms], int | None, int | None, Path], SelectOutcome
 ]
-Label = Callable[[Sequence[Atoms], OracleConfig, Path, ProgressLine], LabelOutcome]
+Label = Callable[[Sequence[Atoms], OracleConfig, Path, Path, ProgressLine], LabelOutcome]
 Train = Callable[[TrainerConfig, Dataset, Path, Potential | None, ProgressLine], Potential]
 Evaluate = Callable[[Potential, Dataset], FitMetrics]
 Report = Callable[[Path], object]
@@ -83,8 +83,17 @@ def explore(
 ) -> ExploreOutcome:
     """MD with ``potential`` from ``structures`` at the configured conditions (explorer.md)."""
     from mlip_autopipec.explorer.md import explore as run_md
+    from mlip_autopipec.explorer.trajectory import TrajectorySummary
 
-    exploration = run_md(potential, list(structures), config, workdir, progress=progress)
+    def show(done: int, total: int, summary: TrajectorySummary) -> None:
+        pressure = "" if summary.pressure_GPa is None else f", {summary.pressure_GPa:g} GPa"
+        progress(
+            f"trajectory {done}/{total} ({summary.temperature_K:g} K{pressure}): "
+            f"{summary.steps_done}/{summary.steps_planned} steps, max gamma "
+            f"{summary.max_gamma:.2f}, {summary.n_candidates} candidates, {summary.stop_reason}"
+        )
+
+    exploration = run_md(potential, list(structures), config, workdir, progress=show)
     return ExploreOutcome(
         candidates=list(exploration.candidates),
         trajectories=[_as_dict(summary) for summary in exploration.trajectories],
@@ -92,15 +101,28 @@ def explore(
 
 
 def label(
-    structures: Sequence[Atoms], config: OracleConfig, cache_dir: Path, progress: ProgressLine
+    structures: Sequence[Atoms],
+    config: OracleConfig,
+    cache_dir: Path,
+    jobs_dir: Path,
+    progress: ProgressLine,
 ) -> LabelOutcome:
-    """The oracle's energies and forces of ``structures`` (oracle.labelling), cached."""
-    from mlip_autopipec.oracle.labelling import label_structures
+    """The oracle's energies and forces of ``structures``, cached in ``cache_dir``: in worker
+    processes here, or as batch jobs (their files in ``jobs_dir``) as ``config.execution`` says.
+    Too many failures raise OracleError."""
+    from mlip_autopipec.infrastructure.oracle_jobs import label as run_oracle
 
-    result = label_structures(list(structures), config, cache_dir, progress=progress)
-    dataset = result.dataset if result.dataset is not None and len(result.dataset) else None
+    shown = 0
+
+    def show(done: int, total: int) -> None:
+        nonlocal shown
+        if done == total or done - shown >= max(1, total // 10):  # about every 10 %
+            shown = done
+            progress(f"{done}/{total} structures")
+
+    result = run_oracle(list(structures), config, cache_dir, show, jobs_dir=jobs_dir)
     return LabelOutcome(
-        dataset=dataset,
+        dataset=result.dataset if len(result.dataset) else None,
         failures=[_as_dict(failure) for failure in result.failures],
         n_calls=result.n_calls,
         n_cached=result.n_cached,

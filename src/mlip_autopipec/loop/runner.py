@@ -74,14 +74,15 @@ class LoopRunner:
         potential = self._generation_zero()
         iteration = 1
         while True:
-            stop = check_caps(self.loop_dir, self.config.loop, iteration)
+            # The last generation is explored too: whether it converged is the loop's result.
+            stop = check_caps(self.loop_dir, self.config.loop, iteration, exploring=True)
             if stop is not None:
                 return stop
             explored = self._explore(iteration, potential)
             converged = convergence(explored, self.config.loop.converged_fraction, iteration)
             if converged is not None:
                 return converged
-            stop = check_caps(self.loop_dir, self.config.loop, iteration)
+            stop = check_caps(self.loop_dir, self.config.loop, iteration, exploring=False)
             if stop is not None:
                 return stop
             selected = self._select(iteration, potential)
@@ -226,6 +227,7 @@ class LoopRunner:
                 structures,
                 self.config.oracle,
                 self.loop_dir / LABEL_CACHE_DIR,
+                workdir / "jobs",
                 self._progress(iteration, LABEL),
             )
             labelled = workdir / LABELLED_FILE

@@ -56,12 +56,19 @@ def wall_time_used(loop_dir: Path) -> float:
     return sum(float(data.get("wall_s", 0.0)) for _, data in step_records(loop_dir))
 
 
-def check_caps(loop_dir: Path, settings: LoopSettings, iteration: int) -> Stop | None:
-    """The cap that stops the loop before the next step of ``iteration``, if one does."""
-    if iteration > settings.max_iterations:
+def check_caps(
+    loop_dir: Path, settings: LoopSettings, iteration: int, *, exploring: bool
+) -> Stop | None:
+    """The cap that stops the loop before the next step of ``iteration``, if one does: before
+    its exploration (``exploring``), or before it selects, labels and trains a generation.
+
+    ``max_iterations`` counts generations trained after generation 0; the last one is still
+    explored, so that the loop says whether it converged."""
+    if iteration > settings.max_iterations and not exploring:
         return Stop(
             "max_iterations",
-            f"reached loop.max_iterations: {settings.max_iterations} iterations after generation 0",
+            f"reached loop.max_iterations: {settings.max_iterations} generations after "
+            "generation 0 (the last one explored, not converged)",
         )
     calls = oracle_calls_made(loop_dir)
     if settings.max_oracle_calls is not None and calls >= settings.max_oracle_calls:
