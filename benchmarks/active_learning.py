@@ -144,7 +144,7 @@ def trainer_section(system: str, args: argparse.Namespace) -> dict[str, Any]:
         "type": "pacemaker",
         "cutoff": SYSTEMS[system]["cutoff"],
         "ace_params": {"number_of_functions_per_element": args.functions},
-        "fit": {"maxiter": args.maxiter, "upfit_maxiter": args.maxiter, "test_size": 0.1},
+        "fit": {"maxiter": args.maxiter, "upfit_maxiter": args.maxiter, "test_size": 0.0},
     }
 
 

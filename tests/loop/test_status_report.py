@@ -66,3 +66,12 @@ def test_report_of_a_loop_with_generation_zero_only_notes_missing_plots(
     page = write_loop_report(tmp_path / "loop").read_text()
     assert "not drawn: no step has recorded these numbers yet" in page
     assert not (tmp_path / "loop" / "report" / "gamma.png").exists()
+
+
+def test_status_of_a_running_loop(finished_loop: Path) -> None:
+    from mlip_autopipec.loop.directory import claim_run_directory
+
+    """A loop resumed after its stop (e.g. with a raised cap) runs, whatever loop.json said."""
+    with claim_run_directory(finished_loop):  # as a resumed loop holds it
+        assert loop_status(finished_loop).startswith(f"loop {finished_loop}: running")
+    assert loop_status(finished_loop).startswith(f"loop {finished_loop}: stopped (converged)")

@@ -17,9 +17,7 @@ from mlip_autopipec.config.loop import LoopConfig, load_loop_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.errors import ConfigurationError, OutputError
 from mlip_autopipec.files import write_text_atomic
-
-# The one place the loop takes the run-directory safety of ``train`` from.
-from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory, is_ours
+from mlip_autopipec.loop.directory import claim_run_directory, is_ours
 from mlip_autopipec.loop.parts import LoopParts
 from mlip_autopipec.loop.records import (
     CONFIG_FILE,

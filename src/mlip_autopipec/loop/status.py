@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlip_autopipec.errors import OutputError
+from mlip_autopipec.loop.directory import is_held, read_manifest
 from mlip_autopipec.loop.records import (
     EXPLORE,
     LABEL,
@@ -69,8 +70,6 @@ def read_loop_json(loop_dir: Path) -> dict[str, Any]:
 
 
 def _manifest_status(loop_dir: Path) -> str | None:
-    from mlip_autopipec.infrastructure.trainer.run_directory import read_manifest
-
     manifest = read_manifest(loop_dir)
     return None if manifest is None else str(manifest.get("status"))
 
@@ -102,10 +101,12 @@ def loop_status(loop_dir: Path) -> str:
     loop_dir = Path(loop_dir)
     record = read_loop_json(loop_dir)
     status = _manifest_status(loop_dir)
-    if record.get("stop_reason"):
+    if is_held(loop_dir):
+        state = "running"
+    elif record.get("stop_reason"):
         state = f"stopped ({record['stop_reason']}): {record.get('stop_message')}"
     elif status == "running":
-        state = "running (or killed: 'loop --resume' says which)"
+        state = f"killed: continue with 'mlip-autopipec loop --resume {loop_dir}'"
     else:
         state = f"{status or 'unknown'}: continue with 'mlip-autopipec loop --resume {loop_dir}'"
     lines = [f"loop {loop_dir}: {state}"]
