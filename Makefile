@@ -1,6 +1,6 @@
 # Entry points: `make demo` (train on the built-in example), `make demo-loop` (the active-learning
 # loop on EMT Cu) and `make test`.
-# Both create .venv and install the project with its extras when needed.
+# Each creates .venv and installs the project with its extras when needed.
 # `make test-nopace`: the spec's "pacemaker is not installed" scenario, in .venv-nopace.
 
 PYTHON ?= python3

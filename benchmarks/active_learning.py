@@ -243,7 +243,12 @@ def final_md(
     rng = np.random.default_rng(seed)
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
     dynamics = Langevin(
-        atoms, timestep_fs * units.fs, temperature_K=temperature, friction=0.01 / units.fs, rng=rng
+        atoms,
+        timestep_fs * units.fs,
+        temperature_K=temperature,
+        friction=0.01 / units.fs,
+        fixcm=False,
+        rng=rng,
     )
     steps = round(picoseconds * 1000 / timestep_fs)
     max_gamma, closest = 0.0, np.inf
