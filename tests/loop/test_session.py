@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ase import Atoms
 
-from mlip_autopipec.errors import ConfigurationError, OutputError
+from mlip_autopipec.errors import ConfigurationError, FailedChecksError, OutputError
 from mlip_autopipec.infrastructure.trainer.run_directory import claim_run_directory, read_manifest
 from mlip_autopipec.loop import resume_loop, run_loop
 from mlip_autopipec.loop.records import LOOP_JSON
@@ -287,3 +287,20 @@ def test_a_generation_trained_before_a_kill_is_not_trained_again(
     assert resume_loop(loop_dir, parts=fake.parts()).stop_reason == "converged"
     assert len(fake.trained) == trained
     assert (loop_dir / "iter_001" / "train.json").exists()
+
+
+def test_a_generation_that_failed_its_checks_stops_a_resumed_loop_too(
+    tmp_path: Path, fakes: Any, loop_config: Any, start: list[Atoms]
+) -> None:
+    """The trainer raises FailedChecksError after writing the potential (marked failed); the
+    resumed loop must not go on from it silently."""
+    fake = fakes(gammas=[30.0, 1.0])
+    loop_dir = tmp_path / "loop"
+    run_loop(loop_config(), start, loop_dir, parts=fake.parts())
+    (loop_dir / "iter_001" / "train.json").unlink()
+    (loop_dir / "iter_002").rename(tmp_path / "iter_002_away")
+    record = loop_dir / "iter_001" / "train" / "run" / "potential.json"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps(data | {"checks_passed": False}))
+    with pytest.raises(FailedChecksError, match="accept_failed_checks"):
+        resume_loop(loop_dir, parts=fake.parts())

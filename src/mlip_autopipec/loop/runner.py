@@ -16,7 +16,7 @@ from ase import Atoms
 from mlip_autopipec.config.loop import LoopConfig
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.errors import TrainerError
+from mlip_autopipec.errors import FailedChecksError, TrainerError
 from mlip_autopipec.loop.initial import initial_structures
 from mlip_autopipec.loop.parts import LoopParts
 from mlip_autopipec.loop.records import (
@@ -270,6 +270,14 @@ class LoopRunner:
             run_dir = workdir / "run"
             if (run_dir / "potential.json").exists():  # trained, but killed before the record
                 potential = load_finished(run_dir)
+                if potential.checks_passed is False and not trainer_config.accept_failed_checks:
+                    raise FailedChecksError(
+                        f"generation {iteration} ({run_dir}) failed its safety checks (dimers, "
+                        "compression): the loop does not go on from it; set "
+                        "trainer.accept_failed_checks to go on regardless",
+                        failures=[],
+                        workdir=run_dir,
+                    )
             else:
                 potential = self.parts.train(
                     trainer_config, dataset, run_dir, previous, self._progress(iteration, TRAIN)
