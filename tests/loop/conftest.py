@@ -20,7 +20,7 @@ from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.loop import LoopConfig, parse_loop_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.metrics import FitMetrics
-from mlip_autopipec.domain_models.potential import Potential, Provenance
+from mlip_autopipec.domain_models.potential import FitCost, Potential, Provenance
 from mlip_autopipec.loop.parts import ExploreOutcome, LabelOutcome, LoopParts, SelectOutcome
 from mlip_autopipec.oracle.emt import label_with_emt
 
@@ -176,6 +176,12 @@ class FakeParts:
                 force_mae_mev_per_angstrom=1.0,
             ),
             provenance=Provenance(data_sha256=None, config_sha256=None),
+            cost=FitCost(
+                estimated_s_per_iteration=0.1,
+                estimated_iterations=10,
+                estimated_total_s=5.0,
+                startup_s=0.25,
+            ),
         )
         potential.save()
         self.trained.append(

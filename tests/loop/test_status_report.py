@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ def test_report_has_every_plot(finished_loop: Path) -> None:
         assert (finished_loop / "report" / f"{name}.png").stat().st_size > 0
         assert f'data-file="{name}.png"' in page
     assert "converged" in page
+    train = json.loads((finished_loop / "iter_001" / "train.json").read_text())
+    assert train["startup_s"] == 0.25  # the fit's start-up, from its cost record
 
 
 def test_report_of_a_loop_with_generation_zero_only_notes_missing_plots(

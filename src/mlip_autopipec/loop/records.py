@@ -94,6 +94,7 @@ class TrainRecord(Record):
     test_force_rmse_mev: float | None = None
     test_data_energy_rmse_mev: float | None = Field(None, description="on --test-data")
     test_data_force_rmse_mev: float | None = None
+    startup_s: float | None = Field(None, description="s of the fit before its first iteration")
 
 
 class LoopRecord(BaseModel):

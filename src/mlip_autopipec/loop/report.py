@@ -180,11 +180,16 @@ def _draw_wall_time(iterations: list[IterationRecords]) -> Figure | None:
     axes = figure.add_subplot()
     xs = np.asarray([records.iteration for records in iterations])
     bottom = np.zeros(len(xs))
+    startup = np.asarray(
+        [float(records.steps.get("train", {}).get("startup_s") or 0.0) for records in iterations]
+    )
     for step in STEPS:
         values = np.asarray(
             [float(records.steps.get(step, {}).get("wall_s", 0.0)) for records in iterations]
         )
         axes.bar(xs, values, bottom=bottom, label=step)
+        if step == "train" and startup.any():  # the fit's start-up, hatched inside its bar
+            axes.bar(xs, startup, bottom=bottom, fill=False, hatch="//", label="train start-up")
         bottom += values
     axes.set_xlabel("iteration")
     axes.set_ylabel("wall time (s)")

@@ -297,6 +297,8 @@ def train_record(
         if metrics is not None:
             values[f"{prefix}_energy_rmse_mev"] = metrics.energy_rmse_mev_per_atom
             values[f"{prefix}_force_rmse_mev"] = metrics.force_rmse_mev_per_angstrom
+    if potential.cost is not None:
+        values["startup_s"] = potential.cost.startup_s
     if runner.inputs.test_data is not None:
         metrics = runner.parts.evaluate(potential, runner.inputs.test_data)
         values["test_data_energy_rmse_mev"] = metrics.energy_rmse_mev_per_atom
