@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import yaml
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.loop.records import CONFIG_FILE, INPUTS_DIR, REPORT_DIR, STEPS
@@ -103,6 +104,7 @@ def _draw_counts(iterations: list[IterationRecords]) -> Figure | None:
     for offset, (name, (xs, ys)) in enumerate(series.items()):
         axes.bar(np.asarray(xs) + (offset - 1.5) * width, ys, width, label=name)
     axes.set_xlabel("iteration")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("structures")
     axes.legend()
     return figure
@@ -122,6 +124,7 @@ def _draw_gamma(
             axes.axhline(value, linestyle="--", color="grey")
             axes.annotate(name, (xs[0], value), va="bottom")
     axes.set_xlabel("iteration (MD with the previous generation)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("max extrapolation grade gamma")
     return figure
 
@@ -131,6 +134,12 @@ def _condition(trajectory: dict[str, Any]) -> str:
     pressure = trajectory.get("pressure_GPa")
     text = "?" if temperature is None else f"{float(temperature):g} K"
     return text if pressure in (None, "None") else f"{text}, {pressure} GPa"
+
+
+def _order(condition: str) -> tuple[float, str]:
+    """Conditions by temperature, then pressure ("300 K" before "1200 K")."""
+    number = condition.split(" ")[0]
+    return (float(number) if number.replace(".", "").isdigit() else float("inf"), condition)
 
 
 def _draw_md(iterations: list[IterationRecords]) -> Figure | None:
@@ -144,11 +153,12 @@ def _draw_md(iterations: list[IterationRecords]) -> Figure | None:
         return None
     figure = _new_figure(1, width=6.5, height=4.0)
     axes = figure.add_subplot()
-    for condition, by_iteration in sorted(progress.items()):
+    for condition, by_iteration in sorted(progress.items(), key=lambda item: _order(item[0])):
         xs = sorted(by_iteration)
         axes.plot(xs, [100 * float(np.mean(by_iteration[x])) for x in xs], "o-", label=condition)
     axes.set_ylim(0, 105)
     axes.set_xlabel("iteration")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("MD steps run, % of planned (mean)")
     axes.legend(title="condition")
     return figure
@@ -168,6 +178,7 @@ def _draw_errors(iterations: list[IterationRecords]) -> Figure | None:
         if xs:
             axes.plot(xs, ys, "o-", label=name)
     axes.set_xlabel("generation")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("force RMSE (meV/Å)")
     axes.legend()
     return figure
@@ -192,6 +203,7 @@ def _draw_wall_time(iterations: list[IterationRecords]) -> Figure | None:
             axes.bar(xs, startup, bottom=bottom, fill=False, hatch="//", label="train start-up")
         bottom += values
     axes.set_xlabel("iteration")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("wall time (s)")
     axes.legend()
     return figure
