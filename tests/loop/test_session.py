@@ -304,3 +304,15 @@ def test_a_generation_that_failed_its_checks_stops_a_resumed_loop_too(
     record.write_text(json.dumps(data | {"checks_passed": False}))
     with pytest.raises(FailedChecksError, match="accept_failed_checks"):
         resume_loop(loop_dir, parts=fake.parts())
+
+
+def test_an_interrupted_session_after_a_stop_forgets_the_old_stop(
+    tmp_path: Path, fakes: Any, loop_config: Any, start: list[Atoms]
+) -> None:
+    fake = fakes(gammas=[30.0, 30.0, 1.0])
+    loop_dir = tmp_path / "loop"
+    run_loop(loop_config(max_iterations=1), start, loop_dir, parts=fake.parts())
+    fake.interrupt_at = (2, "label")
+    with pytest.raises(KeyboardInterrupt):
+        resume_loop(loop_dir, config=loop_config(max_iterations=5), parts=fake.parts())
+    assert json.loads((loop_dir / LOOP_JSON).read_text())["stop_reason"] is None

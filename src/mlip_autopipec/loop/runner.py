@@ -87,11 +87,13 @@ class LoopRunner:
                 return stop
             selected = self._select(iteration, potential)
             if not selected:
-                return Stop(
-                    "nothing_selected",
-                    f"iteration {iteration}: the selection kept none of the candidates (their "
-                    "environments add nothing to the active set): nothing new to label",
+                why = (
+                    "the selection kept none of the candidates (their environments add nothing "
+                    "to the active set)"
+                    if explored.n_candidates
+                    else "MD gave no candidate, yet not every trajectory ran its full length"
                 )
+                return Stop("nothing_selected", f"iteration {iteration}: {why}: nothing to label")
             labelled = self._label(iteration, selected)
             if labelled is None:
                 return Stop(

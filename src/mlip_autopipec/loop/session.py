@@ -144,6 +144,11 @@ def _with_new_settings(inputs: LoopInputs, config: LoopConfig, loop_dir: Path) -
 
 def _drive(loop_dir: Path, inputs: LoopInputs, record: LoopRecord, parts: LoopParts) -> LoopResult:
     runner = LoopRunner(loop_dir, inputs, parts)
+    if record.stop_reason is not None:  # an earlier session's stop: this session decides anew
+        record = record.model_copy(
+            update={"stop_reason": None, "stop_message": None, "stopped_at": None}
+        )
+        write_record(loop_dir / LOOP_JSON, record)
     stop: Stop = runner.run()
     record = record.model_copy(
         update={
