@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import yaml
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.loop.records import CONFIG_FILE, INPUTS_DIR, REPORT_DIR, STEPS
@@ -119,6 +119,8 @@ def _draw_gamma(
     figure = _new_figure(1, width=6.5, height=4.0)
     axes = figure.add_subplot()
     axes.semilogy(xs, ys, "o-", label="max gamma of the iteration's MD")
+    axes.yaxis.set_major_formatter(ScalarFormatter())
+    axes.yaxis.set_minor_formatter(NullFormatter())
     for value, name in zip(thresholds, ("gamma_lower", "gamma_upper"), strict=True):
         if value is not None:
             axes.axhline(value, linestyle="--", color="grey")
