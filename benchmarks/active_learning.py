@@ -278,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--final-ps", type=float, default=20.0)
     parser.add_argument("--workdir", type=Path, default=Path("benchmark_active_learning"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None, help="RMSE against labels (PNG)")
     args = parser.parse_args(argv)
     systems = ["cupt", "xtb"] if args.system == "both" else [args.system]
     results: dict[str, Any] = {}
@@ -314,6 +315,37 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(format_entry(f"{system} seed {seed}", entry), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    if args.plot is not None:
+        plot(results, args.plot)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Held-out force RMSE against labelled structures: the classic recipe and the loop, one
+    panel per system, one line per seed."""
+    from matplotlib.figure import Figure
+
+    systems = sorted({key.split("/")[0] for key in results})
+    figure = Figure(figsize=(5.5 * len(systems), 4.2), layout="constrained")
+    for column, system in enumerate(systems, start=1):
+        axes = figure.add_subplot(1, len(systems), column)
+        for key, entry in results.items():
+            if not key.startswith(system + "/"):
+                continue
+            seed = key.split("/")[1]
+            for method, style in (("classic", "s--"), ("loop", "o-")):
+                curve = entry[method]["curve"]
+                calls = entry[method]["oracle_calls"]
+                axes.plot(
+                    [point["labels"] for point in curve],
+                    [point["force_rmse"] for point in curve],
+                    style,
+                    label=f"{method} {seed} ({calls} oracle calls)",
+                )
+        axes.set_xlabel("labelled structures")
+        axes.set_ylabel("held-out force RMSE (meV/Å)")
+        axes.set_title(system)
+        axes.legend(fontsize=8)
+    figure.savefig(path, dpi=110)
 
 
 def targets(entry: dict[str, Any], min_contact: float) -> dict[str, Any]:
