@@ -61,7 +61,10 @@ SYSTEMS: dict[str, dict[str, Any]] = {
         "min_contact": 1.8,  # Å: closer than any Cu-Pt contact at 1500 K
     },
     "xtb": {
-        "oracle": {"calculator": "tblite.ase.TBLite", "parameters": {"method": "GFN2-xTB"}},
+        "oracle": {
+            "calculator": "tblite.ase.TBLite",
+            "parameters": {"method": "GFN2-xTB", "verbosity": 0},
+        },
         "temperatures_K": [300.0, 1000.0],
         "timestep_fs": 0.5,
         "cutoff": 5.0,
