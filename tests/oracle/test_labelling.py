@@ -16,6 +16,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from mlip_autopipec.config.execution import SlurmExecution
 from mlip_autopipec.config.oracle import OracleConfig
 from mlip_autopipec.domain_models.structure_hash import structure_hash
 from mlip_autopipec.errors import OracleError
@@ -200,6 +201,7 @@ LABEL_IN_A_CHILD = """
 import sys
 from pathlib import Path
 from ase.build import bulk
+from mlip_autopipec.config.execution import SlurmExecution
 from mlip_autopipec.config.oracle import OracleConfig
 from mlip_autopipec.oracle.labelling import label_structures
 config = OracleConfig.model_validate_json(Path(sys.argv[1]).read_text())
@@ -242,3 +244,12 @@ def test_a_labelling_killed_midway_loses_at_most_the_structure_in_progress(
     assert result.n_cached + result.n_calls == 5
     assert len(calls(count_file)) - before == result.n_calls
     assert len(calls(count_file)) <= 6  # at most the structure in progress paid twice
+
+
+def test_batch_execution_is_not_run_here_silently(tmp_path: Path) -> None:
+    config = _config(tmp_path / "calls").model_copy(
+        update={"execution": SlurmExecution(time_limit="00:10:00")}
+    )
+    with pytest.raises(ValueError, match=r"infrastructure\.oracle_jobs\.label"):
+        label_structures(_structures(), config, tmp_path / "cache")
+    assert calls(tmp_path / "calls") == []
