@@ -254,3 +254,12 @@ def test_a_molecule_is_explored_without_a_cell(tmp_path: Path) -> None:
         engine=_engine(lambda n: 1.0),
     )  # fmt: skip
     assert exploration.trajectories[0].stop_reason == "completed"
+
+
+def test_a_potential_without_an_active_set_is_refused(tmp_path: Path) -> None:
+    potential = _potential().model_copy(update={"active_set_file": None})
+    with pytest.raises(ValueError, match="has no active set file"):
+        explore(potential, [_cell()], _config(), tmp_path)
+    mock = _potential().model_copy(update={"trainer": "mock"})
+    with pytest.raises(ValueError, match="mock placeholder"):
+        explore(mock, [_cell()], _config(), tmp_path)

@@ -11,6 +11,7 @@ from ase.build import bulk
 from ase.io import read
 
 from mlip_autopipec.analysis.extrapolation import extrapolation_grades
+from mlip_autopipec.config.baseline import ZBLBaseline
 from mlip_autopipec.config.explorer import ExplorerConfig
 from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.explorer.md import explore
@@ -84,3 +85,16 @@ def test_real_trajectories_in_two_processes_match_one_process(tmp_path: Path) ->
     regraded = extrapolation_grades(_potential(), label_with_emt(serial.candidates[:3]))
     for grade, candidate in zip(regraded, serial.candidates, strict=False):
         assert grade.max_gamma == pytest.approx(candidate.info["max_gamma"], rel=1e-5)
+
+
+def test_real_npt_runs_with_a_baseline(tmp_path: Path) -> None:
+    baseline = ZBLBaseline(
+        pair_cutoffs={"Cu-Cu": (1.0, 2.0), "Cu-Pt": (1.0, 2.0), "Pt-Pt": (1.0, 2.0)}
+    )
+    potential = _potential().model_copy(update={"baseline": baseline})
+    config = ExplorerConfig(temperatures_K=[600.0], pressures_GPa=[1.0], steps=50, workers=1)
+    exploration = explore(potential, [_cell(3.7)], config, tmp_path)
+    (summary,) = exploration.trajectories
+    assert summary.stop_reason == "completed" and summary.steps_done == 50
+    frames = read(tmp_path / summary.id / FRAMES, index=":")
+    assert frames[-1].get_volume() != pytest.approx(frames[0].get_volume(), rel=1e-6)

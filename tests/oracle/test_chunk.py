@@ -47,3 +47,16 @@ def test_the_module_labels_a_chunk_into_the_cache(tmp_path: Path) -> None:
     failed = cache.get(payloads[1].hash)
     assert failed is not None and failed.status == "failed"
     assert failed.reason is not None and "SCF not converged" in failed.reason
+
+
+def test_a_missing_chunk_file_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mlip_autopipec.oracle", str(tmp_path / "nothing.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: cannot label {tmp_path / 'nothing.json'}")
+    assert "Traceback" not in done.stderr

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +16,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from mlip_autopipec.config.execution import SlurmExecution
 from mlip_autopipec.config.oracle import OracleConfig
 from mlip_autopipec.domain_models.structure_hash import structure_hash
 from mlip_autopipec.errors import OracleError
@@ -189,3 +195,61 @@ def test_a_crashing_worker_fails_its_structure_without_caching_it(tmp_path: Path
     assert result.indices == [0, 1, 2, 3, 5]
     cache = LabelCache(tmp_path / "cache", config.identity())
     assert cache.get(structure_hash(structures[4])) is None
+
+
+LABEL_IN_A_CHILD = """
+import sys
+from pathlib import Path
+from ase.build import bulk
+from mlip_autopipec.config.execution import SlurmExecution
+from mlip_autopipec.config.oracle import OracleConfig
+from mlip_autopipec.oracle.labelling import label_structures
+config = OracleConfig.model_validate_json(Path(sys.argv[1]).read_text())
+structures = []
+for seed in range(5):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=seed)
+    structures.append(atoms)
+label_structures(structures, config, Path(sys.argv[2]))
+"""
+
+
+def test_a_labelling_killed_midway_loses_at_most_the_structure_in_progress(
+    tmp_path: Path,
+) -> None:
+    count_file = tmp_path / "calls"
+    config = _config(count_file, parameters={"sleep_for": [4], "sleep_s": 0.5})
+    (tmp_path / "config.json").write_text(config.model_dump_json())
+    child = subprocess.Popen(
+        [sys.executable, "-c", LABEL_IN_A_CHILD, str(tmp_path / "config.json"),
+         str(tmp_path / "cache")],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    while len(calls(count_file)) < 2:
+        assert child.poll() is None, "the labelling ended before it was killed"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    time.sleep(1.0)  # the orphaned worker finishes its structure, or not
+    before = len(calls(count_file))
+
+    structures = []
+    for seed in range(5):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=seed)
+        structures.append(atoms)
+    result = label_structures(structures, config, tmp_path / "cache")
+
+    assert len(result.dataset) == 5 and result.n_cached >= 1
+    assert result.n_cached + result.n_calls == 5
+    assert len(calls(count_file)) - before == result.n_calls
+    assert len(calls(count_file)) <= 6  # at most the structure in progress paid twice
+
+
+def test_batch_execution_is_not_run_here_silently(tmp_path: Path) -> None:
+    config = _config(tmp_path / "calls").model_copy(
+        update={"execution": SlurmExecution(time_limit="00:10:00")}
+    )
+    with pytest.raises(ValueError, match=r"infrastructure\.oracle_jobs\.label"):
+        label_structures(_structures(), config, tmp_path / "cache")
+    assert calls(tmp_path / "calls") == []

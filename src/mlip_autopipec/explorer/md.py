@@ -15,6 +15,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from mlip_autopipec.explorer.contacts import (
     contact_floors,
     shortest_pair_distances,
 )
-from mlip_autopipec.explorer.engine import Engine
+from mlip_autopipec.explorer.engine import Engine, deployed_grader
 from mlip_autopipec.explorer.trajectory import (
     CANDIDATES,
     SUMMARY_JSON,
@@ -90,7 +91,9 @@ def explore(
     """
     workdir = Path(workdir).absolute()
     engine = engine or Engine()
-    # 1. structures the potential can run: known elements, periodic cells for NPT
+    # 1. a potential that can be graded; structures it can run (its elements; NPT: periodic)
+    if engine.grader is deployed_grader:
+        _check_potential(potential)
     _check_structures(potential, structures, config)
     # 2. the floors of the close-contact stop
     elements = sorted({s for atoms in structures for s in atoms.get_chemical_symbols()})
@@ -188,6 +191,23 @@ def finished_summary(directory: Path, task: TrajectoryTask) -> TrajectorySummary
     return summary
 
 
+def _check_potential(potential: Potential) -> None:
+    """The explorer grades frames with the potential's active set: a real potential with one."""
+    if potential.trainer == "mock":
+        raise ValueError(
+            f"the potential in {potential.run_dir} is a mock placeholder: it cannot run MD"
+        )
+    for label, path in (
+        ("active set", potential.active_set_path),
+        ("B-basis", potential.yaml_path),
+    ):
+        if path is None or not path.exists():
+            raise ValueError(
+                f"the potential in {potential.run_dir} has no {label} file ({path}): the "
+                "explorer needs its extrapolation grade (train with the active set built)"
+            )
+
+
 def _check_structures(
     potential: Potential, structures: Sequence[Atoms], config: ExplorerConfig
 ) -> None:
@@ -238,7 +258,7 @@ def _run_in_processes(
     finished: Callable[[TrajectorySummary], None],
 ) -> None:
     """Run the trajectories in spawned processes; a process that dies fails its trajectory
-    (not written to disk: a rerun tries it again)."""
+    (not written to disk: a rerun tries it again); an exception is raised once all ended."""
     potential, structures, config, floors, engine, workdir = arguments
     bare = [
         Atoms(numbers=a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc) for a in structures
@@ -255,6 +275,7 @@ def _run_in_processes(
             for task in todo
         }
         pending = set(futures)
+        raised: BaseException | None = None
         while pending:
             completed, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in completed:
@@ -262,8 +283,13 @@ def _run_in_processes(
                 error = future.exception()
                 if error is None:
                     finished(future.result())
-                else:
-                    finished(_error_summary(task, config, f"{type(error).__name__}: {error}"))
+                elif isinstance(error, BrokenProcessPool):
+                    message = "its process died (a crash in the potential's code, or killed)"
+                    finished(_error_summary(task, config, message))
+                else:  # raised as it would be in this process, once the others have ended
+                    raised = raised or error
+        if raised is not None:
+            raise raised
 
 
 def _init_worker(threads: str) -> None:
@@ -287,6 +313,6 @@ def _error_summary(task: TrajectoryTask, config: ExplorerConfig, message: str) -
         n_frames_above_lower=0,
         n_candidates=0,
         stop_reason="error",
-        message=f"the trajectory's process failed: {message}",
+        message=message,
         wall_s=0.0,
     )

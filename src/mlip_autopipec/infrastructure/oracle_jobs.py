@@ -67,6 +67,7 @@ def label(
 
 @dataclass
 class _Job:
+    scheduler: Scheduler
     directory: Path
     payloads: list[StructurePayload]
     job: psij.Job
@@ -74,7 +75,12 @@ class _Job:
 
 
 class BatchOracleRunner:
-    """The oracle's Runner that labels through batch jobs of ``execution``."""
+    """The oracle's Runner that labels through batch jobs of ``execution``.
+
+    Jobs submitted by an earlier call (a loop killed while they ran) that are still queued or
+    running, for this oracle and some of the same structures, are followed instead of
+    submitting those structures again.
+    """
 
     def __init__(self, execution: BatchExecution, jobs_dir: Path) -> None:
         self.execution = execution
@@ -87,24 +93,56 @@ class BatchOracleRunner:
         cache: LabelCache,
         on_done: OnDone,
     ) -> None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        batch_dir = self.jobs_dir / f"{stamp}_{uuid.uuid4().hex[:6]}"
-        scheduler = Scheduler(
-            self.execution, batch_dir / SCHEDULER_DIR, self.execution.poll_seconds
-        )
         # An entry already there (a failure asked to be retried) counts once it is rewritten.
         before = {p.hash: _stamp(cache.path(p.hash)) for p in payloads}
-        size = config.chunk_size
         jobs: list[_Job] = []
         try:
-            for number, start in enumerate(range(0, len(payloads), size)):
-                chunk = list(payloads[start : start + size])
-                jobs.append(self._submit(scheduler, config, cache, chunk, batch_dir, number))
-            self._follow(scheduler, jobs, cache, before, on_done)
+            jobs += self._running_jobs(payloads, config)
+            adopted = {p.hash for job in jobs for p in job.payloads}
+            todo = [p for p in payloads if p.hash not in adopted]
+            if todo:
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+                batch_dir = self.jobs_dir / f"{stamp}_{uuid.uuid4().hex[:6]}"
+                scheduler = self._scheduler(batch_dir)
+                size = config.chunk_size
+                for number, start in enumerate(range(0, len(todo), size)):
+                    chunk = list(todo[start : start + size])
+                    jobs.append(self._submit(scheduler, config, cache, chunk, batch_dir, number))
+            _follow(jobs, cache, before, on_done)
         except KeyboardInterrupt:
             print("\ninterrupted: cancelling the oracle's jobs ...", file=sys.stderr, flush=True)
-            _cancel(scheduler, jobs)
+            _cancel(jobs)
             raise
+
+    def _scheduler(self, batch_dir: Path) -> Scheduler:
+        return Scheduler(self.execution, batch_dir / SCHEDULER_DIR, self.execution.poll_seconds)
+
+    def _running_jobs(
+        self, payloads: Sequence[StructurePayload], config: OracleConfig
+    ) -> list[_Job]:
+        """Jobs of earlier calls, still queued or running, that label some of ``payloads``."""
+        wanted = {p.hash: p for p in payloads}
+        found: list[_Job] = []
+        for record_path in sorted(self.jobs_dir.glob(f"*/chunk_*/{JOB_JSON}")):
+            try:
+                record = json.loads(record_path.read_text())
+                hashes, job_id = list(record["structures"]), str(record["job_id"])
+                mine = record["oracle"] == config.identity()
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not a record of ours
+            claimed = {p.hash for job in found for p in job.payloads}
+            shared = [wanted[h] for h in hashes if h in wanted and h not in claimed]
+            if not mine or not shared:
+                continue
+            scheduler = self._scheduler(record_path.parent.parent)
+            job = scheduler.attach(job_id)
+            if scheduler.status(job, wait_s=3 * self.execution.poll_seconds).final:
+                continue
+            if job.status.state == psij.JobState.NEW:
+                continue  # the scheduler does not know it (any more)
+            log.info("following oracle job %s of an earlier labelling", job_id)
+            found.append(_Job(scheduler, record_path.parent, shared, job, job_id))
+        return found
 
     def _submit(
         self,
@@ -139,48 +177,45 @@ class BatchOracleRunner:
             "backend": scheduler.backend,
             "job_id": job.native_id,
             "submitted_at": datetime.now(UTC).isoformat(),
+            "oracle": config.identity(),
             "structures": [p.hash for p in payloads],
         }
         write_text_atomic(directory / JOB_JSON, json.dumps(record, indent=2) + "\n")
         log.info("oracle chunk %d (%d structures): job %s", number, len(payloads), job.native_id)
-        return _Job(directory, payloads, job, job.native_id)
+        return _Job(scheduler, directory, payloads, job, job.native_id)
 
-    def _follow(
-        self,
-        scheduler: Scheduler,
-        jobs: list[_Job],
-        cache: LabelCache,
-        before: dict[str, int | None],
-        on_done: OnDone,
-    ) -> None:
-        """Pass each structure's entry on as it appears; a job that ends fails what it left."""
-        waiting = {id(job): list(job.payloads) for job in jobs}
-        while any(waiting.values()):
-            for job in jobs:
-                left = waiting[id(job)]
-                if not left:
+
+def _follow(
+    jobs: list[_Job], cache: LabelCache, before: dict[str, int | None], on_done: OnDone
+) -> None:
+    """Pass each structure's entry on as it appears; a job that ends fails what it left."""
+    waiting = {id(job): list(job.payloads) for job in jobs}
+    while any(waiting.values()):
+        for job in jobs:
+            left = waiting[id(job)]
+            if not left:
+                continue
+            status = job.scheduler.status(job.job)  # before the cache: nothing is missed
+            for payload in list(left):
+                if _stamp(cache.path(payload.hash)) == before[payload.hash]:
                     continue
-                status = scheduler.status(job.job)
-                for payload in list(left):
-                    if _stamp(cache.path(payload.hash)) == before[payload.hash]:
-                        continue
-                    entry = cache.get(payload.hash)
-                    if entry is None:
-                        continue
-                    left.remove(payload)
-                    if not on_done(payload, entry, None):
-                        _cancel(scheduler, jobs)
-                        return
-                if status.final and left:
-                    said = f" ({status.message})" if status.message else ""
-                    reason = (
-                        f"{scheduler.backend} job {job.job_id} ended ({status.state}{said}) "
-                        f"without labelling it; its log: {job.directory / JOB_LOG}"
-                    )
-                    for payload in left:
-                        on_done(payload, None, reason)
-                    left.clear()
-            time.sleep(_WATCH_S if any(waiting.values()) else 0)
+                entry = cache.get(payload.hash)
+                if entry is None:
+                    continue
+                left.remove(payload)
+                if not on_done(payload, entry, None):
+                    _cancel(jobs)
+                    return
+            if status.final and left:
+                said = f" ({status.message})" if status.message else ""
+                reason = (
+                    f"{job.scheduler.backend} job {job.job_id} ended ({status.state}{said}) "
+                    f"without labelling it; its log: {job.directory / JOB_LOG}"
+                )
+                for payload in left:
+                    on_done(payload, None, reason)
+                left.clear()
+        time.sleep(_WATCH_S if any(waiting.values()) else 0)
 
 
 def _stamp(path: Path) -> int | None:
@@ -190,8 +225,8 @@ def _stamp(path: Path) -> int | None:
         return None
 
 
-def _cancel(scheduler: Scheduler, jobs: list[_Job]) -> None:
+def _cancel(jobs: list[_Job]) -> None:
     for job in jobs:
-        if not scheduler.status(job.job).final:
-            scheduler.cancel(job.job)
+        if not job.scheduler.status(job.job).final:
+            job.scheduler.cancel(job.job)
             log.info("cancelled oracle job %s", job.job_id)

@@ -16,7 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("chunk", type=Path, help="the chunk file (JSON) written by the loop")
     arguments = parser.parse_args(argv)
-    labelled, failed = label_chunk(arguments.chunk)
+    try:
+        labelled, failed = label_chunk(arguments.chunk)
+    except (OSError, ValueError) as error:  # pydantic's ValidationError is a ValueError
+        print(f"error: cannot label {arguments.chunk}: {error}", file=sys.stderr, flush=True)
+        return 2
     print(f"done: {labelled} labelled, {failed} failed", flush=True)
     return 0
 

@@ -94,6 +94,12 @@ def label_structures(
     ``retry_failures``); the others are computed by ``runner`` (default: worker processes on
     this machine; ``infrastructure.oracle_jobs`` gives the batch one) and cached as they come.
     """
+    execution = config.execution
+    if runner is None and execution is not None and execution.type != "local":
+        raise ValueError(
+            f"oracle.execution is {execution.type}: label through "
+            "mlip_autopipec.infrastructure.oracle_jobs.label, which submits the batch jobs"
+        )
     total = len(structures)
     if total == 0:
         raise OracleError("no structures to label", cache_dir=cache_dir)
