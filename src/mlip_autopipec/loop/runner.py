@@ -33,7 +33,6 @@ from mlip_autopipec.loop.records import (
     Record,
     SelectRecord,
     TrainRecord,
-    iteration_dir,
     read_record,
     record_path,
     step_dir,
@@ -335,11 +334,3 @@ def explore_record(
         all_full_length=full,
         converged=full and fraction_ok,
     )
-
-
-def iteration_count(loop_dir: Path) -> int:
-    """Iteration directories the loop has (generation 0 included)."""
-    count = 0
-    while iteration_dir(loop_dir, count).exists():
-        count += 1
-    return count

@@ -49,11 +49,17 @@ def select_candidates(
     unknown = sorted({s for atoms in candidates for s in atoms.symbols} - set(potential.elements))
     if unknown:
         raise TrainerError(f"candidates hold {unknown}, which the potential does not know")
+    # A structure larger than the atom cap never fits: offered, pace_select may pick it alone.
+    offered = [
+        i for i, atoms in enumerate(candidates) if max_atoms is None or len(atoms) <= max_atoms
+    ]
+    if not offered:
+        return SelectOutcome(indices=[], method=f"none: every candidate exceeds {max_atoms} atoms")
     workdir.mkdir(parents=True, exist_ok=True)
-    names = [f"candidate_{index}" for index in range(len(candidates))]
-    frame = pd.DataFrame({"name": names, "ase_atoms": list(candidates)})
+    names = [f"candidate_{index}" for index in offered]
+    frame = pd.DataFrame({"name": names, "ase_atoms": [candidates[i] for i in offered]})
     write_data_file(frame, workdir / CANDIDATES)
-    wanted = len(candidates) if max_structures is None else min(max_structures, len(candidates))
+    wanted = len(offered) if max_structures is None else min(max_structures, len(offered))
     (workdir / SELECTED).unlink(missing_ok=True)  # a half-done earlier attempt's
     profile = ProgramProfile.for_config(config, None, ("pace_select",))
     arguments = ["-p", str(basis), "-a", str(active_set), "-m", str(wanted)]
@@ -66,7 +72,7 @@ def select_candidates(
             log_path=workdir / log_name("pace_select"),
         )
     chosen = read_data_file(workdir / SELECTED)
-    position = {name: index for index, name in enumerate(names)}
+    position = dict(zip(names, offered, strict=True))
     try:
         indices = [position[str(name)] for name in chosen["name"]]
     except KeyError as error:
