@@ -316,3 +316,55 @@ def test_an_interrupted_session_after_a_stop_forgets_the_old_stop(
     with pytest.raises(KeyboardInterrupt):
         resume_loop(loop_dir, config=loop_config(max_iterations=5), parts=fake.parts())
     assert json.loads((loop_dir / LOOP_JSON).read_text())["stop_reason"] is None
+
+
+KILLED_LOOP = """
+import importlib.util, os, signal, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("loop_fakes", sys.argv[1])
+fakes = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fakes)
+fake = fakes.FakeParts(gammas=[30.0, 12.0, 1.0])
+done = fake._done
+def kill_in_label(iteration, step):
+    done(iteration, step)
+    if (iteration, step) == (1, "label"):
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9: no handler, no record, no manifest update
+fake._done = kill_in_label
+from mlip_autopipec.loop import run_loop
+run_loop(fakes.loop_config(), fakes.start_structures(), Path(sys.argv[2]), parts=fake.parts())
+"""
+
+
+def test_resume_after_kill_9(
+    tmp_path: Path, fakes: Any, loop_config: Any, start: list[Atoms]
+) -> None:
+    """A loop killed with SIGKILL during a step: the lock is gone with the process, the
+    manifest still says running; the resumed loop redoes that step alone."""
+    import signal
+    import subprocess
+    import sys
+
+    loop_dir = tmp_path / "loop"
+    conftest = Path(__file__).with_name("conftest.py")
+    process = subprocess.run(
+        [sys.executable, "-c", KILLED_LOOP, str(conftest), str(loop_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    assert read_manifest(loop_dir)["status"] == "running"  # type: ignore[index]
+    assert not (loop_dir / "iter_001" / "label.json").exists()
+
+    fake = fakes(gammas=[30.0, 12.0, 1.0])
+    result = resume_loop(loop_dir, parts=fake.parts())
+    assert result.stop_reason == "converged"
+    # iteration 0 and iteration 1's explore and select were done before the kill
+    assert fake.calls[(0, "label")] == fake.calls[(0, "train")] == 0
+    assert fake.calls[(1, "explore")] == fake.calls[(1, "select")] == 0
+    assert fake.calls[(1, "label")] == 1
+    # the killed step's labels came from the cache: this session paid for iteration 2's alone
+    assert fake.oracle_calls == CANDIDATES
+    # (and the count of the loop misses the killed session's calls: they were never recorded)
+    assert result.oracle_calls == INITIAL_LABELS + CANDIDATES
