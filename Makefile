@@ -1,5 +1,6 @@
-# Two entry points: `make demo` (train on the built-in example) and `make test`.
-# Both create .venv and install the project with its extras when needed.
+# Entry points: `make demo` (train on the built-in example), `make demo-loop` (the active-learning
+# loop on EMT Cu) and `make test`.
+# Each creates .venv and installs the project with its extras when needed.
 # `make test-nopace`: the spec's "pacemaker is not installed" scenario, in .venv-nopace.
 # `make docs`: the documentation site from docs/ into site/ (mkdocs, warnings are errors).
 
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 NOPACE := .venv-nopace
 NOPACE_STAMP := $(NOPACE)/.installed
 
-.PHONY: demo test test-nopace lint install docs clean
+.PHONY: demo demo-loop test test-nopace lint install docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,5 +61,10 @@ demo: $(STAMP)
 	rm -rf demo_run  # the demo is a throwaway: a rerun starts afresh
 	$(BIN)/mlip-autopipec demo --out demo_run
 
+# The active-learning loop on EMT Cu: explore, select, label, train (a few minutes on 2 cores).
+demo-loop: $(STAMP)
+	rm -rf demo_loop  # a throwaway too
+	$(BIN)/mlip-autopipec demo --loop --out demo_loop
+
 clean:
-	rm -rf $(VENV) $(NOPACE) demo_run site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NOPACE) demo_run demo_loop site .pytest_cache .mypy_cache .ruff_cache

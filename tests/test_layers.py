@@ -31,7 +31,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
 )
 #: The floors inside infrastructure/, top to bottom.
 INFRASTRUCTURE_FLOORS: tuple[tuple[str, ...], ...] = (
-    ("trainer",),
+    ("trainer", "oracle_jobs"),
     ("pacemaker", "scheduler"),
     ("rundir", "job_script"),
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from mlip_autopipec.config.config_model import TrainerConfig, load_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
@@ -9,6 +11,9 @@ from mlip_autopipec.errors import ConfigurationError, DatasetValidationError, Tr
 from mlip_autopipec.infrastructure.trainer import BaseTrainer, ProgressSink
 from mlip_autopipec.infrastructure.trainer import create_trainer as _create_trainer
 from mlip_autopipec.version import __version__
+
+if TYPE_CHECKING:
+    from mlip_autopipec.loop import resume_loop, run_loop
 
 __all__ = [
     "ConfigurationError",
@@ -20,6 +25,8 @@ __all__ = [
     "__version__",
     "create_trainer",
     "load_config",
+    "resume_loop",
+    "run_loop",
 ]
 
 
@@ -31,3 +38,12 @@ def create_trainer(
     from mlip_autopipec.report import build_report_or_warn  # matplotlib, loaded when used
 
     return _create_trainer(config, on_output_line, report=build_report_or_warn)
+
+
+def __getattr__(name: str) -> Any:
+    """The loop's entry points, imported when first used (the loop pulls in MD and plotting)."""
+    if name in ("run_loop", "resume_loop"):
+        from mlip_autopipec import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module 'mlip_autopipec' has no attribute '{name}'")

@@ -109,5 +109,41 @@ def _default(field: FieldInfo) -> str:
     return f"`{json.dumps(value, default=str)}`"
 
 
+LOOP_HEADER = """\
+# Configuration reference of the loop (loop.yaml)
+
+Generated from the pydantic models in `src/mlip_autopipec/config/` by
+`python -m mlip_autopipec.config_reference loop > docs/loop_configuration.md`; do not edit by
+hand. The how-to is docs/how-to/loop.md.
+
+`loop.yaml` has four sections: `trainer` (as in docs/configuration.md), `oracle`, `explorer`
+and `loop`. Unknown keys are errors; every error names the field's path.
+"""
+
+
+def render_loop_reference() -> str:
+    """The Markdown reference of the loop's own sections (oracle, explorer, loop)."""
+    from mlip_autopipec.config.loop import LoopConfig
+
+    parts = [LOOP_HEADER]
+    for section in ("oracle", "explorer", "loop"):
+        annotation = LoopConfig.model_fields[section].annotation
+        model = next(t for t in _flatten(annotation) if _is_model(t))
+        for path, nested in _models(section, model):
+            doc = (nested.__doc__ or "").strip()
+            parts.append(f"\n## `{path}`\n")
+            if doc:
+                parts.append(" ".join(line.strip() for line in doc.splitlines()) + "\n")
+            parts.append("\n| field | type | default | meaning |\n| --- | --- | --- | --- |\n")
+            for name, field in nested.model_fields.items():
+                parts.append(
+                    f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} "
+                    f"| {field.description or ''} |\n"
+                )
+    return "".join(parts)
+
+
 if __name__ == "__main__":
-    print(render_reference(), end="")
+    import sys
+
+    print(render_loop_reference() if sys.argv[1:] == ["loop"] else render_reference(), end="")

@@ -1,4 +1,4 @@
-"""The three error types of mlip-autopipec, each carrying what a user needs to fix the problem."""
+"""The error types of mlip-autopipec, each carrying what a user needs to fix the problem."""
 
 from __future__ import annotations
 
@@ -85,6 +85,31 @@ class TrainerError(MlipAutopipecError):
 class SchedulerUnreachableError(TrainerError):
     """The cluster's scheduler did not answer for a while: the job's state is unknown (it may
     still run), and nothing was recorded of it."""
+
+
+class OracleError(MlipAutopipecError):
+    """Labelling failed as a whole: too many structures failed, or none could be labelled.
+    ``failures`` lists ``(index, reason)`` of the structures that failed; ``cache_dir`` holds
+    the labels that were computed (they are kept and reused)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failures: Sequence[tuple[int, str]] = (),
+        cache_dir: Path | None = None,
+    ):
+        self.message = message
+        self.failures = list(failures)
+        self.cache_dir = cache_dir
+        lines = [message]
+        shown = self.failures[:10]
+        lines += [f"  structure {index}: {reason}" for index, reason in shown]
+        if len(self.failures) > len(shown):
+            lines.append(f"  ... and {len(self.failures) - len(shown)} more")
+        if cache_dir is not None:
+            lines.append(f"  label cache: {cache_dir}")
+        super().__init__("\n".join(lines))
 
 
 class OutputError(MlipAutopipecError):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlip_autopipec.cli import analysis, batch, history, resume, training
+from mlip_autopipec.cli import loop as loop_command
 from mlip_autopipec.cli.common import (
     ACCEPT_FAILED_CHECKS_HELP,
     EXIT_BAD_INPUT,
@@ -31,6 +32,7 @@ from mlip_autopipec.errors import (
     ConfigurationError,
     DatasetValidationError,
     FailedChecksError,
+    OracleError,
     OutputError,
     SchedulerUnreachableError,
     TrainerError,
@@ -136,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--out", type=Path, default=Path("demo_run"), help="run directory")
+    demo.add_argument(
+        "--loop",
+        action="store_true",
+        help="run a small active-learning loop on EMT Cu instead (a few minutes on 2 cores)",
+    )
 
     dimers = commands.add_parser(
         "dimers",
@@ -258,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wait.add_argument("run_dir", type=Path, help="run directory of a batch run")
     resume.add_finish_command(commands)
+    loop_command.add_loop_parser(commands)
     return parser
 
 
@@ -284,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, f"error: {error}", EXIT_SCHEDULER_UNREACHABLE)
     except TrainerError as error:
         return _fail(args, f"error: training failed: {error}", EXIT_TRAINING_FAILED)
+    except OracleError as error:
+        return _fail(args, f"error: labelling failed: {error}", EXIT_TRAINING_FAILED)
     except KeyboardInterrupt:
         return _fail(args, "interrupted (Ctrl-C): stopped", EXIT_INTERRUPTED)
     except OSError as error:  # e.g. a full disk, with the file it could not write
@@ -344,8 +354,12 @@ def _run_command(args: argparse.Namespace) -> int:
         )
     if args.command == "history":
         return history.history(args.run_dir, args.overwrite)
+    if args.command == "demo" and args.loop:
+        return loop_command.demo_loop(args)
     if args.command == "demo":
         return training.demo(args)
+    if args.command == "loop":
+        return loop_command.loop(args)
     if args.command == "dimers":
         return analysis.dimers(args.run_dir, args.png, args.overwrite)
     if args.command == "report":

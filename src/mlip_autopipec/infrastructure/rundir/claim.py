@@ -55,7 +55,7 @@ def is_ours(directory: Path) -> bool:
 def warn_if_resumable(run_dir: Path) -> None:
     """Before a new fit replaces the interim potential of an interrupted one: say how to keep it."""
     path = Path(run_dir)
-    refused = (path / FINISHED_RECORD).exists() or _in_use(path)  # the claim says so instead
+    refused = (path / FINISHED_RECORD).exists() or is_held(path)  # the claim says so instead
     if (path / INTERIM_POTENTIAL).is_file() and is_ours(path) and not refused:
         log.warning(
             "%s holds the interim potential of an interrupted fit: this new fit starts over and "
@@ -65,18 +65,21 @@ def warn_if_resumable(run_dir: Path) -> None:
         )
 
 
-def _in_use(path: Path) -> bool:
-    """Whether a process holds the run directory's lock."""
+def is_held(directory: Path) -> bool:
+    """Whether a live process holds the directory's lock (a run there now). Only looks: a
+    shared lock, taken and released at once, in a file that must already exist."""
     try:
-        lock_fd = os.open(path / LOCK_FILE, os.O_RDONLY)
+        descriptor = os.open(Path(directory) / LOCK_FILE, os.O_RDONLY)
     except OSError:
         return False
     try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     finally:
-        os.close(lock_fd)
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+        os.close(descriptor)
     return False
 
 

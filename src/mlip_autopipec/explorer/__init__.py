@@ -1,0 +1,1 @@
+"""Exploration: molecular dynamics with a potential, watched by its extrapolation grade."""
