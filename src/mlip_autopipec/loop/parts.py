@@ -152,9 +152,11 @@ def train(
 ) -> Potential:
     """The next generation (``previous``'s data plus ``dataset``), or generation 0."""
     from mlip_autopipec.infrastructure.trainer import create_trainer
+    from mlip_autopipec.report import build_report_or_warn
 
     del progress  # pacemaker's output is logged by the trainer itself at DEBUG
-    return create_trainer(config).train(dataset, run_dir, previous=previous)
+    trainer = create_trainer(config, report=build_report_or_warn)  # each generation's report
+    return trainer.train(dataset, run_dir, previous=previous)
 
 
 def evaluate(potential: Potential, dataset: Dataset) -> FitMetrics:
