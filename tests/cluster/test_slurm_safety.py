@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.infrastructure.rundir.records import BatchRecord
 
 from ..conftest import write_executable
-from .test_slurm import _config, _data, _in_squeue
+from .test_slurm import _in_squeue, _trainer
 
 pytestmark = pytest.mark.cluster
 
@@ -30,15 +31,15 @@ pytestmark = pytest.mark.cluster
 def test_a_run_directory_of_any_name_fits_in_batch_as_locally_and_runs_nothing(
     slurm: str,
     cu_pt_dataset: Dataset,
+    train_argv: Callable[..., list[str]],
     tmp_path: Path,
     fake_pacemaker: Path,
     capsys: pytest.CaptureFixture[str],
     name: str,
 ) -> None:
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm, setup=["export FROM_SETUP=yes"])
+    train = train_argv(cu_pt_dataset, _trainer(slurm, setup=["export FROM_SETUP=yes"]))
     out = tmp_path / name
-    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(out)]
+    argv = [*train, "--out", str(out)]
     assert main(argv) == EXIT_OK
     assert str(out / "potential.yace") in capsys.readouterr().out
     assert (out / "potential.json").exists() and (out / "output_potential.asi").exists()
@@ -50,14 +51,14 @@ def test_a_run_directory_of_any_name_fits_in_batch_as_locally_and_runs_nothing(
 def test_a_newline_in_the_account_is_refused_before_submission(
     slurm: str,
     cu_pt_dataset: Dataset,
+    train_argv: Callable[..., list[str]],
     tmp_path: Path,
     fake_pacemaker: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm, account="proj\n#SBATCH --wrap=id")
+    train = train_argv(cu_pt_dataset, _trainer(slurm, account="proj\n#SBATCH --wrap=id"))
     out = tmp_path / "run"
-    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out)])
+    code = main([*train, "--out", str(out)])
     assert code == EXIT_BAD_INPUT
     error = capsys.readouterr().err
     assert "trainer.execution.account" in error and "'\\n'" in error
@@ -67,16 +68,16 @@ def test_a_newline_in_the_account_is_refused_before_submission(
 def test_lost_contact_with_slurm_is_not_a_failed_job_and_finish_waits(
     slurm: str,
     cu_pt_dataset: Dataset,
+    train_argv: Callable[..., list[str]],
     tmp_path: Path,
     fake_pacemaker: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "sleep")
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm, unreachable_after=3.0)
+    train = train_argv(cu_pt_dataset, _trainer(slurm, unreachable_after=3.0))
     out = tmp_path / "run"
-    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(out)]
+    argv = [*train, "--out", str(out)]
     assert main([*argv, "--detach"]) == EXIT_OK
     job_id = BatchRecord.load(out).job_id
     try:
@@ -119,6 +120,7 @@ def test_lost_contact_with_slurm_is_not_a_failed_job_and_finish_waits(
 def test_a_job_is_never_requeued_to_start_the_fit_over(
     slurm: str,
     cu_pt_dataset: Dataset,
+    train_argv: Callable[..., list[str]],
     tmp_path: Path,
     fake_pacemaker: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -127,10 +129,9 @@ def test_a_job_is_never_requeued_to_start_the_fit_over(
     # interim potential; submitted with --no-requeue, a node failure ends it as a failed run.
     # (Setting the shared test node down would end every other job on it: not done here.)
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "sleep")
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm)
+    train = train_argv(cu_pt_dataset, _trainer(slurm))
     out = tmp_path / "run"
-    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(out)]
+    argv = [*train, "--out", str(out)]
     assert main([*argv, "--detach"]) == EXIT_OK
     job_id = BatchRecord.load(out).job_id
     try:
@@ -147,15 +148,17 @@ def test_a_job_is_never_requeued_to_start_the_fit_over(
 
 
 def test_a_followed_fit_prints_no_traceback(
-    slurm: str, cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path
+    slurm: str,
+    cu_pt_dataset: Dataset,
+    train_argv: Callable[..., list[str]],
+    tmp_path: Path,
+    fake_pacemaker: Path,
 ) -> None:
     # psij's queue-polling thread made every followed fit print threading's _after_fork
     # traceback; SLURM is asked directly now.
-    data = _data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _config(tmp_path / "config.yaml", slurm)
+    train = train_argv(cu_pt_dataset, _trainer(slurm))
     out = tmp_path / "run_$(id>PWNED)"
-    command = [sys.executable, "-m", "mlip_autopipec.cli", "train", "--config", str(config)]
-    command += ["--data", str(data), "--out", str(out)]
+    command = [sys.executable, "-m", "mlip_autopipec.cli", *train, "--out", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp_path)
     assert result.returncode == EXIT_OK, result.stderr
     assert "Traceback" not in result.stderr and "_after_fork" not in result.stderr
