@@ -647,6 +647,7 @@ def test_report_writes_nothing_into_a_directory_that_is_no_run(
 
 def test_copies_within_the_data_stay_out_of_the_test_set(
     tmp_path: Path,
+    train_argv: Callable[..., list[str]],
     cu_pt_dataset: Dataset,
     fake_pacemaker: Path,
     caplog: pytest.LogCaptureFixture,
@@ -658,7 +659,7 @@ def test_copies_within_the_data_stay_out_of_the_test_set(
     config = PACEMAKER_CONFIG + "  fit:\n    test_size: 0.3\n"
     out = tmp_path / "run"
     with caplog.at_level(logging.WARNING):
-        assert _train(tmp_path, data, out, config) == EXIT_OK
+        assert _train(train_argv, data, out, config) == EXIT_OK
     assert "6 structure(s) of the data are identical to another one (4 group(s))" in caplog.text
     training = Dataset.read(out / "training_set.extxyz")
     test = Dataset.read(out / "test_set.extxyz")
@@ -668,6 +669,7 @@ def test_copies_within_the_data_stay_out_of_the_test_set(
 
 def test_a_full_disk_names_the_file_and_marks_the_run_failed(
     tmp_path: Path,
+    train_argv: Callable[..., list[str]],
     cu_pt_dataset: Dataset,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -688,7 +690,7 @@ def test_a_full_disk_names_the_file_and_marks_the_run_failed(
         return real_write_text(self, text, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", write_text)
-    assert _train(tmp_path, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_TRAINING_FAILED
+    assert _train(train_argv, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_TRAINING_FAILED
     error = _no_traceback(capsys)
     assert "No space left on device" in error and str(out / "potential.json") in error
     assert full and not (out / "potential.json").exists()
