@@ -15,6 +15,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlip_autopipec.domain_models.validation import validate_structure
 from mlip_autopipec.errors import DatasetValidationError
+from mlip_autopipec.files import atomic_path
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,7 +195,8 @@ class Dataset(Sequence[LabelledStructure]):
             # Only scalars and arrays fit into extxyz; ASE skips the rest of atoms.info (e.g.
             # the adsorbate_info of ase.build's surfaces) with a warning per structure.
             warnings.filterwarnings("ignore", "Skipping unhashable information")
-            ase.io.write(path, self.to_atoms(), format="extxyz")
+            with atomic_path(path) as temporary:
+                ase.io.write(temporary, self.to_atoms(), format="extxyz")
         return path
 
     def fingerprint(self) -> str:

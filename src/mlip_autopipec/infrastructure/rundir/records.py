@@ -4,13 +4,14 @@ kept with its config for a local run (``run_record.json``) and with its job for 
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mlip_autopipec.config.config_model import Baseline, TrainerConfig
+from mlip_autopipec.config.config_model import Baseline, Executables, TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution
 from mlip_autopipec.domain_models.lineage import Lineage
 from mlip_autopipec.domain_models.potential import (
@@ -22,6 +23,8 @@ from mlip_autopipec.domain_models.potential import (
 from mlip_autopipec.errors import OutputError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.rundir.files import BATCH_JOB_JSON, RUN_RECORD
+
+log = logging.getLogger(__name__)
 
 
 class PendingRun(BaseModel):
@@ -69,6 +72,34 @@ class RunRecord(BaseModel):
 
     def save(self, run_dir: Path) -> None:
         write_text_atomic(Path(run_dir) / RUN_RECORD, self.model_dump_json(indent=2) + "\n")
+
+    def config_here(self, record: Path, executables: Executables | None = None) -> TrainerConfig:
+        """The recorded config with the programs of this machine (:func:`config_here`)."""
+        return config_here(self.config, record, executables)
+
+
+def config_here(
+    recorded: TrainerConfig, record: Path, executables: Executables | None = None
+) -> TrainerConfig:
+    """A run's recorded config to run with here: its programs are ``executables`` (the
+    user's config) or the defaults found on PATH, never those of the record (``record``, the
+    file it was read from). A run directory is data, never code: it may come from someone
+    else, so recorded executables that differ are reported (a warning) and ignored."""
+    used = executables or Executables()
+    if recorded.executables != used:
+        differing = ", ".join(
+            f"{name}: {theirs!r}"
+            for name, theirs in recorded.executables.model_dump().items()
+            if getattr(used, name) != theirs
+        )
+        log.warning(
+            "%s records trainer.executables (%s) that differ from this config's and PATH's: "
+            "ignored (a run directory never names the programs that run; give them in your "
+            "config file)",
+            record,
+            differing,
+        )
+    return recorded.model_copy(update={"executables": used})
 
 
 class BatchRecord(RunRecord):

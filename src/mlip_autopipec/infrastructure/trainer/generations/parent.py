@@ -12,6 +12,7 @@ import yaml
 from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import DatasetValidationError, OutputError
+from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.pacemaker.outputs import read_predictions
 from mlip_autopipec.infrastructure.rundir.files import (
     INPUT_YAML,
@@ -122,5 +123,5 @@ def copy_for_start(parent_yaml: Path, destination: Path) -> Path:
     metadata = data.get("metadata") or {}
     for key in ("_fit_cycles", "_loss"):
         metadata.pop(key, None)
-    destination.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    write_text_atomic(destination, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
     return destination
