@@ -44,6 +44,7 @@ from mlip_autopipec.infrastructure.rundir.records import (
     BatchRecord,
     PendingRun,
     RunRecord,
+    check_data_files,
     refuse_running_job,
 )
 from mlip_autopipec.infrastructure.trainer.plan import PreparedRun, write_fit_data
@@ -86,6 +87,10 @@ def unfinished_run(
         )
     refuse_running_job(path)
     config, run = _read_record(path, what, executables)
+    # The data it goes on with must be those the run fitted.
+    check_data_files(
+        path, run.provenance, RUN_RECORD if (path / RUN_RECORD).is_file() else BATCH_JOB_JSON
+    )
     interim = path / INTERIM_POTENTIAL
     if not interim.is_file():
         raise OutputError(
