@@ -350,3 +350,24 @@ def test_a_link_in_an_interrupted_run_is_refused_and_nothing_outside_is_written(
     assert main(["finish", str(workdir)]) == EXIT_BAD_INPUT
     assert main(["train", "--resume", str(workdir)]) == EXIT_BAD_INPUT
     assert outside.read_text() == "not yours\n"
+
+
+@pytest.mark.parametrize("command", [["finish"], ["train", "--resume"]], ids=["finish", "resume"])
+@pytest.mark.usefixtures("interrupting_pacemaker")
+def test_an_interrupted_run_with_altered_data_is_not_continued(
+    command: list[str],
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workdir = tmp_path / "run"
+    _interrupted_by_time_limit(cu_pt_dataset, workdir)
+    Dataset.read(workdir / TRAINING_SET).subset(range(3, 13)).write(workdir / TRAINING_SET)
+    capsys.readouterr()
+
+    assert main([*command, str(workdir)]) == EXIT_BAD_INPUT
+
+    error = capsys.readouterr().err
+    assert f"{workdir / TRAINING_SET} is not the data its run recorded in {RUN_RECORD}" in error
+    assert "holds 10 structures where the run fitted 13 (3 dropped)" in error
+    assert not (workdir / "potential.json").exists()
