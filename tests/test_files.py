@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlip_autopipec.errors import OutputError
-from mlip_autopipec.files import atomic_path, open_for_append, write_text_atomic
+from mlip_autopipec.files import LinkRefused, atomic_path, open_for_append, write_text_atomic
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def link(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_the_atomic_writer_refuses_a_link(link: tuple[Path, Path]) -> None:
     path, outside = link
-    with pytest.raises(OutputError, match=rf"{path} is a symbolic link \(to {outside}\)"):
+    with pytest.raises(LinkRefused, match=rf"{path} is a symbolic link \(to {outside}\)"):
         write_text_atomic(path, "mine")
     assert outside.read_text() == "not yours\n" and path.is_symlink()
     assert sorted(p.name for p in path.parent.iterdir()) == ["file"]  # no temporary left
@@ -33,7 +32,7 @@ def test_a_link_planted_while_the_file_is_written_is_refused(tmp_path: Path) -> 
     outside = tmp_path / "outside.txt"
     outside.write_text("not yours\n")
     target = tmp_path / "file"
-    with pytest.raises(OutputError, match="symbolic link"), atomic_path(target) as temporary:
+    with pytest.raises(LinkRefused, match="symbolic link"), atomic_path(target) as temporary:
         temporary.write_text("mine")
         target.symlink_to(outside)
     assert outside.read_text() == "not yours\n"
@@ -42,7 +41,7 @@ def test_a_link_planted_while_the_file_is_written_is_refused(tmp_path: Path) -> 
 
 def test_appending_refuses_a_link(link: tuple[Path, Path]) -> None:
     path, outside = link
-    with pytest.raises(OutputError, match="symbolic link"):
+    with pytest.raises(LinkRefused, match="symbolic link"):
         open_for_append(path)
     assert outside.read_text() == "not yours\n"
 

@@ -16,23 +16,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from mlip_autopipec.errors import OutputError
+
+class LinkRefused(OSError):
+    """A file we were to write is a symbolic link (the CLI: exit 2). ``filename`` is it."""
 
 
 def refuse_symlink(path: Path) -> None:
-    """OutputError when ``path`` is a symbolic link: we write only regular files we created."""
+    """LinkRefused when ``path`` is a symbolic link: we write only regular files we created."""
     if Path(path).is_symlink():
-        raise OutputError(
+        raise LinkRefused(
+            errno.ELOOP,
             f"{path} is a symbolic link (to {os.readlink(path)}): mlip-autopipec writes only "
             "regular files it created, never through a link; remove the link",
-            path=Path(path),
+            str(path),
         )
 
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it on success and is removed on error.
-    OutputError, before and after the temporary is written, when ``path`` is a symlink."""
+    LinkRefused, before and after the temporary is written, when ``path`` is a symlink."""
     path = Path(path)
     refuse_symlink(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +65,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def open_for_append(path: Path) -> IO[str]:
     """``path`` opened to append text (UTF-8), created if missing; OutputError when it is a
-    symbolic link (``O_NOFOLLOW``: the check and the open are one step)."""
+    symbolic link (LinkRefused; ``O_NOFOLLOW``: the check and the open are one step)."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
     try:
         descriptor = os.open(path, flags, 0o644)
