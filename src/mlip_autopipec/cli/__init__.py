@@ -37,6 +37,7 @@ from mlip_autopipec.errors import (
     SchedulerUnreachableError,
     TrainerError,
 )
+from mlip_autopipec.files import LinkRefused
 from mlip_autopipec.version import __version__
 
 __all__ = [
@@ -285,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, f"error: {error}", EXIT_BAD_INPUT)
     except FailedChecksError as error:
         return _fail(args, f"error: {error}", EXIT_FAILED_CHECKS)
+    except LinkRefused as error:
+        return _fail(args, f"error: {error.strerror}", EXIT_BAD_INPUT)
     except FileNotFoundError as error:
         what = str(error) if error.filename is None else f"{error.filename}: no such file"
         return _fail(args, f"error: {what}", EXIT_BAD_INPUT)

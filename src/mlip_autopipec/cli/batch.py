@@ -66,13 +66,14 @@ def wait(
     args: argparse.Namespace,
 ) -> int:
     """Follow the job of ``run_dir`` to its end and build the potential, as ``train`` does."""
+    from mlip_autopipec.infrastructure.rundir.files import BATCH_JOB_JSON
     from mlip_autopipec.infrastructure.rundir.records import BatchRecord
     from mlip_autopipec.infrastructure.trainer import make_pacemaker_trainer
     from mlip_autopipec.infrastructure.trainer.batch import runner as batch
     from mlip_autopipec.report import build_report_or_warn
 
-    record = BatchRecord.load(run_dir)
-    config = record.config
+    # The programs of this machine, never those the record names (a warning if they differ).
+    config = BatchRecord.load(run_dir).config_here(Path(run_dir) / BATCH_JOB_JSON)
     started = time.perf_counter()
     progress = progress_reporter(config, args)
     trainer = make_pacemaker_trainer(config, progress, report=build_report_or_warn)

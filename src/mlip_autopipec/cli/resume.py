@@ -52,10 +52,9 @@ def resume(args: argparse.Namespace) -> int:
             f"train --resume goes on with the run's own data in RUN_DIR: {options} cannot be "
             "given with it"
         )
-    unfinished = unfinished_run(args.resume, "resume")
-    config = resume_config(
-        unfinished.config, None if args.config is None else load_config(args.config).trainer
-    )
+    mine = None if args.config is None else load_config(args.config).trainer
+    unfinished = unfinished_run(args.resume, "resume", None if mine is None else mine.executables)
+    config = resume_config(unfinished.config, mine)
     if args.accept_failed_checks:
         config = config.model_copy(update={"accept_failed_checks": True})
     started = time.perf_counter()
@@ -68,17 +67,18 @@ def resume(args: argparse.Namespace) -> int:
 
 def finish(args: argparse.Namespace) -> int:
     """``finish RUN_DIR``: the interim potential of an interrupted run made usable, marked."""
-    from mlip_autopipec.infrastructure.trainer.interrupted.finish import finish_training
+    from mlip_autopipec.infrastructure.trainer.interrupted.finish import finish_interim
     from mlip_autopipec.infrastructure.trainer.interrupted.interim import unfinished_run
+    from mlip_autopipec.infrastructure.trainer.interrupted.resume import resume_config
+    from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTrainer
     from mlip_autopipec.report import build_report_or_warn
 
-    config = unfinished_run(args.run_dir, "finish").config
+    unfinished = unfinished_run(args.run_dir, "finish")
+    config = resume_config(unfinished.config, None)
+    if args.accept_failed_checks:
+        config = config.model_copy(update={"accept_failed_checks": True})
     started = time.perf_counter()
-    potential = finish_training(
-        args.run_dir,
-        accept_failed_checks=args.accept_failed_checks,
-        on_output_line=progress_reporter(config, args),
-        report=build_report_or_warn,
-    )
+    trainer = PacemakerTrainer(config, progress_reporter(config, args), report=build_report_or_warn)
+    potential = finish_interim(trainer, unfinished)
     print(summary(potential, wall_time_s=time.perf_counter() - started))
     return EXIT_OK

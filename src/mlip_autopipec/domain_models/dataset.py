@@ -17,7 +17,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlip_autopipec.domain_models.validation import validate_structure
 from mlip_autopipec.errors import DatasetValidationError
-from mlip_autopipec.files import naming
+from mlip_autopipec.files import atomic_path
 
 if TYPE_CHECKING:
     from mlip_autopipec.domain_models.neighbours import NeighbourTable
@@ -241,11 +241,11 @@ class Dataset(Sequence[LabelledStructure]):
             # Only scalars and arrays fit into extxyz; ASE skips the rest of atoms.info (e.g.
             # the adsorbate_info of ase.build's surfaces) with a warning per structure.
             warnings.filterwarnings("ignore", "Skipping unhashable information")
-            with naming(path):
+            with atomic_path(path) as temporary:
                 # One structure at a time: no second copy of the whole dataset (ASE's extxyz
                 # writer iterates; its annotation asks for a sequence).
                 images = cast("list[Atoms]", (_for_file(s) for s in self._structures))
-                ase.io.write(path, images, format="extxyz", write_results=False)
+                ase.io.write(temporary, images, format="extxyz", write_results=False)
         return path
 
     def fingerprint(self) -> str:

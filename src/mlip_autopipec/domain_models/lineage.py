@@ -37,7 +37,13 @@ class Lineage(BaseModel):
     n_duplicates: int = Field(description="given structures already present, counted once")
     n_test_inherited: int = Field(description="the parent's test structures, kept as test")
     n_test_added: int = Field(description="new structures put into the test set")
-    parent_data_sha256: str | None = Field(description="hash of the parent's training data")
+    parent_data_sha256: str | None = Field(
+        description=(
+            "hash of the parent's data files (training_set.extxyz, test_set.extxyz) as read "
+            "when this generation was made, never copied from the parent's record: `history` "
+            "compares it with the parent it finds"
+        )
+    )
     added_data_sha256: str = Field(description="hash of the new structures given")
     max_gamma_added: float | None = Field(
         None,

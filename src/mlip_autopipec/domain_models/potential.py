@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from datetime import UTC, datetime
@@ -67,6 +68,14 @@ class FitCost(_Record):
     )
 
 
+class DataFile(_Record):
+    """A data file a run wrote (its structures as fitted), recorded so that a later use of the
+    run can check that the file is still what the run fitted."""
+
+    n_structures: int
+    sha256: str = Field(description="SHA-256 of the file's bytes")
+
+
 class Provenance(_Record):
     """Where a potential came from: enough to tell two potentials apart and to reproduce one."""
 
@@ -76,6 +85,28 @@ class Provenance(_Record):
     config_sha256: str | None = Field(description="hash of the trainer config; None: unknown")
     n_structures: int | None = None
     n_atoms: int | None = None
+    data_files: dict[str, DataFile] = Field(
+        default_factory=dict,
+        description=(
+            "the structures the run wrote (training_set.extxyz, test_set.extxyz), by file "
+            "name: checked whenever the run is continued from (empty: an older record)"
+        ),
+    )
+
+    def data_files_sha256(self) -> str | None:
+        """One hash of the run's data files (None: none recorded): what a next generation
+        records of its parent."""
+        if not self.data_files:
+            return None
+        return files_sha256({name: file.sha256 for name, file in self.data_files.items()})
+
+
+def files_sha256(hashes: dict[str, str]) -> str:
+    """One hash of several files, from each file's name and SHA-256."""
+    digest = hashlib.sha256()
+    for name in sorted(hashes):
+        digest.update(f"{name}\0{hashes[name]}\0".encode())
+    return digest.hexdigest()
 
 
 class Potential(_Record):

@@ -12,6 +12,7 @@ import yaml
 
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential, load_finished_run
 from mlip_autopipec.errors import OutputError
+from mlip_autopipec.infrastructure.rundir.records import data_sha256_now
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,28 @@ def chain_of(run_dir: Path) -> list[Potential]:
             )
             break
         chain.append(load_finished(parent))
+        warn_if_swapped(chain[-2], chain[-1])
     return chain[::-1]
+
+
+def warn_if_swapped(child: Potential, parent: Potential) -> None:
+    """Warn when ``parent`` is not the run ``child`` was trained from: the hash of its data
+    files now differs from the one the child recorded (a parent run swapped in, or its data
+    changed since). A child of an older version recorded the parent's own data hash."""
+    lineage = child.lineage
+    if lineage is None or lineage.parent_data_sha256 is None:
+        return
+    now = data_sha256_now(parent.run_dir, parent.provenance)
+    if lineage.parent_data_sha256 not in (now, parent.provenance.data_sha256):
+        log.warning(
+            "the parent %s is not the run %s was trained from: its data files (%s) differ from "
+            "those the child recorded (lineage.parent_data_sha256 %s...): it was swapped or "
+            "its data changed since",
+            parent.run_dir,
+            child.run_dir,
+            "missing" if now is None else f"sha256 {now[:12]}...",
+            lineage.parent_data_sha256[:12],
+        )
 
 
 def _basis(potential: Potential) -> int | None:

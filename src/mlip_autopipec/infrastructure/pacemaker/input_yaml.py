@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlip_autopipec.config.config_model import Baseline, LJBaseline, TrainerConfig, ZBLBaseline
 from mlip_autopipec.domain_models.baseline import zbl_pair_cutoffs
 from mlip_autopipec.errors import ConfigurationError
+from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stopping_keys
 
 #: Keys of pacemaker's ``functions`` section by number of species in a block.
@@ -123,7 +124,7 @@ class PacemakerInput(_Section):
 
     def write(self, path: Path) -> None:
         text = yaml.safe_dump(self.to_yaml_dict(), sort_keys=False, default_flow_style=None)
-        path.write_text(text)
+        write_text_atomic(path, text)
 
 
 #: pacemaker's EnergyBasedWeightingPolicy with the values of its own template.

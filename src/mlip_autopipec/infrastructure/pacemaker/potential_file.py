@@ -65,7 +65,7 @@ def potential_from_file(yaml_path: Path, yace_path: Path) -> Potential:
             "mlip-autopipec, so its baseline is unknown"
         )
     blocks = document.get("species") or []
-    elements = sorted({e for block in blocks for e in str(block["speciesblock"]).split()})
+    elements = _species(document)
     cutoff = max(float(block.get("rcutij", 0.0)) for block in blocks)
     run_dir = yace_path.parent.resolve()
     return Potential(
@@ -87,6 +87,16 @@ def potential_from_file(yaml_path: Path, yace_path: Path) -> Potential:
             config_sha256=None,
         ),
     )
+
+
+def potential_elements(yaml_path: Path) -> tuple[str, ...]:
+    """The elements a B-basis potential (``.yaml``) holds, sorted: from its species blocks."""
+    return tuple(_species(_load(yaml_path)))
+
+
+def _species(document: dict[str, Any]) -> list[str]:
+    blocks = document.get("species") or []
+    return sorted({e for block in blocks for e in str(block["speciesblock"]).split()})
 
 
 def set_reference_energies(yace_path: Path, reference_energies: Mapping[str, float]) -> None:

@@ -260,6 +260,16 @@ def _check_claimable(path: Path) -> None:
             "nothing was written; choose a new or empty directory",
             path=path,
         )
+    links = [name for name in names if (path / name).is_symlink()]
+    if links:
+        # We never make a link: one here was planted, and writing through it would write
+        # outside the run directory (files.refuse_symlink guards every write as well).
+        shown = ", ".join(f"{name} -> {os.readlink(path / name)}" for name in links[:5])
+        raise OutputError(
+            f"{path} holds symbolic links ({shown}) that mlip-autopipec did not make: it "
+            "writes only regular files it created, never through a link; nothing was written",
+            path=path / links[0],
+        )
 
 
 def _lock(lock_fd: int, path: Path) -> None:

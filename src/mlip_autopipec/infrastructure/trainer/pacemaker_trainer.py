@@ -22,8 +22,14 @@ from mlip_autopipec.infrastructure.rundir.files import (
     NEIGHBOURS_FILE,
     REPLACED,
     TEST_SET,
+    TRAINING_SET,
 )
-from mlip_autopipec.infrastructure.rundir.records import PendingRun, RunRecord, refuse_running_job
+from mlip_autopipec.infrastructure.rundir.records import (
+    PendingRun,
+    RunRecord,
+    record_data_files,
+    refuse_running_job,
+)
 from mlip_autopipec.infrastructure.trainer.active_set import activeset_step
 from mlip_autopipec.infrastructure.trainer.after_fit import FitEnd, ReportBuilder, after_fit
 from mlip_autopipec.infrastructure.trainer.base import BaseTrainer
@@ -269,6 +275,13 @@ class PacemakerTrainer(BaseTrainer):
             write_inputs(training_set, workdir, plan, test_dataset)
             if test_dataset is not None:  # its safe copy, read later instead of the pickle
                 test_dataset.write(workdir / TEST_SET)
+        # What was written, so that resume, finish and a next generation can check it.
+        counts = {TRAINING_SET: len(training_set)}
+        if test_dataset is not None:
+            counts[TEST_SET] = len(test_dataset)
+        provenance = self.provenance(dataset).model_copy(
+            update={"data_files": record_data_files(workdir, counts)}
+        )
         run = PendingRun(
             elements=dataset.elements,
             baseline=plan.baseline,
@@ -276,7 +289,7 @@ class PacemakerTrainer(BaseTrainer):
             reference_energies_warning=plan.reference_energies_warning,
             shortest_distances=[(a, b, d) for (a, b), d in plan.shortest_distances.items()],
             selection=selection,
-            provenance=self.provenance(dataset),
+            provenance=provenance,
             fixed_test_set=test_dataset is not None,
             estimate=estimated_cost(sized, self.config.fit),
             lineage=record,

@@ -114,7 +114,7 @@ def test_the_data_accumulate_and_duplicates_count_once(chain: dict) -> None:  # 
     assert len(test) == len(previous.test) + lineage.n_test_added
     assert _keys(previous.training) <= _keys(training)
     assert len(_keys(training)) == len(training)  # each structure once
-    assert lineage.parent_data_sha256 == chain["parent"].provenance.data_sha256
+    assert lineage.parent_data_sha256 == chain["parent"].provenance.data_files_sha256()
     assert lineage.added_data_sha256 == given.fingerprint()
     assert lineage.max_gamma_added is not None and lineage.max_gamma_added > 0
 

@@ -28,8 +28,10 @@ from mlip_autopipec.infrastructure.rundir.files import (
     INPUT_YAML,
     INTERIM_POTENTIAL,
     MANIFEST,
+    PACEMAKER_LOG,
     RUN_RECORD,
     TEST_DATA_FILE,
+    TRAINING_SET,
 )
 from mlip_autopipec.infrastructure.trainer import PacemakerTrainer
 from mlip_autopipec.infrastructure.trainer.interrupted.interim import (
@@ -276,3 +278,117 @@ def test_the_replacing_warning_is_not_given_for_a_directory_that_is_refused_anyw
     with caplog.at_level(logging.WARNING):
         warn_if_resumable(workdir)
     assert "interim potential" not in caplog.text
+
+
+#: A planted program: it would leave a marker beside itself, then fail.
+PLANTED = """
+import pathlib, sys
+(pathlib.Path(sys.argv[0]).parent / "PLANTED_RAN").write_text(" ".join(sys.argv))
+sys.exit(1)
+"""
+#: The user's pacemaker on PATH for the second run: it says it ran, then fails at once.
+FAILING_PACEMAKER = """
+import os
+open(os.environ["PATH_PACEMAKER_MARKER"], "w").write("ran")
+raise SystemExit(1)
+"""
+
+
+@pytest.mark.parametrize("command", [["finish"], ["train", "--resume"]], ids=["finish", "resume"])
+@pytest.mark.usefixtures("interrupting_pacemaker")
+def test_a_run_record_never_names_the_programs_that_run(
+    command: list[str],
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    workdir = tmp_path / "run"
+    _interrupted_by_time_limit(cu_pt_dataset, workdir)
+    # Someone plants their script as every program in the run's record.
+    planted_dir = tmp_path / "elsewhere"
+    planted_dir.mkdir()
+    planted = write_executable(planted_dir / "evil", PLANTED)
+    record = json.loads((workdir / RUN_RECORD).read_text())
+    record["config"]["executables"] = dict.fromkeys(
+        ("pacemaker", "pace_yaml2yace", "pace_select", "pace_activeset"), str(planted)
+    )
+    (workdir / RUN_RECORD).write_text(json.dumps(record))
+    write_executable(fake_pacemaker / "pacemaker", FAILING_PACEMAKER)
+    marker = tmp_path / "path_pacemaker_ran"
+    monkeypatch.setenv("PATH_PACEMAKER_MARKER", str(marker))
+
+    with caplog.at_level(logging.WARNING):
+        main([*command, str(workdir)])
+
+    assert not (planted_dir / "PLANTED_RAN").exists()
+    assert marker.read_text() == "ran"  # the pacemaker of PATH ran instead
+    error = caplog.text
+    assert f"{workdir / RUN_RECORD} records trainer.executables" in error
+    assert "ignored" in error and str(planted) in error
+
+
+def test_the_programs_of_a_resumed_run_are_those_of_the_given_config(tmp_path: Path) -> None:
+    from mlip_autopipec.infrastructure.rundir.records import config_here
+
+    planted = parse_trainer_config({**CONFIG, "executables": {"pacemaker": "/tmp/evil"}})
+    mine = parse_trainer_config({**CONFIG, "executables": {"pacemaker": "/opt/pace/pacemaker"}})
+    assert config_here(planted, tmp_path / RUN_RECORD).executables.pacemaker == "pacemaker"
+    assert (
+        config_here(planted, tmp_path / RUN_RECORD, mine.executables).executables.pacemaker
+        == "/opt/pace/pacemaker"
+    )
+    assert config_here(mine, tmp_path, mine.executables) == mine
+
+
+@pytest.mark.parametrize("name", [TRAINING_SET, INPUT_YAML, PACEMAKER_LOG])
+@pytest.mark.usefixtures("interrupting_pacemaker")
+def test_a_link_in_an_interrupted_run_is_refused_and_nothing_outside_is_written(
+    name: str,
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    fake_pacemaker: Path,
+    train_argv: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workdir = tmp_path / "run"
+    _interrupted_by_time_limit(cu_pt_dataset, workdir)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not yours\n")
+    (workdir / name).unlink()
+    (workdir / name).symlink_to(outside)
+    write_executable(fake_pacemaker / "pacemaker", FAKE_PACEMAKER)
+    capsys.readouterr()
+
+    assert main(train_argv(cu_pt_dataset, CONFIG, workdir)) == EXIT_BAD_INPUT
+
+    error = capsys.readouterr().err
+    assert f"{name} -> {outside}" in error and "symbolic link" in error
+    assert outside.read_text() == "not yours\n"
+    assert (workdir / name).is_symlink()  # left for the user to look at
+    # finish and resume refuse it too.
+    assert main(["finish", str(workdir)]) == EXIT_BAD_INPUT
+    assert main(["train", "--resume", str(workdir)]) == EXIT_BAD_INPUT
+    assert outside.read_text() == "not yours\n"
+
+
+@pytest.mark.parametrize("command", [["finish"], ["train", "--resume"]], ids=["finish", "resume"])
+@pytest.mark.usefixtures("interrupting_pacemaker")
+def test_an_interrupted_run_with_altered_data_is_not_continued(
+    command: list[str],
+    cu_pt_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workdir = tmp_path / "run"
+    _interrupted_by_time_limit(cu_pt_dataset, workdir)
+    Dataset.read(workdir / TRAINING_SET).subset(range(3, 13)).write(workdir / TRAINING_SET)
+    capsys.readouterr()
+
+    assert main([*command, str(workdir)]) == EXIT_BAD_INPUT
+
+    error = capsys.readouterr().err
+    assert f"{workdir / TRAINING_SET} is not the data its run recorded in {RUN_RECORD}" in error
+    assert "holds 10 structures where the run fitted 13 (3 dropped)" in error
+    assert not (workdir / "potential.json").exists()

@@ -74,7 +74,7 @@ def next_generation(
             ]
         )
     # The parent's data (safe copies), plus the new structures, duplicates counted once.
-    parent = read_previous_run(previous)
+    parent = read_previous_run(previous, accept_failed_checks=config.accept_failed_checks)
     accumulated = accumulate(
         parent.training,
         parent.test,
@@ -293,7 +293,7 @@ def lineage(generation: Generation, start: Start) -> Lineage:
         n_duplicates=accumulated.n_duplicates,
         n_test_inherited=accumulated.n_test_inherited,
         n_test_added=accumulated.n_added_test,
-        parent_data_sha256=parent.potential.provenance.data_sha256,
+        parent_data_sha256=parent.data_sha256,
         added_data_sha256=generation.added.fingerprint(),
         max_gamma_added=max_gamma_added(generation),
         inherited_energy_scale=generation.scale,

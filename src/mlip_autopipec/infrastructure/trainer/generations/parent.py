@@ -10,15 +10,18 @@ from typing import Any
 import yaml
 
 from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
-from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 from mlip_autopipec.errors import DatasetValidationError, OutputError
+from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.pacemaker.outputs import read_predictions
+from mlip_autopipec.infrastructure.pacemaker.potential_file import potential_elements
 from mlip_autopipec.infrastructure.rundir.files import (
     INPUT_YAML,
     TEST_PREDICTIONS_NPZ,
     TEST_SET,
     TRAINING_SET,
 )
+from mlip_autopipec.infrastructure.rundir.records import check_data_files, data_sha256_now
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ class PreviousRun:
     test: tuple[LabelledStructure, ...]
     #: pacemaker's potential section of its input.yaml (how the next fit can start from it).
     potential_section: dict[str, Any]
+    #: The hash of its data files as read (checked against its record where it has one).
+    data_sha256: str | None = None
 
     @property
     def generation(self) -> int:
@@ -63,11 +68,23 @@ class PreviousRun:
         return {**section, "functions": functions, "bonds": bonds}
 
 
-def read_previous_run(potential: Potential) -> PreviousRun:
+def read_previous_run(potential: Potential, *, accept_failed_checks: bool = False) -> PreviousRun:
     """The training and test structures of ``potential``'s run, from its safe copies
     (``training_set.extxyz``, ``test_set.extxyz`` or the names in ``test_predictions.npz``;
-    never a pickle), and its pacemaker input. Raises OutputError when something is missing."""
+    never a pickle), and its pacemaker input. Raises OutputError when something is missing,
+    when its data or potential are not what its record says, or when it failed its safety
+    checks (unless ``accept_failed_checks``)."""
     run_dir = potential.run_dir
+    if potential.checks_passed is False and not accept_failed_checks:
+        failures = [check.failure() for check in potential.dimer_checks]
+        failures += [check.failure() for check in potential.compression_checks]
+        raise OutputError(
+            f"the parent run {run_dir} FAILED its safety checks ({POTENTIAL_JSON}: "
+            f"checks_passed false: {'; '.join(f for f in failures if f is not None)}): a next "
+            "generation continues from it only if you accept it explicitly "
+            "(--accept-failed-checks, or trainer.accept_failed_checks: true)",
+            path=run_dir,
+        )
     if potential.trainer != "pacemaker" or potential.yaml_file is None:
         raise OutputError(
             f"{run_dir} holds no pacemaker potential (trainer: {potential.trainer}): "
@@ -84,12 +101,35 @@ def read_previous_run(potential: Potential) -> PreviousRun:
         section = yaml.safe_load((run_dir / INPUT_YAML).read_text())["potential"]
     except (DatasetValidationError, yaml.YAMLError, KeyError, TypeError) as error:
         raise OutputError(f"{run_dir}: unreadable previous run ({error})", path=run_dir) from error
+    _check_elements(potential, run_dir / potential.yaml_file)
+    # Its data must be those its record describes; the child records their hash as found.
+    check_data_files(run_dir, potential.provenance, POTENTIAL_JSON)
+    data_sha256 = data_sha256_now(run_dir, potential.provenance)
     if (run_dir / TEST_SET).is_file():
         # A fixed test set: training_set.extxyz holds the training structures only.
         training, test = tuple(written), tuple(Dataset.read(run_dir / TEST_SET))
     else:
         training, test = _split_by_test_names(written, run_dir)
-    return PreviousRun(potential, training, test, section)
+    return PreviousRun(potential, training, test, section, data_sha256)
+
+
+def _check_elements(potential: Potential, yaml_path: Path) -> None:
+    """OutputError when the record's elements are not those of the potential it describes."""
+    try:
+        held = potential_elements(yaml_path)
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as error:
+        raise OutputError(
+            f"the parent's potential {yaml_path} is unreadable ({type(error).__name__})",
+            path=yaml_path,
+        ) from error
+    if held != tuple(sorted(potential.elements)):
+        raise OutputError(
+            f"the parent run {potential.run_dir} is inconsistent: its {POTENTIAL_JSON} says "
+            f"elements {list(potential.elements)}, but its potential {yaml_path.name} holds "
+            f"{list(held)}. The record does not describe the potential (edited, or files "
+            "mixed from different runs), so no next generation can start from it",
+            path=potential.run_dir,
+        )
 
 
 def _split_by_test_names(
@@ -122,5 +162,5 @@ def copy_for_start(parent_yaml: Path, destination: Path) -> Path:
     metadata = data.get("metadata") or {}
     for key in ("_fit_cycles", "_loss"):
         metadata.pop(key, None)
-    destination.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    write_text_atomic(destination, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
     return destination

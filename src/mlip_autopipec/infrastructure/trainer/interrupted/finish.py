@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.pacemaker.potential_file import add_metadata
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
 from mlip_autopipec.infrastructure.rundir.files import (
@@ -72,8 +73,9 @@ def finish_interim(trainer: PacemakerTrainer, unfinished: UnfinishedRun) -> Pote
         add_metadata(output_yaml, {INTERIM_METADATA_KEY: str(done)})
         # 3. pacemaker's predictions of it, nothing fitted.
         data = pacemaker_input_from(recorded_input(run.path), config, OUTPUT_POTENTIAL_YAML)
-        (run.path / FINISH_INPUT_YAML).write_text(
-            yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+        write_text_atomic(
+            run.path / FINISH_INPUT_YAML,
+            yaml.safe_dump(data, sort_keys=False, default_flow_style=None),
         )
         predict = profile.program_step(
             "pacemaker",

@@ -19,12 +19,12 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from mlip_autopipec.config.config_model import TrainerConfig
+from mlip_autopipec.config.config_model import Executables, TrainerConfig
 from mlip_autopipec.domain_models.baseline import pair_potential
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON
 from mlip_autopipec.errors import OutputError
-from mlip_autopipec.files import write_text_atomic
+from mlip_autopipec.files import atomic_path, write_text_atomic
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import PacemakerInput
 from mlip_autopipec.infrastructure.pacemaker.log import read_fit_timing
 from mlip_autopipec.infrastructure.rundir.claim import is_ours
@@ -44,6 +44,7 @@ from mlip_autopipec.infrastructure.rundir.records import (
     BatchRecord,
     PendingRun,
     RunRecord,
+    check_data_files,
     refuse_running_job,
 )
 from mlip_autopipec.infrastructure.trainer.plan import PreparedRun, write_fit_data
@@ -64,10 +65,13 @@ class UnfinishedRun:
     resumed_from: int
 
 
-def unfinished_run(run_dir: Path, what: str) -> UnfinishedRun:
+def unfinished_run(
+    run_dir: Path, what: str, executables: Executables | None = None
+) -> UnfinishedRun:
     """The unfinished run of ``run_dir``, checked for ``what`` ('resume', 'finish'); OutputError
     (exit 2) for a directory that is not ours, a finished run, a job that may still run, a run
-    without its record or without an interim potential."""
+    without its record or without an interim potential. Its config runs the programs of
+    ``executables`` (the user's config) or of PATH, never those of the record."""
     path = Path(run_dir).absolute()
     if not path.is_dir():
         raise OutputError(f"{path} is not a directory: nothing to {what}", path=path)
@@ -82,7 +86,11 @@ def unfinished_run(run_dir: Path, what: str) -> UnfinishedRun:
             f"{path} holds a finished potential ({POTENTIAL_JSON}): nothing to {what}", path=path
         )
     refuse_running_job(path)
-    config, run = _read_record(path, what)
+    config, run = _read_record(path, what, executables)
+    # The data it goes on with must be those the run fitted.
+    check_data_files(
+        path, run.provenance, RUN_RECORD if (path / RUN_RECORD).is_file() else BATCH_JOB_JSON
+    )
     interim = path / INTERIM_POTENTIAL
     if not interim.is_file():
         raise OutputError(
@@ -132,7 +140,9 @@ def rebuild_inputs(unfinished: UnfinishedRun) -> PreparedRun:
     return PreparedRun(path, run, training_set, test_dataset)
 
 
-def _read_record(path: Path, what: str) -> tuple[TrainerConfig, PendingRun]:
+def _read_record(
+    path: Path, what: str, executables: Executables | None
+) -> tuple[TrainerConfig, PendingRun]:
     if (path / RUN_RECORD).is_file():
         try:
             record = RunRecord.model_validate_json((path / RUN_RECORD).read_text())
@@ -141,10 +151,10 @@ def _read_record(path: Path, what: str) -> tuple[TrainerConfig, PendingRun]:
                 f"{path / RUN_RECORD} is not a readable run record ({type(error).__name__})",
                 path=path,
             ) from error
-        return record.config, record.run
+        return record.config_here(path / RUN_RECORD, executables), record.run
     if (path / BATCH_JOB_JSON).is_file():
         batch = BatchRecord.load(path)
-        return batch.config, batch.run
+        return batch.config_here(path / BATCH_JOB_JSON, executables), batch.run
     raise OutputError(
         f"{path} has no run record ({RUN_RECORD}): its fit never started, or an older "
         f"mlip-autopipec made it; there is nothing to {what}",
@@ -192,6 +202,5 @@ def recorded_input(path: Path) -> PacemakerInput:
 
 def copy_file(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` atomically: ``target`` exists only complete."""
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.copyfile(source, partial)
-    partial.replace(target)
+    with atomic_path(target) as partial:
+        shutil.copyfile(source, partial)

@@ -17,6 +17,7 @@ from mlip_autopipec.config.config_model import TrainerConfig
 from mlip_autopipec.config.execution import BatchExecution, LocalExecution
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError
+from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.pacemaker.early_stop import early_stopping_keys
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import PacemakerInput
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
@@ -108,7 +109,7 @@ def resume_training(
     """Continue the interrupted fit of ``run_dir`` from its last interim potential (Python's
     ``train --resume``). ``config``, if given, may differ from the run's own only in
     MAY_DIFFER. OutputError for a directory that holds no unfinished run of ours."""
-    unfinished = unfinished_run(run_dir, "resume")
+    unfinished = unfinished_run(run_dir, "resume", None if config is None else config.executables)
     config = resume_config(unfinished.config, config)
     trainer = PacemakerTrainer(config, on_output_line, report=report)
     return resume_fit(trainer, unfinished)
@@ -186,7 +187,7 @@ def _write_input(
     pacemaker_input: PacemakerInput, config: TrainerConfig, path: Path, potential_file: str
 ) -> None:
     data = pacemaker_input_from(pacemaker_input, config, potential_file)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
 def _differences(mine: Any, theirs: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:

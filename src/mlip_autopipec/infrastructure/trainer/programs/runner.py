@@ -22,6 +22,7 @@ from types import FrameType
 from typing import IO
 
 from mlip_autopipec.errors import TrainerError
+from mlip_autopipec.files import open_for_append
 
 INSTALL_HINT = 'pip install ".[pacemaker]"'
 LOG_TAIL_LINES = 40
@@ -90,7 +91,7 @@ def run_program(
     full_env.update(env or {})
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", encoding="utf-8") as log, _sigterm_raises_system_exit():
+    with open_for_append(log_path) as log, _sigterm_raises_system_exit():
         started_at = datetime.now().isoformat(timespec="seconds")
         log.write(f"=== {started_at} running in {workdir}: {shlex.join(argv)}\n")
         log.flush()
