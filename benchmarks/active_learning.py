@@ -195,6 +195,8 @@ def loop(
                 "temperatures_K": spec["temperatures_K"],
                 "steps": args.explore_steps,
                 "timestep_fs": spec["timestep_fs"],
+                "gamma_lower": args.gamma_lower,
+                "gamma_upper": args.gamma_upper,
                 "seed": seed,
             },
             "loop": {
@@ -281,6 +283,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--functions", type=int, default=30, help="ACE functions per element")
     parser.add_argument("--maxiter", type=int, default=300)
     parser.add_argument("--final-ps", type=float, default=20.0)
+    parser.add_argument(
+        "--gamma-lower", type=float, default=5.0, help="candidate threshold (pacemaker: 5)"
+    )
+    parser.add_argument("--gamma-upper", type=float, default=25.0, help="stop threshold")
     parser.add_argument("--workdir", type=Path, default=Path("benchmark_active_learning"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None, help="RMSE against labels (PNG)")
