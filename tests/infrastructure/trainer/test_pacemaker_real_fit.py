@@ -209,12 +209,21 @@ def test_next_generation_selects_what_the_previous_potential_does_not_know(
             },
         }
     )
+    # The premise: the previous active set covers what it was trained on, not what is new.
+    grades = {grade.name: grade.max_gamma for grade in extrapolation_grades(fitted, dataset)}
+    assert all(grades[atoms.info["name"]] <= 1.01 for atoms in known), grades
+    assert all(grades[name] > 1.01 for name in ("new_0", "new_1")), grades
+
     potential = create_trainer(config).train(dataset, tmp_path / "next")
     assert potential.selection is not None
-    # pace_select ranks the D-optimal structures by how many selected environments each holds,
-    # so a known structure can rank high; what is new must be among the chosen ones.
-    assert {"new_0", "new_1"} & set(potential.selection.names)
-    assert potential.selection.n_selected == 2
+    # Every structure outside the previous active set is chosen (max_structures allows both),
+    # none it covers: pace_select alone ranks known structures first (they tie with the
+    # active set's own environments), so the covered ones are never its candidates.
+    assert set(potential.selection.names) == {"new_0", "new_1"}
+    candidates = pd.read_pickle(
+        tmp_path / "next" / "selection" / "candidates_1.pckl.gzip", compression="gzip"
+    )
+    assert set(candidates["name"]) == {"new_0", "new_1"}
     select_log = (tmp_path / "next" / "selection" / "pace_select.log").read_text()
     assert f"-a {fitted.active_set_path}" in select_log
     assert f"-p {fitted.yaml_path}" in select_log

@@ -190,7 +190,9 @@ def fake_pace_select(tmp_path: Path) -> str:
     return str(write_executable(tmp_path / "pace_select", FAKE_PACE_SELECT))
 
 
-def _select_with(pace_select: str, tmp_path: Path, wanted: int) -> tuple[Dataset, Selection]:
+def _select_with(
+    pace_select: str, tmp_path: Path, wanted: int, covered: tuple[int, ...] = ()
+) -> tuple[Dataset, Selection]:
     dataset = _rattled_copies_and_one_compressed()
     config = parse_trainer_config(
         {"type": "pacemaker", "cutoff": 4.5, "active_set": {"enabled": True, "max_structures": 8}}
@@ -203,7 +205,7 @@ def _select_with(pace_select: str, tmp_path: Path, wanted: int) -> tuple[Dataset
     basis.write_text("a target basis\n")  # the fake checks it exists; pace_select reads it
     selection = select_structures(
         dataset,
-        SelectionInputs(candidates, basis),
+        SelectionInputs(candidates, basis, covered=covered),
         wanted=wanted,
         settings=config.active_set,
         workdir=tmp_path,
@@ -245,3 +247,14 @@ def test_a_round_that_finds_nothing_new_ends_the_selection_with_a_warning(
     assert _calls(tmp_path) == [(8, 25), (5, 22)]
     assert selection.n_selected == 3
     assert "found 3 informative structures of the 8 requested" in caplog.text
+
+
+def test_structures_the_previous_active_set_covers_are_never_candidates(
+    fake_pace_select: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SELECT_PER_ROUND", "3")  # the fake keeps the first ones it is given
+    dataset, selection = _select_with(fake_pace_select, tmp_path, wanted=3, covered=(0, 1, 2, 4))
+
+    assert _calls(tmp_path) == [(3, 21)]
+    assert selection.indices == (3, 5, 6)
+    assert list(selection.names) == [dataset[i].name for i in (3, 5, 6)]

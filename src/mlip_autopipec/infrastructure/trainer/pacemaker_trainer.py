@@ -355,8 +355,8 @@ class PacemakerTrainer(BaseTrainer):
         workdir: Path,
         profile: ProgramProfile,
     ) -> Selection:
-        inputs = write_selection_inputs(dataset, plan, previous, workdir)
         settings = self.config.active_set
+        inputs = write_selection_inputs(dataset, plan, previous, workdir, settings.gamma_tolerance)
         return select_structures(
             dataset, inputs, wanted=wanted, settings=settings, workdir=workdir, profile=profile
         )

@@ -144,18 +144,40 @@ def check_previous_potential(previous: Potential, dataset: Dataset) -> tuple[Pat
 @dataclass(frozen=True)
 class SelectionInputs:
     """pace_select's inputs: the candidates (the dataset in pacemaker's format), the B-basis
-    whose projections are measured, and the active set of what is known already (or None)."""
+    whose projections are measured, the active set of what is known already (or None), and
+    the dataset positions of the structures that active set already covers (left out)."""
 
     candidates: Path
     basis_yaml: Path
     active_set: Path | None = None
+    covered: tuple[int, ...] = ()
+
+
+def covered_structures(previous: Potential, dataset: Dataset, tolerance: float) -> list[int]:
+    """Dataset positions of the structures whose every atom grades gamma <= ``tolerance``
+    under the previous potential's active set: they add nothing to it.
+
+    pace_select cannot be left to find this: it stacks the active set's B-projections after
+    the candidates', so a candidate repeating an environment of the active set (one the previous
+    potential was trained on) ties with it, wins the tie, and counts as selected; structures
+    holding many such environments then rank first.
+    """
+    from mlip_autopipec.analysis.extrapolation import extrapolation_grades
+
+    grades = extrapolation_grades(previous, dataset)
+    return [grade.index for grade in grades if grade.max_gamma <= tolerance]
 
 
 def write_selection_inputs(
-    dataset: Dataset, plan: RunPlan, previous: Potential | None, workdir: Path
+    dataset: Dataset,
+    plan: RunPlan,
+    previous: Potential | None,
+    workdir: Path,
+    tolerance: float = 1.01,
 ) -> SelectionInputs:
     """pace_select's inputs in ``workdir/selection``: the candidates and the basis of the
-    planned fit, or the basis and active set of the previous generation's potential."""
+    planned fit, or the basis and active set of the previous generation's potential, with
+    the structures it covers (max gamma <= ``tolerance``)."""
     selection_dir = workdir / SELECTION_DIR
     selection_dir.mkdir(exist_ok=True)
     candidates = write_data(dataset, plan, selection_dir / CANDIDATES)
@@ -164,7 +186,15 @@ def write_selection_inputs(
         write_target_basis(plan.pacemaker_input.to_yaml_dict()["potential"], basis)
         return SelectionInputs(candidates, basis)
     basis, known = check_previous_potential(previous, dataset)
-    return SelectionInputs(candidates, basis, known)
+    covered = covered_structures(previous, dataset, tolerance)
+    log.info(
+        "the previous potential's active set covers %d of the %d structures (max gamma <= %g): "
+        "they are left out of the selection",
+        len(covered),
+        len(dataset),
+        tolerance,
+    )
+    return SelectionInputs(candidates, basis, known, tuple(covered))
 
 
 def select_structures(
@@ -180,7 +210,8 @@ def select_structures(
 
     One pace_select round keeps the structures holding the environments that span the
     largest volume of B-projections; with ``active_set`` (a previous potential's .asi) those
-    already known count too, so the new structures are those that add to it. Rounds repeat on
+    already known count too, so the new structures are those that add to it; the structures
+    it covers already (``inputs.covered``) are not candidates. Rounds repeat on
     the structures left until the requested number is reached or a round finds nothing new.
     With ``settings.max_atoms`` the size is in atoms: each round asks for what the atoms left
     hold at the average size of the structures left, keeps those chosen that still fit, drops
@@ -191,6 +222,7 @@ def select_structures(
     selection_dir = workdir / SELECTION_DIR
     selection_dir.mkdir(exist_ok=True)
     remaining = read_data_file(inputs.candidates)
+    remaining = remaining.drop(index=list(inputs.covered))
     sizes = {int(index): len(dataset[int(index)].atoms) for index in remaining.index}
     max_atoms = settings.max_atoms
     selected: list[int] = []
