@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help=(
             "continue from this run: its data plus DATA, its test structures stay test, "
-            "pacemaker starts from its potential (README, 'Generations')"
+            "pacemaker starts from its potential (docs: how-to/generations)"
         ),
     )
     train.add_argument(

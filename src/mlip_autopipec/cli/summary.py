@@ -30,7 +30,7 @@ def summary(potential: Potential, *, wall_time_s: float | None = None) -> str:
         lines.append(potential.fit_stop.describe())
     if potential.reference_energies_warning is not None:
         lines.append(f"WARNING: {potential.reference_energies_warning}")
-    if potential.lineage is not None:  # a next generation (README, "Generations")
+    if potential.lineage is not None:  # a next generation (docs: how-to/generations)
         lines += potential.lineage.describe()
     from mlip_autopipec.report import REPORT_DIR, REPORT_HTML
 

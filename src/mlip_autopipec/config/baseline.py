@@ -21,7 +21,7 @@ class ZBLBaseline(StrictModel):
     smoothly to zero at its outer cutoff. Left unset, every pair gets its own cutoffs from its
     shortest distance in the training data (pairs absent from the data: from covalent radii);
     ``inner_cutoff``/``outer_cutoff`` set one pair of cutoffs for every pair, ``pair_cutoffs``
-    for single pairs (README, "Delta learning").
+    for single pairs (docs: explanation/trainer, delta learning).
     """
 
     type: Literal["zbl"] = Field("zbl", description="ZBL (Ziegler-Biersack-Littmark) baseline")
@@ -107,8 +107,9 @@ class LJBaseline(StrictModel):
 class NoBaseline(StrictModel):
     """No baseline: ACE alone, with pacemaker's ZBL core below the shortest distance in the data.
 
-    Measured on held-out molecules (README, "Delta learning"), that core's 0.1 Å switch puts a
-    step of tens of eV/Å into the forces of bonds a little shorter than the data.
+    Measured on held-out molecules (docs: explanation/trainer, delta learning), that core's
+    0.1 Å switch puts a step of tens of eV/Å into the forces of bonds a little shorter than the
+    data.
     """
 
     type: Literal["none"] = Field("none", description="no baseline")

@@ -114,7 +114,7 @@ class TrainerConfig(StrictModel):
         default_factory=LocalExecution,
         description=(
             "where the fit runs: local (this machine) or a batch job of slurm, pbs or lsf "
-            "(README, 'On a cluster')"
+            "(docs: how-to/clusters)"
         ),
     )
 

@@ -65,7 +65,7 @@ class AceParams(StrictModel):
         description=(
             "basis size per element; None: 3 * sqrt(atoms per element), at least 6 per "
             "species block (2**(n-1) blocks per element for n elements), at most the atoms "
-            "per element and 700 (README, 'Basis size')"
+            "per element and 700 (docs: explanation/trainer, the basis rule)"
         ),
     )
     nradmax_by_orders: list[PositiveInt] | None = Field(

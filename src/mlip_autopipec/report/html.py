@@ -172,7 +172,7 @@ def render_html(report: Report, potential: Potential | None, metrics: dict[str, 
         f"<h1>Training report: {_e(report.run_dir.name)}</h1>",
         f"<p>{_e(subtitle)}</p>",
         notes,
-        *(  # a next generation (README, "Generations")
+        *(  # a next generation (docs: how-to/generations)
             f'<p class="note">{_e(line)}</p>'
             for line in (potential.lineage.describe() if potential and potential.lineage else [])
         ),

@@ -72,7 +72,7 @@ class PotentialSection(_Section):
     embeddings: dict[str, EmbeddingBlock]
     bonds: dict[str, BondBlock]
     functions: dict[str, FunctionsBlock | int]
-    #: A next generation (README, "Generations"): the parent's potential file to continue from
+    #: A next generation (docs: how-to/generations): the parent's potential file to continue from
     #: (same basis), or to extend (a larger basis, pacemaker's ladder scheme).
     filename: str | None = None
     initial_potential: str | None = None
@@ -156,7 +156,7 @@ def default_functions_per_element(n_atoms: int, n_elements: int) -> int:
     (n elements), so the size is set per block: 3 * sqrt(environments per element), but at
     least MIN_FUNCTIONS_PER_BLOCK per block, at most as many as the element has environments
     (and MAX_FUNCTIONS_PER_ELEMENT), and never less than one per block. The learning curve
-    behind it is in README ("Basis size").
+    behind it is in the docs (explanation/trainer, the basis rule).
     """
     blocks = 2 ** (n_elements - 1)
     environments = n_atoms / n_elements

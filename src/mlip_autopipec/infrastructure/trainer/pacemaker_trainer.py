@@ -118,8 +118,8 @@ class PacemakerTrainer(BaseTrainer):
         test_dataset: Dataset | None = None,
         previous: Potential | None = None,
     ) -> Potential:
-        """``previous``: the finished run this one is the next generation of (README,
-        "Generations"): its data accumulate with ``dataset``, its energy scale is kept and the
+        """``previous``: the finished run this one is the next generation of (docs:
+        how-to/generations): its data accumulate with ``dataset``, its energy scale is kept and the
         fit starts from its potential where it can."""
         if previous is None:
             return self.fit(dataset, workdir, test_dataset=test_dataset)
@@ -154,7 +154,7 @@ class PacemakerTrainer(BaseTrainer):
             prepared = self.prepare(checked, test_dataset, run.path, budget_from, generation)
             RunRecord(config=self.config, run=prepared.run).save(run.path)
             # 3. Run pacemaker (ended at a time budget's deadline, if any), then pace_activeset:
-            #    here, or as one batch job (README, "On a cluster").
+            #    here, or as one batch job (docs: how-to/clusters).
             fit_started = None if remote else datetime.now()  # local time, as pacemaker's log
             steps = self.compute_steps(checked.profile, prepared)
             runner = self.launcher.runner(self.config, prepared.run, checked.profile)

@@ -95,8 +95,8 @@ def size_fit(
         return SizedFit(pacemaker_input, None, fit.maxiter, fit.maxiter, remaining - FINISH_FIXED_S)
 
     functions = _functions_per_element(pacemaker_input)
-    # Fewer than MIN_FUNCTIONS_PER_BLOCK per species block starve the fit (README, "Basis
-    # size"): a tight budget then runs fewer iterations instead.
+    # Fewer than MIN_FUNCTIONS_PER_BLOCK per species block starve the fit (docs:
+    # explanation/trainer, the basis rule): a tight budget then runs fewer iterations instead.
     blocks = 2 ** (len(pacemaker_input.potential.elements) - 1)
     fewest = min(functions, MIN_FUNCTIONS_PER_BLOCK * blocks)
     iterations = estimate.iterations_within(remaining)

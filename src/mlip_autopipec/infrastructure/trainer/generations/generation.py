@@ -1,6 +1,6 @@
 """The next generation of a potential, as a value the trainer is given: accumulated data, the
 parent's energy scale, and a fit that starts from the parent's coefficients (upfit) or grows its
-basis, unless it cannot (README, "Generations")."""
+basis, unless it cannot (docs: how-to/generations)."""
 
 from __future__ import annotations
 
