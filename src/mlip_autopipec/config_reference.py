@@ -40,17 +40,22 @@ trainer:
 def render_reference() -> str:
     """The Markdown reference of every field of ``TrainerConfig``, section by section."""
     parts = [HEADER]
-    for path, model in _models("trainer", TrainerConfig):
-        doc = (model.__doc__ or "").strip()
-        parts.append(f"\n## `{path}`\n")
-        if doc:
-            parts.append(" ".join(line.strip() for line in doc.splitlines()) + "\n")
-        parts.append("\n| field | type | default | meaning |\n| --- | --- | --- | --- |\n")
-        for name, field in model.model_fields.items():
-            parts.append(
-                f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} "
-                f"| {field.description or ''} |\n"
-            )
+    parts += [_section(path, model) for path, model in _models("trainer", TrainerConfig)]
+    return "".join(parts)
+
+
+def _section(path: str, model: type[BaseModel]) -> str:
+    """One section of a reference: the model's docstring and a table of its fields."""
+    doc = (model.__doc__ or "").strip()
+    parts = [f"\n## `{path}`\n"]
+    if doc:
+        parts.append(" ".join(line.strip() for line in doc.splitlines()) + "\n")
+    parts.append("\n| field | type | default | meaning |\n| --- | --- | --- | --- |\n")
+    for name, field in model.model_fields.items():
+        parts.append(
+            f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} "
+            f"| {field.description or ''} |\n"
+        )
     return "".join(parts)
 
 
@@ -129,17 +134,7 @@ def render_loop_reference() -> str:
     for section in ("oracle", "explorer", "loop"):
         annotation = LoopConfig.model_fields[section].annotation
         model = next(t for t in _flatten(annotation) if _is_model(t))
-        for path, nested in _models(section, model):
-            doc = (nested.__doc__ or "").strip()
-            parts.append(f"\n## `{path}`\n")
-            if doc:
-                parts.append(" ".join(line.strip() for line in doc.splitlines()) + "\n")
-            parts.append("\n| field | type | default | meaning |\n| --- | --- | --- | --- |\n")
-            for name, field in nested.model_fields.items():
-                parts.append(
-                    f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} "
-                    f"| {field.description or ''} |\n"
-                )
+        parts += [_section(path, nested) for path, nested in _models(section, model)]
     return "".join(parts)
 
 
