@@ -168,7 +168,7 @@ from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.lineage import accumulate
 from mlip_autopipec.domain_models.neighbours import NEIGHBOURS_FILE, NeighbourTable
-from mlip_autopipec.infrastructure.trainer.base import TRAINING_SET
+from mlip_autopipec.infrastructure.rundir.files import TRAINING_SET
 from mlip_autopipec.infrastructure.trainer.mock_trainer import MockTrainer
 
 config_path, parent, new_data, out = (Path(a) for a in sys.argv[1:5])
