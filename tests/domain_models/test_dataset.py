@@ -519,3 +519,65 @@ def test_close_pairs_are_refused_exactly_where_ase_finds_them() -> None:
         else:
             Dataset([LabelledStructure(atoms, 0.0, np.zeros((n_atoms, 3)), "s")])
     assert refused > 20, "the planted pairs should give many close pairs"
+
+
+def test_with_a_table_the_check_of_close_atoms_is_the_structures_one_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlip_autopipec.domain_models import neighbours as module
+    from mlip_autopipec.domain_models import validation
+
+    searched: list[int] = []
+    original = module.summarise
+
+    def counting(atoms: Atoms, cutoff: float) -> module.StructureNeighbours:
+        searched.append(len(atoms))
+        return original(atoms, cutoff)
+
+    def no_second_search(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a second neighbour search")
+
+    monkeypatch.setattr(module, "summarise", counting)
+    monkeypatch.setattr(module, "neighbour_pairs", no_second_search)
+    monkeypatch.setattr(validation, "_no_pair_can_be_close", no_second_search)
+    path = tmp_path / "cells.extxyz"
+    ase.io.write(path, cu_cells(3))
+    table = module.NeighbourTable(4.0)
+    dataset = Dataset.read(path, neighbours=table)
+
+    assert len(searched) == 3 and len(table) == 3
+    assert dataset.neighbours is table
+    assert dataset.subset([2, 0]).neighbours is table
+    assert dataset[1:].neighbours is table
+    for structure in dataset:  # what later consumers read is there
+        assert table.of(structure.atoms).n_pairs > 0
+    assert len(searched) == 3
+
+
+@pytest.mark.parametrize(
+    "atoms",
+    [
+        Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 0.05]]),
+        Atoms("Cu2", positions=[[0.02, 1, 1], [3.98, 1, 1]], cell=[4, 4, 4], pbc=True),
+    ],
+    ids=["molecule", "across the boundary"],
+)
+def test_with_a_table_close_atoms_are_still_named(atoms: Atoms) -> None:
+    from mlip_autopipec.domain_models.neighbours import NeighbourTable
+
+    images = [*cu_cells(1), labelled(atoms)]
+    with pytest.raises(DatasetValidationError) as caught:
+        Dataset.from_atoms(images)
+    without = str(caught.value)
+    with pytest.raises(DatasetValidationError) as caught:
+        Dataset(
+            [s for s in Dataset.from_atoms(images[:1])] + [_bare(images[1])],
+            neighbours=NeighbourTable(5.0),
+        )
+    assert caught.value.index == 1
+    assert str(caught.value).split(": ", 1)[-1] == without.split(": ", 1)[-1]
+    assert "apart (closer than 0.1 Å)" in without
+
+
+def _bare(atoms: Atoms) -> LabelledStructure:
+    return structure(atoms.copy(), name="structure/1")

@@ -340,8 +340,10 @@ def _run_command(args: argparse.Namespace) -> int:
         config = load_config(args.config).trainer
         if args.accept_failed_checks:
             config.accept_failed_checks = True
-        dataset = read_data(args.data, args.trust_pickle)
-        test_dataset = None if args.test_data is None else read_data(args.test_data, False)
+        dataset = read_data(args.data, args.trust_pickle, config.cutoff)
+        test_dataset = (
+            None if args.test_data is None else read_data(args.test_data, False, config.cutoff)
+        )
         if test_dataset is None and args.previous is None:
             dataset, test_dataset = split_copies(dataset, config)
         if args.previous is not None:

@@ -40,10 +40,15 @@ class UsageError(Exception):
     """A command cannot do what was asked with the given input (exit code 2)."""
 
 
-def read_data(path: Path, trust_pickle: bool) -> Dataset:
-    """The structures of ``path``; a pickle only with ``--trust-pickle``."""
+def read_data(path: Path, trust_pickle: bool, cutoff: float | None = None) -> Dataset:
+    """The structures of ``path``; a pickle only with ``--trust-pickle``. With ``cutoff`` (Å,
+    the trainer's), each structure's neighbour search is done once, here, and kept with the
+    dataset for the trainer (``Dataset``: ``neighbours``)."""
     if not path.name.endswith(PICKLE_SUFFIXES):
-        return Dataset.read(path)
+        from mlip_autopipec.domain_models.neighbours import NeighbourTable
+
+        table = None if cutoff is None else NeighbourTable(cutoff)
+        return Dataset.read(path, neighbours=table)
     if not trust_pickle:
         raise UsageError(
             f"{path} is a pickle (pacemaker's format), which can run code when read: it is "

@@ -69,7 +69,9 @@ class Dataset(Sequence[LabelledStructure]):
 
     Every structure is checked on construction; a problem raises
     :class:`~mlip_autopipec.errors.DatasetValidationError` naming the structure by index, name
-    and source file.
+    and source file. ``neighbours``: a table of neighbour searches at the trainer's cutoff, which
+    the check of close atoms fills and every later consumer reads (one search per structure);
+    it travels with the dataset's subsets.
     """
 
     def __init__(
@@ -77,24 +79,30 @@ class Dataset(Sequence[LabelledStructure]):
         structures: Iterable[LabelledStructure],
         *,
         source: str | Path | None = None,
+        neighbours: NeighbourTable | None = None,
         _checked: bool = False,
     ) -> None:
         self._structures: tuple[LabelledStructure, ...] = tuple(structures)
         self.source = source
+        self.neighbours = neighbours
         if not self._structures:
             where = f" ({source})" if source is not None else ""
             raise DatasetValidationError(f"the dataset is empty{where}: no structures to train on")
         if not _checked:
             for index, structure in enumerate(self._structures):
-                validate_structure(structure, index=index, source=source)
+                validate_structure(structure, index=index, source=source, neighbours=neighbours)
 
     @classmethod
     def of_checked(
-        cls, structures: Iterable[LabelledStructure], *, source: str | Path | None = None
+        cls,
+        structures: Iterable[LabelledStructure],
+        *,
+        source: str | Path | None = None,
+        neighbours: NeighbourTable | None = None,
     ) -> Dataset:
         """A dataset of structures taken from other datasets, hence checked already (they are
         immutable): no second validation."""
-        return cls(structures, source=source, _checked=True)
+        return cls(structures, source=source, neighbours=neighbours, _checked=True)
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -137,11 +145,12 @@ class Dataset(Sequence[LabelledStructure]):
         format: str | None = None,
         energy_key: str = "energy",
         forces_key: str = "forces",
+        neighbours: NeighbourTable | None = None,
     ) -> Dataset:
         """Read every structure of a file that ASE reads (extxyz, ASE db, OUTCAR, vasprun.xml …).
 
         Structures are taken one at a time from ASE's reader and kept as read (no copy), with a
-        log line every few seconds on a large file.
+        log line every few seconds on a large file. ``neighbours``: see the class.
         """
         import ase.io
 
@@ -172,7 +181,7 @@ class Dataset(Sequence[LabelledStructure]):
             raise DatasetValidationError(
                 f"ASE cannot read it ({type(error).__name__}: {error})", source=path
             ) from error
-        dataset = cls(structures, source=path)
+        dataset = cls(structures, source=path, neighbours=neighbours)
         if time.perf_counter() - started > PROGRESS_EVERY_S:
             log.info("%s: %d structures read and checked", path, len(dataset))
         return dataset
@@ -190,7 +199,9 @@ class Dataset(Sequence[LabelledStructure]):
 
     def __getitem__(self, index: int | slice) -> LabelledStructure | Dataset:
         if isinstance(index, slice):
-            return Dataset.of_checked(self._structures[index], source=self.source)
+            return Dataset.of_checked(
+                self._structures[index], source=self.source, neighbours=self.neighbours
+            )
         return self._structures[index]
 
     def __iter__(self) -> Iterator[LabelledStructure]:
@@ -225,7 +236,9 @@ class Dataset(Sequence[LabelledStructure]):
 
     def subset(self, indices: Sequence[int]) -> Dataset:
         """The structures at ``indices``, in that order."""
-        return Dataset.of_checked([self._structures[i] for i in indices], source=self.source)
+        return Dataset.of_checked(
+            [self._structures[i] for i in indices], source=self.source, neighbours=self.neighbours
+        )
 
     def to_atoms(self) -> list[Atoms]:
         """Copies of all structures with their labels attached (see LabelledStructure.to_atoms)."""

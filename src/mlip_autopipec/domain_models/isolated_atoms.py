@@ -53,11 +53,13 @@ def account_for_structures(
     dropped ones; without ``drop`` an unusable structure raises DatasetValidationError.
 
     The neighbours of every structure within ``cutoff`` are searched once, into
-    ``neighbours`` (a table at that cutoff, which may hold some already) or a new table;
+    ``neighbours`` (a table at that cutoff, which may hold some already, as may the dataset's
+    own table) or a new table;
     the result carries it for the later consumers.
     """
     if neighbours is None or neighbours.cutoff != cutoff:
         neighbours = NeighbourTable(cutoff)
+    neighbours.update(dataset.neighbours)  # those searched when the data were checked
     neighbours.cover((structure.atoms for structure in dataset), total=len(dataset))
     keep: list[int] = []
     free: list[int] = []

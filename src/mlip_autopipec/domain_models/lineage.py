@@ -187,8 +187,10 @@ def accumulate(
     if not training:
         raise ValueError("no training structure: the parent had none and every new one is test")
     return Accumulated(
-        training=Dataset.of_checked(training, source=new.source),
-        test=Dataset.of_checked(test, source=new.source) if test else None,
+        training=Dataset.of_checked(training, source=new.source, neighbours=new.neighbours),
+        test=(
+            Dataset.of_checked(test, source=new.source, neighbours=new.neighbours) if test else None
+        ),
         n_inherited=len(previous_training),
         n_test_inherited=len(previous_test),
         n_added_train=len(added_train),

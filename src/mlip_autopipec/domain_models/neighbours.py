@@ -83,12 +83,38 @@ class StructureNeighbours:
     pair_numbers: np.ndarray
     pair_shortest: np.ndarray
 
+    @property
+    def shortest(self) -> float:
+        """The shortest distance (Å) between two atoms (or images) within the cutoff; inf if
+        none is."""
+        return float(self.pair_shortest.min()) if len(self.pair_shortest) else float("inf")
+
+
+#: Atoms up to which a search runs on one thread: on a small structure vesin's start of its
+#: threads costs more than the search (32 atoms: 0.5 ms against 0.3 ms).
+_ONE_THREAD_ATOMS = 2000
+
 
 def summarise(atoms: Atoms, cutoff: float) -> StructureNeighbours:
-    """One neighbour search of ``atoms`` within ``cutoff`` (Å), reduced to its summary."""
+    """One neighbour search of ``atoms`` within ``cutoff`` (Å), reduced to its summary.
+
+    The search asks vesin for each pair once (a half list: i, j and the distance only), which
+    takes about two thirds of the time of the full list with vectors."""
+    import vesin
+
     n_atoms = len(atoms)
-    first, second, distances, _ = neighbour_pairs(atoms, cutoff)
-    counts = np.bincount(first, minlength=n_atoms)
+    search = vesin.NeighborList(
+        cutoff=float(cutoff), full_list=False, n_threads=1 if n_atoms <= _ONE_THREAD_ATOMS else 0
+    )
+    first, second, distances = search.compute(
+        points=np.asarray(atoms.positions, dtype=np.float64),
+        box=np.asarray(atoms.cell.array, dtype=np.float64),
+        periodic=np.asarray(atoms.pbc, dtype=bool),
+        quantities="ijd",
+        copy=True,
+    )
+    # Each pair once: an atom has a neighbour if it is either end of a pair.
+    counts = np.bincount(first, minlength=n_atoms) + np.bincount(second, minlength=n_atoms)
     lonely = np.flatnonzero(counts == 0).astype(np.int32)
     numbers = np.asarray(atoms.numbers)
     if not len(distances):
@@ -104,7 +130,8 @@ def summarise(atoms: Atoms, cutoff: float) -> StructureNeighbours:
         pair_shortest = np.full(len(keys), np.inf)
         np.minimum.at(pair_shortest, inverse, distances)
         pair_numbers = np.stack([keys // 256, keys % 256], axis=1).astype(np.int16)
-    return StructureNeighbours(len(distances), lonely, pair_numbers, pair_shortest)
+    # Ordered pairs, as ASE's neighbor_list counts them: each pair from both of its atoms.
+    return StructureNeighbours(2 * len(distances), lonely, pair_numbers, pair_shortest)
 
 
 class NeighbourTable:

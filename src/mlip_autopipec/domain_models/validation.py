@@ -12,6 +12,7 @@ from mlip_autopipec.errors import DatasetValidationError
 
 if TYPE_CHECKING:
     from mlip_autopipec.domain_models.dataset import LabelledStructure
+    from mlip_autopipec.domain_models.neighbours import NeighbourTable
 
 #: Two atoms closer than this (Å) mean a broken structure, not a physical configuration.
 MIN_INTERATOMIC_DISTANCE = 0.1
@@ -20,9 +21,18 @@ MIN_CELL_MEASURE = 1e-6
 
 
 def validate_structure(
-    structure: LabelledStructure, *, index: int, source: str | Path | None = None
+    structure: LabelledStructure,
+    *,
+    index: int,
+    source: str | Path | None = None,
+    neighbours: NeighbourTable | None = None,
 ) -> None:
-    """Raise DatasetValidationError if the structure cannot be trained on."""
+    """Raise DatasetValidationError if the structure cannot be trained on.
+
+    ``neighbours``: the table of neighbour searches that the structure's later consumers read
+    (at the trainer's cutoff); the check of close atoms takes the shortest distance from it
+    instead of a search of its own, so that each structure is searched once.
+    """
 
     def fail(reason: str) -> DatasetValidationError:
         return DatasetValidationError(reason, index=index, name=structure.name, source=source)
@@ -48,7 +58,7 @@ def validate_structure(
         if weight is not None and not (np.isfinite(weight) and weight >= 0):
             raise fail(f"{label} must be a finite number >= 0, got {weight}")
     _check_cell(atoms, fail)
-    _check_close_atoms(atoms, fail)
+    _check_close_atoms(atoms, fail, neighbours)
 
 
 def _check_cell(atoms: Atoms, fail: Any) -> None:
@@ -66,7 +76,7 @@ def _check_cell(atoms: Atoms, fail: Any) -> None:
         )
 
 
-def _check_close_atoms(atoms: Atoms, fail: Any) -> None:
+def _check_close_atoms(atoms: Atoms, fail: Any, neighbours: NeighbourTable | None) -> None:
     periodic = np.asarray(atoms.pbc, dtype=bool)
     if len(atoms) < 2 and not periodic.any():
         return
@@ -82,6 +92,14 @@ def _check_close_atoms(atoms: Atoms, fail: Any) -> None:
                 f"every atom is {image:.4f} Å from its own periodic image "
                 f"(closer than {MIN_INTERATOMIC_DISTANCE} Å)"
             )
+    if (
+        neighbours is not None
+        and neighbours.cutoff >= MIN_INTERATOMIC_DISTANCE
+        and neighbours.of(atoms).shortest >= MIN_INTERATOMIC_DISTANCE
+    ):
+        # The structure's one search (at the trainer's cutoff), which its later consumers read
+        # too. Only a structure that fails is searched again, to name the close atoms.
+        return
     if _search_box_volume(atoms) <= _COMPILED_SEARCH_MAX_VOLUME:
         # vesin (compiled) at a radius whose cell grid stays small, then the close pairs.
         from mlip_autopipec.domain_models.neighbours import neighbour_pairs
