@@ -15,6 +15,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from mlip_autopipec.domain_models.extxyz import NotCommonExtxyz, read_frames
 from mlip_autopipec.domain_models.validation import validate_structure
 from mlip_autopipec.errors import DatasetValidationError
 from mlip_autopipec.files import atomic_path
@@ -157,30 +158,23 @@ class Dataset(Sequence[LabelledStructure]):
         path = Path(path)
         if not path.exists():
             raise DatasetValidationError("file does not exist", source=path)
-        structures = []
-        started = last = time.perf_counter()
-        try:
-            for position, atoms in enumerate(ase.io.iread(path, index=index, format=format)):
-                structures.append(
-                    _labelled_from_atoms(
-                        atoms,
-                        index=position,
-                        stem=path.stem,
-                        source=path,
-                        energy_key=energy_key,
-                        forces_key=forces_key,
-                        owned=True,
-                    )
-                )
-                if time.perf_counter() - last > PROGRESS_EVERY_S:
-                    last = time.perf_counter()
-                    log.info("%s: %d structures read", path, len(structures))
-        except DatasetValidationError:
-            raise
-        except Exception as error:  # ASE raises many types for unreadable files
-            raise DatasetValidationError(
-                f"ASE cannot read it ({type(error).__name__}: {error})", source=path
-            ) from error
+        started = time.perf_counter()
+        structures = None
+        if index == ":" and format in (None, "extxyz") and path.suffix in (".xyz", ".extxyz"):
+            try:  # the common extxyz file, read in bulk; anything else by ASE
+                structures = _labelled(path, read_frames(path), energy_key, forces_key)
+            except (NotCommonExtxyz, ValueError, TypeError, KeyError, IndexError) as reason:
+                log.debug("%s: read by ASE (%s: %s)", path, type(reason).__name__, reason)
+        if structures is None:
+            try:
+                frames = ((atoms, None) for atoms in ase.io.iread(path, index=index, format=format))
+                structures = _labelled(path, frames, energy_key, forces_key)
+            except DatasetValidationError:
+                raise
+            except Exception as error:  # ASE raises many types for unreadable files
+                raise DatasetValidationError(
+                    f"ASE cannot read it ({type(error).__name__}: {error})", source=path
+                ) from error
         dataset = cls(structures, source=path, neighbours=neighbours)
         if time.perf_counter() - started > PROGRESS_EVERY_S:
             log.info("%s: %d structures read and checked", path, len(dataset))
@@ -278,6 +272,35 @@ class Dataset(Sequence[LabelledStructure]):
         return digest.hexdigest()
 
 
+def _labelled(
+    path: Path,
+    frames: Iterable[tuple[Atoms, dict[str, Any] | None]],
+    energy_key: str,
+    forces_key: str,
+) -> list[LabelledStructure]:
+    """The labelled structures of the frames read from ``path`` (each Atoms with the results
+    of its calculator, or None: those of ``atoms.calc``), with a log line every few seconds."""
+    structures = []
+    last = time.perf_counter()
+    for position, (atoms, results) in enumerate(frames):
+        structures.append(
+            _labelled_from_atoms(
+                atoms,
+                index=position,
+                stem=path.stem,
+                source=path,
+                energy_key=energy_key,
+                forces_key=forces_key,
+                owned=True,
+                results=results,
+            )
+        )
+        if time.perf_counter() - last > PROGRESS_EVERY_S:
+            last = time.perf_counter()
+            log.info("%s: %d structures read", path, len(structures))
+    return structures
+
+
 def _for_file(structure: LabelledStructure) -> Atoms:
     """A copy of the structure with its labels in ``info`` and ``arrays``, where ASE's extxyz
     writer would put a calculator's results (the same file, one copy fewer)."""
@@ -304,9 +327,11 @@ def _labelled_from_atoms(
     energy_key: str,
     forces_key: str,
     owned: bool = False,
+    results: dict[str, Any] | None = None,
 ) -> LabelledStructure:
     """The labelled structure of ``atoms``; ``owned``: atoms just read, which become the
-    structure's own (stripped of labels and calculator) instead of being copied."""
+    structure's own (stripped of labels and calculator) instead of being copied. ``results``:
+    the calculator's results, when they are not in ``atoms.calc``."""
     info = dict(atoms.info)
     name = str(info.pop("name", "") or f"{info.get('config_type', stem)}/{index}")
 
@@ -315,7 +340,8 @@ def _labelled_from_atoms(
 
     # The named keys win over the calculator: an extxyz file with ``REF_energy`` (asked for) and
     # ``energy`` (ASE puts it in a calculator) must give the REF labels.
-    results = atoms.calc.results if atoms.calc is not None else {}
+    if results is None:
+        results = atoms.calc.results if atoms.calc is not None else {}
     energy = info.get(energy_key, results.get("energy"))
     forces = atoms.arrays.get(forces_key, results.get("forces"))
     if energy is None:
