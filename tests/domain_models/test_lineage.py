@@ -138,3 +138,17 @@ def test_a_duplicate_is_found_across_a_cell_of_the_index_grid(
 
     assert index.find(_moved(original, shift, "copy")) is original
     assert index.find(_moved(original, 1e-3, "moved")) is None
+
+
+def test_the_same_first_atom_is_not_enough_for_a_copy(cu_pt_dataset: Dataset) -> None:
+    from mlip_autopipec.domain_models.lineage import StructureIndex
+
+    first = cu_pt_dataset[0]
+    other = first.atoms.copy()
+    other.positions[-1] += [0.0, 2e-5, 0.0]
+    index = StructureIndex()
+    index.add(first)
+
+    assert index.find(LabelledStructure(other, first.energy, first.forces, "other")) is None
+    assert index.find_or_add(LabelledStructure(other, first.energy, first.forces, "x")) is None
+    assert index.find(LabelledStructure(other.copy(), first.energy, first.forces, "y")) is not None

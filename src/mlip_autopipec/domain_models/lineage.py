@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,9 +98,15 @@ def same_structure(
         len(a) == len(b)
         and np.array_equal(a.numbers, b.numbers)
         and np.array_equal(a.pbc, b.pbc)
-        and np.allclose(a.cell.array, b.cell.array, rtol=0.0, atol=tolerance)
-        and np.allclose(a.positions, b.positions, rtol=0.0, atol=tolerance)
+        and _within(a.cell.array, b.cell.array, tolerance)
+        and _within(a.positions, b.positions, tolerance)
     )
+
+
+def _within(first: np.ndarray, second: np.ndarray, tolerance: float) -> bool:
+    """Every element of ``first`` within ``tolerance`` of ``second`` (np.allclose with rtol 0,
+    without its generality, which costs more than the comparison)."""
+    return bool(np.all(np.abs(first - second) <= tolerance))
 
 
 #: Å; the grid of the first atom's position that buckets the structures (far above tolerance).
@@ -111,40 +118,59 @@ class StructureIndex:
 
     Structures are bucketed by their numbers, periodicity and the first atom's position on a
     grid of ``_BUCKET_GRID`` Å; a structure equal within tolerance lies in the same or an
-    adjacent cell of the grid, so a search compares with a few structures, not all of them.
+    adjacent cell of the grid, so a search compares with a few structures, not all of them,
+    and only with those whose first atom lies within tolerance.
     """
 
     def __init__(self, tolerance: float = DUPLICATE_TOLERANCE) -> None:
         if tolerance >= _BUCKET_GRID:
             raise ValueError(f"tolerance {tolerance} Å not below the grid of {_BUCKET_GRID} Å")
         self.tolerance = tolerance
-        self._buckets: dict[tuple[bytes, int, int, int], list[LabelledStructure]] = defaultdict(
-            list
-        )
+        self._buckets: dict[
+            tuple[bytes, int, int, int], list[tuple[tuple[float, ...], LabelledStructure]]
+        ] = defaultdict(list)
 
     @staticmethod
-    def _kind(structure: LabelledStructure) -> bytes:
+    def _key(structure: LabelledStructure) -> tuple[bytes, tuple[float, ...]]:
+        """The numbers and periodicity (bytes), and the first atom's position (Å)."""
         atoms = structure.atoms
-        numbers = np.asarray(atoms.numbers, dtype=np.int64).tobytes()
-        return numbers + np.asarray(atoms.pbc, dtype=bool).tobytes()
-
-    @staticmethod
-    def _cell(structure: LabelledStructure) -> tuple[int, int, int]:
-        x, y, z = np.floor(structure.atoms.positions[0] / _BUCKET_GRID).astype(int).tolist()
-        return x, y, z
+        kind = np.asarray(atoms.numbers, dtype=np.int64).tobytes()
+        kind += np.asarray(atoms.pbc, dtype=bool).tobytes()
+        return kind, tuple(atoms.positions[0].tolist())
 
     def add(self, structure: LabelledStructure) -> None:
-        self._buckets[(self._kind(structure), *self._cell(structure))].append(structure)
+        self._add(structure, *self._key(structure))
+
+    def _add(self, structure: LabelledStructure, kind: bytes, position: tuple[float, ...]) -> None:
+        x, y, z = (math.floor(value / _BUCKET_GRID) for value in position)
+        self._buckets[(kind, x, y, z)].append((position, structure))
 
     def find(self, structure: LabelledStructure) -> LabelledStructure | None:
         """The structure already added that equals ``structure``, or None."""
-        kind = self._kind(structure)
-        x, y, z = self._cell(structure)
+        return self._find(structure, *self._key(structure))
+
+    def _find(
+        self, structure: LabelledStructure, kind: bytes, position: tuple[float, ...]
+    ) -> LabelledStructure | None:
+        x, y, z = (math.floor(value / _BUCKET_GRID) for value in position)
         for dx, dy, dz in _ADJACENT:
-            for known in self._buckets.get((kind, x + dx, y + dy, z + dz), ()):
-                if same_structure(known, structure, self.tolerance):
+            for known_position, known in self._buckets.get((kind, x + dx, y + dy, z + dz), ()):
+                near = all(
+                    abs(a - b) <= self.tolerance
+                    for a, b in zip(known_position, position, strict=True)
+                )
+                if near and same_structure(known, structure, self.tolerance):
                     return known
         return None
+
+    def find_or_add(self, structure: LabelledStructure) -> LabelledStructure | None:
+        """The structure already added that equals ``structure``; else None, and
+        ``structure`` is added."""
+        key = self._key(structure)
+        known = self._find(structure, *key)
+        if known is None:
+            self._add(structure, *key)
+        return known
 
 
 _ADJACENT = [(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)]
@@ -172,10 +198,9 @@ def accumulate(
     fresh: list[LabelledStructure] = []
     duplicates: list[str] = []
     for structure in new:
-        if index.find(structure) is not None:
+        if index.find_or_add(structure) is not None:
             duplicates.append(structure.name)
             continue
-        index.add(structure)
         fresh.append(structure)
     order = np.random.default_rng(seed).permutation(len(fresh))
     n_test = int(len(fresh) * test_size)
@@ -216,9 +241,8 @@ def copy_groups(dataset: Dataset, tolerance: float = DUPLICATE_TOLERANCE) -> lis
     groups: list[list[int]] = []
     group_of: dict[int, int] = {}  # id() of the first structure of a group: its group
     for i, structure in enumerate(dataset):
-        known = index.find(structure)
+        known = index.find_or_add(structure)
         if known is None:
-            index.add(structure)
             group_of[id(structure)] = len(groups)
             groups.append([i])
         else:
