@@ -191,3 +191,49 @@ def test_comment_values_convert_as_in_ase() -> None:
             assert np.isnan(mine[key])
         else:
             assert _same_value(mine[key], value), key
+
+
+def _varied_dataset() -> Dataset:
+    images = _labelled_images()
+    images[0].info.update(
+        {"quoted": 'say "hi"', "flag": True, "count": np.int64(3), "empty": "", "x": 1e-20}
+    )
+    images[1].info["force_weight"] = 2
+    slab = bulk("Cu", "fcc", a=3.6, cubic=True)
+    slab.pbc = [True, True, False]
+    slab.positions[0] += [1.0e8, 0.0, -2.5e7]  # wider than the column
+    slab.calc = SinglePointCalculator(slab, energy=-1.0, forces=np.full((4, 3), -1e9))
+    images.append(slab)
+    return Dataset.from_atoms(images)
+
+
+def test_the_written_file_is_the_one_ase_writes(tmp_path: Path) -> None:
+    from mlip_autopipec.domain_models.dataset import _file_info, _for_file
+    from mlip_autopipec.domain_models.extxyz import format_frame
+
+    dataset = _varied_dataset()
+    assert all(format_frame(s.atoms, _file_info(s), s.forces) is not None for s in dataset)
+    ours = dataset.write(tmp_path / "ours.extxyz")
+    theirs = tmp_path / "theirs.extxyz"
+    ase.io.write(theirs, [_for_file(s) for s in dataset], format="extxyz", write_results=False)
+
+    assert ours.read_bytes() == theirs.read_bytes()
+    _assert_same_datasets(Dataset.read(ours), Dataset.from_atoms(ase.io.read(theirs, ":")))
+
+
+def test_info_beyond_numbers_and_strings_is_written_by_ase(tmp_path: Path) -> None:
+    from mlip_autopipec.domain_models.dataset import _for_file
+    from mlip_autopipec.domain_models.extxyz import format_frame
+
+    atoms = bulk("Cu", "fcc", a=3.6)
+    atoms.calc = SinglePointCalculator(atoms, energy=-1.0, forces=np.zeros((1, 3)))
+    atoms.info["vector"] = np.array([1.0, 2.0])
+    atoms.info["nothing"] = None
+    dataset = Dataset.from_atoms([atoms])
+    structure = dataset[0]
+    assert format_frame(structure.atoms, dict(structure.info), structure.forces) is None
+    ours = dataset.write(tmp_path / "ours.extxyz")
+    theirs = tmp_path / "theirs.extxyz"
+    ase.io.write(theirs, [_for_file(structure)], format="extxyz", write_results=False)
+
+    assert ours.read_bytes() == theirs.read_bytes()

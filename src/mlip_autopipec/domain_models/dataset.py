@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mlip_autopipec.domain_models.extxyz import NotCommonExtxyz, read_frames
+from mlip_autopipec.domain_models.extxyz import NotCommonExtxyz, format_frame, read_frames
 from mlip_autopipec.domain_models.validation import validate_structure
 from mlip_autopipec.errors import DatasetValidationError
 from mlip_autopipec.files import atomic_path
@@ -240,7 +241,10 @@ class Dataset(Sequence[LabelledStructure]):
 
     def write(self, path: str | Path) -> Path:
         """Write the structures with their labels to an extended XYZ file (readable by
-        :meth:`read` and by any ASE tool; unlike a pickle, reading it cannot run code)."""
+        :meth:`read` and by any ASE tool; unlike a pickle, reading it cannot run code).
+
+        The file is the one ASE's writer writes, byte for byte; a structure whose ``info``
+        holds more than strings, numbers and booleans is written by ASE itself."""
         import ase.io
 
         path = Path(path)
@@ -248,11 +252,16 @@ class Dataset(Sequence[LabelledStructure]):
             # Only scalars and arrays fit into extxyz; ASE skips the rest of atoms.info (e.g.
             # the adsorbate_info of ase.build's surfaces) with a warning per structure.
             warnings.filterwarnings("ignore", "Skipping unhashable information")
-            with atomic_path(path) as temporary:
-                # One structure at a time: no second copy of the whole dataset (ASE's extxyz
-                # writer iterates; its annotation asks for a sequence).
-                images = cast("list[Atoms]", (_for_file(s) for s in self._structures))
-                ase.io.write(temporary, images, format="extxyz", write_results=False)
+            with atomic_path(path) as temporary, temporary.open("w") as handle:
+                for structure in self._structures:
+                    text = format_frame(structure.atoms, _file_info(structure), structure.forces)
+                    if text is None:
+                        buffer = io.StringIO()
+                        ase.io.write(
+                            buffer, _for_file(structure), format="extxyz", write_results=False
+                        )
+                        text = buffer.getvalue()
+                    handle.write(text)
         return path
 
     def fingerprint(self) -> str:
@@ -301,19 +310,26 @@ def _labelled(
     return structures
 
 
-def _for_file(structure: LabelledStructure) -> Atoms:
-    """A copy of the structure with its labels in ``info`` and ``arrays``, where ASE's extxyz
-    writer would put a calculator's results (the same file, one copy fewer)."""
-    atoms: Atoms = structure.atoms.copy()
-    atoms.info.update(structure.info)
-    atoms.info["name"] = structure.name
+def _file_info(structure: LabelledStructure) -> dict[str, Any]:
+    """The comment line's values of a structure in the file: its info, name, weights and
+    energy (eV)."""
+    info = dict(structure.info)
+    info["name"] = structure.name
     for key, weight in (
         ("energy_weight", structure.energy_weight),
         ("force_weight", structure.force_weight),
     ):
         if weight is not None:
-            atoms.info[key] = weight
-    atoms.info["energy"] = structure.energy
+            info[key] = weight
+    info["energy"] = structure.energy
+    return info
+
+
+def _for_file(structure: LabelledStructure) -> Atoms:
+    """A copy of the structure with its labels in ``info`` and ``arrays``, where ASE's extxyz
+    writer would put a calculator's results (the same file, one copy fewer)."""
+    atoms: Atoms = structure.atoms.copy()
+    atoms.info.update(_file_info(structure))
     atoms.arrays["forces"] = structure.forces
     return atoms
 

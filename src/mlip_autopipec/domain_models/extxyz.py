@@ -258,3 +258,56 @@ def _integers(values: np.ndarray) -> np.ndarray:
     if not np.array_equal(whole, numbers):
         raise NotCommonExtxyz("an integer column holds other numbers")
     return whole
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+#: One atom line as ASE writes a species, positions and forces.
+_ATOM_LINE = "%-2s %16.8f %16.8f %16.8f %16.8f %16.8f %16.8f\n"
+
+
+def format_frame(atoms: Atoms, info: dict[str, Any], forces: np.ndarray) -> str | None:
+    """The frame ASE's extxyz writer writes for ``atoms`` (numbers and positions only) with
+    ``info`` on the comment line and ``forces`` (eV/Å) as a column, byte for byte; None when
+    ``atoms`` or ``info`` hold more than that writer's common case (the caller asks ASE)."""
+    if atoms.arrays.keys() != {"numbers", "positions"} or atoms.constraints:
+        return None
+    if forces.shape != (len(atoms), 3) or forces.dtype.kind != "f":
+        return None
+    pairs = []
+    for key, value in [*info.items(), ("pbc", atoms.pbc)]:
+        text = _info_text(value)
+        if text is None:
+            return None
+        pairs.append(f"{_escape(key)}={_escape(text)}")
+    comment = "Properties=species:S:1:pos:R:3:forces:R:3 " + " ".join(pairs)
+    cell = atoms.cell.array
+    if cell.any():
+        lattice = " ".join(str(x) for x in np.reshape(cell.T, 9, order="F"))
+        comment = f'Lattice="{lattice}" {comment}'
+    table = np.empty((len(atoms), 7), dtype=object)
+    table[:, 0] = atoms.get_chemical_symbols()
+    table[:, 1:4] = atoms.positions
+    table[:, 4:] = forces
+    return f"{len(atoms)}\n{comment}\n" + (_ATOM_LINE * len(atoms)) % tuple(table.ravel())
+
+
+def _info_text(value: Any) -> str | None:
+    """A comment value as ASE writes it, for strings, numbers, booleans and the periodicity;
+    None for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        return "T" if value else "F"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return f"{value}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind == "b" and value.shape == (3,):
+        return " ".join("T" if flag else "F" for flag in value)
+    return None
+
+
+def _escape(text: str) -> str:
+    """Quoted as ASE's writer quotes a key or value."""
+    if any(character in text for character in " \"'{}[]"):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
