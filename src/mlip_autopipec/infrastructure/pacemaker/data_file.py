@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
 
 from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
 from mlip_autopipec.errors import DatasetValidationError
@@ -37,28 +38,30 @@ def dataset_to_dataframe(
         raise ValueError(f"no reference energy for elements {missing}")
 
     atoms_column = []
+    reference_by_number = np.zeros(len(chemical_symbols))
+    for symbol, value in reference_energies.items():
+        reference_by_number[atomic_numbers[symbol]] = value
+    offsets = np.empty(len(dataset))
     for index, structure in enumerate(dataset):
-        if len(set(structure.atoms.pbc.tolist())) > 1:
+        pbc = structure.atoms.pbc
+        if pbc.any() and not pbc.all():
             raise DatasetValidationError(
-                f"has pbc={structure.atoms.pbc.tolist()}; pacemaker supports only fully periodic "
+                f"has pbc={pbc.tolist()}; pacemaker supports only fully periodic "
                 "or non-periodic structures (make a slab periodic in all directions, with vacuum)",
                 index=index,
                 name=structure.name,
                 source=dataset.source,
             )
-        atoms = structure.atoms.copy()
-        atoms.info = dict(structure.info)
+        # The structure's own Atoms (numbers, positions, cell, pbc; nothing else) when it has no
+        # info to carry: the pickle then holds no copy of it.
+        atoms = structure.atoms
+        if structure.info:
+            atoms = atoms.copy()
+            atoms.info = dict(structure.info)
         atoms_column.append(atoms)
+        # Summed atom by atom, in order (as a sum over the symbols would).
+        offsets[index] = sum(reference_by_number[structure.atoms.numbers].tolist(), start=0.0)
     energies = np.array([s.energy for s in dataset], dtype=float)
-    offsets = np.array(
-        [
-            sum(
-                (reference_energies.get(symbol, 0.0) for symbol in s.atoms.get_chemical_symbols()),
-                start=0.0,
-            )
-            for s in dataset
-        ]
-    )
     frame = pd.DataFrame(
         {
             "name": [s.name for s in dataset],
