@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.data import chemical_symbols
 
 from mlip_autopipec.domain_models.extxyz import NotCommonExtxyz, format_frame, read_frames
 from mlip_autopipec.domain_models.validation import validate_structure
@@ -213,10 +214,8 @@ class Dataset(Sequence[LabelledStructure]):
     @property
     def elements(self) -> tuple[str, ...]:
         """Chemical symbols present in the data, sorted alphabetically."""
-        symbols: set[str] = set()
-        for structure in self._structures:
-            symbols.update(structure.atoms.get_chemical_symbols())
-        return tuple(sorted(symbols))
+        numbers = np.unique(np.concatenate([s.atoms.numbers for s in self._structures]))
+        return tuple(sorted(chemical_symbols[number] for number in numbers.tolist()))
 
     @property
     def n_atoms(self) -> int:

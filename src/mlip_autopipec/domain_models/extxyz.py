@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import all_properties
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, chemical_symbols
 from ase.io.extxyz import (
     REV_PROPERTY_NAME_MAP,
     SPECIAL_3_3_KEYS,
@@ -286,7 +286,7 @@ def format_frame(atoms: Atoms, info: dict[str, Any], forces: np.ndarray) -> str 
         lattice = " ".join(str(x) for x in np.reshape(cell.T, 9, order="F"))
         comment = f'Lattice="{lattice}" {comment}'
     table = np.empty((len(atoms), 7), dtype=object)
-    table[:, 0] = atoms.get_chemical_symbols()
+    table[:, 0] = [chemical_symbols[number] for number in atoms.numbers.tolist()]
     table[:, 1:4] = atoms.positions
     table[:, 4:] = forces
     return f"{len(atoms)}\n{comment}\n" + (_ATOM_LINE * len(atoms)) % tuple(table.ravel())

@@ -60,12 +60,12 @@ def account_for_structures(
     if neighbours is None or neighbours.cutoff != cutoff:
         neighbours = NeighbourTable(cutoff)
     neighbours.update(dataset.neighbours)  # those searched when the data were checked
-    neighbours.cover((structure.atoms for structure in dataset), total=len(dataset))
+    summaries = neighbours.cover((structure.atoms for structure in dataset), total=len(dataset))
     keep: list[int] = []
     free: list[int] = []
     dropped: list[int] = []
-    for index, structure in enumerate(dataset):
-        lonely = neighbours.of(structure.atoms).lonely
+    for index, (structure, summary) in enumerate(zip(dataset, summaries, strict=True)):
+        lonely = summary.lonely
         if not len(lonely):
             keep.append(index)
         elif structure.n_atoms == 1:

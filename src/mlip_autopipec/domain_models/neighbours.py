@@ -155,16 +155,21 @@ class NeighbourTable:
             found = self._entries[key] = summarise(atoms, self.cutoff)
         return found
 
-    def cover(self, structures: Iterable[Atoms], total: int | None = None) -> None:
-        """Search every structure the table lacks, with a log line every few seconds."""
+    def cover(
+        self, structures: Iterable[Atoms], total: int | None = None
+    ) -> list[StructureNeighbours]:
+        """The summary of each structure, in order; those the table lacks are searched, with a
+        log line every few seconds."""
         started = last = time.perf_counter()
         searched = 0
+        summaries = []
         for done, atoms in enumerate(structures, start=1):
             key = structure_hash(atoms)
-            if key in self._entries:
-                continue
-            self._entries[key] = summarise(atoms, self.cutoff)
-            searched += 1
+            found = self._entries.get(key)
+            if found is None:
+                found = self._entries[key] = summarise(atoms, self.cutoff)
+                searched += 1
+            summaries.append(found)
             now = time.perf_counter()
             if now - last > _PROGRESS_EVERY_S:
                 last = now
@@ -177,6 +182,7 @@ class NeighbourTable:
                 searched,
                 time.perf_counter() - started,
             )
+        return summaries
 
     def update(self, other: NeighbourTable | None) -> None:
         """Take over ``other``'s summaries (e.g. a parent run's), if found at the same cutoff."""
