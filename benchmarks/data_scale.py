@@ -164,24 +164,51 @@ GENERATION_SCRIPT = """
 import sys
 from pathlib import Path
 import yaml
+from mlip_autopipec.cli.common import read_data
 from mlip_autopipec.config.config_model import parse_trainer_config
-from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.lineage import accumulate
 from mlip_autopipec.domain_models.neighbours import NEIGHBOURS_FILE, NeighbourTable
-from mlip_autopipec.infrastructure.rundir.files import TRAINING_SET
-from mlip_autopipec.infrastructure.trainer.mock_trainer import MockTrainer
+from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
+from mlip_autopipec.infrastructure.rundir.files import REPLACED, TEST_SET
+from mlip_autopipec.infrastructure.trainer.generations.generation import (
+    next_generation,
+    plan_generation,
+)
+from mlip_autopipec.infrastructure.trainer.pacemaker_trainer import PacemakerTrainer
+from mlip_autopipec.infrastructure.trainer.plan import write_inputs
 
 config_path, parent, new_data, out = (Path(a) for a in sys.argv[1:5])
-config = parse_trainer_config(yaml.safe_load(config_path.read_text())["trainer"])
-trainer = MockTrainer(config)
-inherited = Dataset.read(parent / TRAINING_SET)
-added = Dataset.read(new_data)
-accumulated = accumulate(inherited, (), added, test_size=0.1, seed=1)
+trainer_section = yaml.safe_load(config_path.read_text())["trainer"]
+config = parse_trainer_config({**trainer_section, "type": "pacemaker"})
+# The mock parent as a pacemaker run: its record names a potential holding its elements.
+mock = Potential.load(parent)
+stub = parent / "parent_stub.yaml"
+stub.write_text(yaml.safe_dump({"species": [{"speciesblock": e} for e in mock.elements]}))
+previous = mock.model_copy(update={"trainer": "pacemaker", "yaml_file": stub.name})
+trainer = PacemakerTrainer(config)
+# As `train --previous` does: the new data read as the CLI reads them, the parent's data and
+# neighbour searches (PacemakerTrainer.train), then the preparation of PacemakerTrainer.prepare
+# without its cost estimate (a pacemaker probe) and selection.
+added = read_data(new_data, False, config.cutoff)
 known = NeighbourTable.load(parent / NEIGHBOURS_FILE, config.cutoff)
 if known is None:
     raise SystemExit("the parent run has no neighbour cache")
-trainer.neighbours.update(known)
-trainer.train(accumulated.training, out)
+generation = next_generation(config, added, previous, None, known)
+child = trainer.with_config(generation.config)
+child.neighbours.update(known)
+accounted = child.account_for_structures(generation.accumulated.training)
+test = generation.accumulated.test
+plan, generation = plan_generation(
+    generation,
+    accounted.fit,
+    free_atom_energies=accounted.free_atom_energies,
+    fitting=test is None,
+    neighbours=child.neighbours,
+)
+with claim_run_directory(out, replaces=REPLACED) as run:
+    write_inputs(accounted.fit, run.path, plan, test)
+    if test is not None:
+        test.write(run.path / TEST_SET)
 """
 
 

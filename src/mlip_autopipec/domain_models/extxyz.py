@@ -262,8 +262,8 @@ def _integers(values: np.ndarray) -> np.ndarray:
 
 # -- writing ------------------------------------------------------------------------------------
 
-#: One atom line as ASE writes a species, positions and forces.
-_ATOM_LINE = "%-2s %16.8f %16.8f %16.8f %16.8f %16.8f %16.8f\n"
+#: One atom line as ASE writes a species ('%-2s'), positions and forces.
+_ATOM_LINE = "{:<2}" + " %16.8f" * 6 + "\n"
 
 
 def format_frame(atoms: Atoms, info: dict[str, Any], forces: np.ndarray) -> str | None:
@@ -285,11 +285,10 @@ def format_frame(atoms: Atoms, info: dict[str, Any], forces: np.ndarray) -> str 
     if cell.any():
         lattice = " ".join(str(x) for x in np.reshape(cell.T, 9, order="F"))
         comment = f'Lattice="{lattice}" {comment}'
-    table = np.empty((len(atoms), 7), dtype=object)
-    table[:, 0] = [chemical_symbols[number] for number in atoms.numbers.tolist()]
-    table[:, 1:4] = atoms.positions
-    table[:, 4:] = forces
-    return f"{len(atoms)}\n{comment}\n" + (_ATOM_LINE * len(atoms)) % tuple(table.ravel())
+    # One format of all atom lines, the species written into it, and one % of all numbers.
+    layout = "".join(_ATOM_LINE.format(chemical_symbols[z]) for z in atoms.numbers.tolist())
+    values = np.concatenate([atoms.positions, forces], axis=1).ravel().tolist()
+    return f"{len(atoms)}\n{comment}\n" + layout % tuple(values)
 
 
 def _info_text(value: Any) -> str | None:

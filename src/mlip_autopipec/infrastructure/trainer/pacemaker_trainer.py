@@ -123,12 +123,12 @@ class PacemakerTrainer(BaseTrainer):
         fit starts from its potential where it can."""
         if previous is None:
             return self.fit(dataset, workdir, test_dataset=test_dataset)
-        generation = next_generation(self.config, dataset, previous, test_dataset)
+        # The parent's neighbour searches: only the new structures are searched.
+        known = NeighbourTable.load(previous.run_dir / NEIGHBOURS_FILE, self.config.cutoff)
+        generation = next_generation(self.config, dataset, previous, test_dataset, known)
         accumulated = generation.accumulated
         trainer = self.with_config(generation.config)
-        # The parent's neighbour searches: only the new structures are searched.
-        parent_neighbours = previous.run_dir / NEIGHBOURS_FILE
-        trainer.neighbours.update(NeighbourTable.load(parent_neighbours, generation.config.cutoff))
+        trainer.neighbours.update(known)
         return trainer.fit(
             accumulated.training, workdir, test_dataset=accumulated.test, generation=generation
         )

@@ -60,9 +60,11 @@ def next_generation(
     dataset: Dataset,
     previous: Potential,
     test_dataset: Dataset | None = None,
+    neighbours: NeighbourTable | None = None,
 ) -> Generation:
     """The generation after ``previous`` on its data plus ``dataset``; the parent's test
-    structures stay test structures. OutputError when the parent run lacks what it needs."""
+    structures stay test structures. OutputError when the parent run lacks what it needs.
+    ``neighbours``: the parent's neighbour searches, read by the checks of its structures."""
     if test_dataset is not None:
         raise ConfigurationError(
             [
@@ -74,7 +76,9 @@ def next_generation(
             ]
         )
     # The parent's data (safe copies), plus the new structures, duplicates counted once.
-    parent = read_previous_run(previous, accept_failed_checks=config.accept_failed_checks)
+    parent = read_previous_run(
+        previous, accept_failed_checks=config.accept_failed_checks, neighbours=neighbours
+    )
     accumulated = accumulate(
         parent.training,
         parent.test,

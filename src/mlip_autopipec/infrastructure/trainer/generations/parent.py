@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
+from mlip_autopipec.domain_models.neighbours import NeighbourTable
 from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, Potential
 from mlip_autopipec.errors import DatasetValidationError, OutputError
 from mlip_autopipec.files import write_text_atomic
@@ -68,12 +69,18 @@ class PreviousRun:
         return {**section, "functions": functions, "bonds": bonds}
 
 
-def read_previous_run(potential: Potential, *, accept_failed_checks: bool = False) -> PreviousRun:
+def read_previous_run(
+    potential: Potential,
+    *,
+    accept_failed_checks: bool = False,
+    neighbours: NeighbourTable | None = None,
+) -> PreviousRun:
     """The training and test structures of ``potential``'s run, from its safe copies
     (``training_set.extxyz``, ``test_set.extxyz`` or the names in ``test_predictions.npz``;
     never a pickle), and its pacemaker input. Raises OutputError when something is missing,
     when its data or potential are not what its record says, or when it failed its safety
-    checks (unless ``accept_failed_checks``)."""
+    checks (unless ``accept_failed_checks``). ``neighbours``: the parent's neighbour searches
+    (its ``neighbours.npz``), which its structures' checks read instead of searching again."""
     run_dir = potential.run_dir
     if potential.checks_passed is False and not accept_failed_checks:
         failures = [check.failure() for check in potential.dimer_checks]
@@ -97,7 +104,7 @@ def read_previous_run(potential: Potential, *, accept_failed_checks: bool = Fals
                 f"{run_dir} lacks {needed}, which a next generation needs", path=run_dir
             )
     try:
-        written = Dataset.read(run_dir / TRAINING_SET)
+        written = Dataset.read(run_dir / TRAINING_SET, neighbours=neighbours)
         section = yaml.safe_load((run_dir / INPUT_YAML).read_text())["potential"]
     except (DatasetValidationError, yaml.YAMLError, KeyError, TypeError) as error:
         raise OutputError(f"{run_dir}: unreadable previous run ({error})", path=run_dir) from error
@@ -107,7 +114,8 @@ def read_previous_run(potential: Potential, *, accept_failed_checks: bool = Fals
     data_sha256 = data_sha256_now(run_dir, potential.provenance)
     if (run_dir / TEST_SET).is_file():
         # A fixed test set: training_set.extxyz holds the training structures only.
-        training, test = tuple(written), tuple(Dataset.read(run_dir / TEST_SET))
+        training = tuple(written)
+        test = tuple(Dataset.read(run_dir / TEST_SET, neighbours=neighbours))
     else:
         training, test = _split_by_test_names(written, run_dir)
     return PreviousRun(potential, training, test, section, data_sha256)
