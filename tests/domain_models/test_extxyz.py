@@ -237,3 +237,14 @@ def test_info_beyond_numbers_and_strings_is_written_by_ase(tmp_path: Path) -> No
     ase.io.write(theirs, [_for_file(structure)], format="extxyz", write_results=False)
 
     assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_the_conventions_are_those_of_ase() -> None:
+    from ase.io import extxyz
+
+    from mlip_autopipec.domain_models import extxyz as ours
+
+    assert ours.REV_PROPERTY_NAME_MAP == extxyz.REV_PROPERTY_NAME_MAP
+    assert set(ours.SPECIAL_3_3_KEYS) == set(extxyz.SPECIAL_3_3_KEYS)
+    assert set(ours.UNPROCESSED_KEYS) == set(extxyz.UNPROCESSED_KEYS)
+    assert list(ours.PER_CONFIG_PROPERTIES) == list(extxyz.per_config_properties)

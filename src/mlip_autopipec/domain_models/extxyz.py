@@ -20,11 +20,29 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import all_properties
 from ase.data import atomic_numbers, chemical_symbols
-from ase.io.extxyz import (
-    REV_PROPERTY_NAME_MAP,
-    SPECIAL_3_3_KEYS,
-    UNPROCESSED_KEYS,
-    per_config_properties,
+
+# ASE's conventions (ase.io.extxyz; the tests check that they are still ASE's). Importing
+# ase.io would cost a second of every run that reads no other format.
+#: Property names of the file and the names of ASE's arrays.
+REV_PROPERTY_NAME_MAP = {
+    "pos": "positions",
+    "Z": "numbers",
+    "charge": "charges",
+    "species": "symbols",
+}
+#: Comment values that are 3x3 matrices (9 numbers in Fortran order).
+SPECIAL_3_3_KEYS = {"Lattice", "virial", "stress"}
+#: Comment values kept as strings.
+UNPROCESSED_KEYS = {"uid"}
+#: Comment values that ASE puts into a calculator's results.
+PER_CONFIG_PROPERTIES = (
+    "energy",
+    "free_energy",
+    "stress",
+    "dipole",
+    "magmom",
+    "polarization",
+    "dielectric_tensor",
 )
 
 #: Frames whose atom lines are parsed together (bounds the memory of one batch).
@@ -242,7 +260,7 @@ def _frame(
     results = {name: arrays.pop(name) for name in list(arrays) if name in all_properties}
     for name, array in arrays.items():
         atoms.new_array(name, array)
-    for key in per_config_properties:
+    for key in PER_CONFIG_PROPERTIES:
         if key in info:
             results[key] = info.pop(key)
     stress = results.get("stress")
