@@ -194,3 +194,23 @@ def test_update_takes_a_parent_table_only_at_the_same_cutoff() -> None:
 
     assert len(child) == 1
     assert len(other) == 0
+
+
+def test_searches_on_several_threads_give_the_same_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlip_autopipec.domain_models import neighbours as module
+
+    structures = [_alloy(_rattled(atoms, seed), seed) for seed, (_, atoms) in enumerate(CASES)]
+    structures = [a for a in structures if a.pbc.all() or not a.pbc.any()] * 3
+    alone = NeighbourTable(4.0)
+    expected = [alone.of(atoms) for atoms in structures]
+    monkeypatch.setattr(module, "_THREADED_FROM", 2)
+    monkeypatch.setattr(module, "_search_threads", lambda: 3)
+    threaded = NeighbourTable(4.0)
+    found = threaded.cover(structures)
+
+    assert len(threaded) == len(alone)
+    for mine, theirs in zip(found, expected, strict=True):
+        assert mine.n_pairs == theirs.n_pairs
+        assert mine.lonely.tolist() == theirs.lonely.tolist()
+        assert mine.pair_numbers.tolist() == theirs.pair_numbers.tolist()
+        assert mine.pair_shortest.tolist() == theirs.pair_shortest.tolist()

@@ -18,7 +18,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
 from mlip_autopipec.domain_models.extxyz import NotCommonExtxyz, format_frame, read_frames
-from mlip_autopipec.domain_models.validation import validate_structure
+from mlip_autopipec.domain_models.validation import validate_structures
 from mlip_autopipec.errors import DatasetValidationError
 from mlip_autopipec.files import atomic_path
 
@@ -92,8 +92,7 @@ class Dataset(Sequence[LabelledStructure]):
             where = f" ({source})" if source is not None else ""
             raise DatasetValidationError(f"the dataset is empty{where}: no structures to train on")
         if not _checked:
-            for index, structure in enumerate(self._structures):
-                validate_structure(structure, index=index, source=source, neighbours=neighbours)
+            validate_structures(self._structures, source=source, neighbours=neighbours)
 
     @classmethod
     def of_checked(

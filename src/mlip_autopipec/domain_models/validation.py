@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +27,14 @@ def validate_structure(
     index: int,
     source: str | Path | None = None,
     neighbours: NeighbourTable | None = None,
+    search: bool = True,
 ) -> None:
     """Raise DatasetValidationError if the structure cannot be trained on.
 
     ``neighbours``: the table of neighbour searches that the structure's later consumers read
     (at the trainer's cutoff); the check of close atoms takes the shortest distance from it
-    instead of a search of its own, so that each structure is searched once.
+    instead of a search of its own, so that each structure is searched once. Without
+    ``search``, every check but that of close atoms.
     """
 
     def fail(reason: str) -> DatasetValidationError:
@@ -58,7 +61,39 @@ def validate_structure(
         if weight is not None and not (np.isfinite(weight) and weight >= 0):
             raise fail(f"{label} must be a finite number >= 0, got {weight}")
     _check_cell(atoms, fail)
-    _check_close_atoms(atoms, fail, neighbours)
+    _check_images(atoms, fail)
+    if search:
+        _check_close_pairs(atoms, fail, neighbours)
+
+
+def validate_structures(
+    structures: Sequence[LabelledStructure],
+    *,
+    source: str | Path | None = None,
+    neighbours: NeighbourTable | None = None,
+) -> None:
+    """Raise DatasetValidationError for a structure that cannot be trained on.
+
+    With ``neighbours``, the checks that need no neighbour search run first; then the
+    structures are searched together into the table (on several threads), and the check of
+    close atoms reads it. A structure failing a check of the first kind is then named before
+    one with close atoms, whatever their order.
+    """
+    for index, structure in enumerate(structures):
+        validate_structure(structure, index=index, source=source, search=neighbours is None)
+    if neighbours is None:
+        return
+    summaries = neighbours.cover(structure.atoms for structure in structures)
+    for index, (structure, summary) in enumerate(zip(structures, summaries, strict=True)):
+        if summary.shortest >= MIN_INTERATOMIC_DISTANCE and neighbours.cutoff >= (
+            MIN_INTERATOMIC_DISTANCE
+        ):
+            continue  # the structure's one search, which its later consumers read too
+
+        def fail(reason: str, s: LabelledStructure = structure, i: int = index) -> Exception:
+            return DatasetValidationError(reason, index=i, name=s.name, source=source)
+
+        _check_close_pairs(structure.atoms, fail, None)  # searched again to name the atoms
 
 
 def _check_cell(atoms: Atoms, fail: Any) -> None:
@@ -76,10 +111,9 @@ def _check_cell(atoms: Atoms, fail: Any) -> None:
         )
 
 
-def _check_close_atoms(atoms: Atoms, fail: Any, neighbours: NeighbourTable | None) -> None:
+def _check_images(atoms: Atoms, fail: Any) -> None:
+    """Every atom farther than MIN_INTERATOMIC_DISTANCE from its own periodic images."""
     periodic = np.asarray(atoms.pbc, dtype=bool)
-    if len(atoms) < 2 and not periodic.any():
-        return
     if periodic.any() and not _heights_exclude_close_images(atoms):
         # Checked first, and cheaply: ASE's neighbor_list visits every cell image within 3 Å,
         # which takes minutes on a cell of a few hundredths of an Å.
@@ -92,6 +126,13 @@ def _check_close_atoms(atoms: Atoms, fail: Any, neighbours: NeighbourTable | Non
                 f"every atom is {image:.4f} Å from its own periodic image "
                 f"(closer than {MIN_INTERATOMIC_DISTANCE} Å)"
             )
+
+
+def _check_close_pairs(atoms: Atoms, fail: Any, neighbours: NeighbourTable | None) -> None:
+    """No two atoms (or an atom and another's image) closer than MIN_INTERATOMIC_DISTANCE."""
+    periodic = np.asarray(atoms.pbc, dtype=bool)
+    if len(atoms) < 2 and not periodic.any():
+        return
     if (
         neighbours is not None
         and neighbours.cutoff >= MIN_INTERATOMIC_DISTANCE
