@@ -208,22 +208,20 @@ def _varied_dataset() -> Dataset:
 
 
 def test_the_written_file_is_the_one_ase_writes(tmp_path: Path) -> None:
-    from mlip_autopipec.domain_models.dataset import _file_info, _for_file
-    from mlip_autopipec.domain_models.extxyz import format_frame
+    from mlip_autopipec.domain_models.extxyz import file_info, for_file, format_frame
 
     dataset = _varied_dataset()
-    assert all(format_frame(s.atoms, _file_info(s), s.forces) is not None for s in dataset)
+    assert all(format_frame(s.atoms, file_info(s), s.forces) is not None for s in dataset)
     ours = dataset.write(tmp_path / "ours.extxyz")
     theirs = tmp_path / "theirs.extxyz"
-    ase.io.write(theirs, [_for_file(s) for s in dataset], format="extxyz", write_results=False)
+    ase.io.write(theirs, [for_file(s) for s in dataset], format="extxyz", write_results=False)
 
     assert ours.read_bytes() == theirs.read_bytes()
     _assert_same_datasets(Dataset.read(ours), Dataset.from_atoms(ase.io.read(theirs, ":")))
 
 
 def test_info_beyond_numbers_and_strings_is_written_by_ase(tmp_path: Path) -> None:
-    from mlip_autopipec.domain_models.dataset import _for_file
-    from mlip_autopipec.domain_models.extxyz import format_frame
+    from mlip_autopipec.domain_models.extxyz import for_file, format_frame
 
     atoms = bulk("Cu", "fcc", a=3.6)
     atoms.calc = SinglePointCalculator(atoms, energy=-1.0, forces=np.zeros((1, 3)))
@@ -234,7 +232,7 @@ def test_info_beyond_numbers_and_strings_is_written_by_ase(tmp_path: Path) -> No
     assert format_frame(structure.atoms, dict(structure.info), structure.forces) is None
     ours = dataset.write(tmp_path / "ours.extxyz")
     theirs = tmp_path / "theirs.extxyz"
-    ase.io.write(theirs, [_for_file(structure)], format="extxyz", write_results=False)
+    ase.io.write(theirs, [for_file(structure)], format="extxyz", write_results=False)
 
     assert ours.read_bytes() == theirs.read_bytes()
 

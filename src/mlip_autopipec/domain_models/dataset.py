@@ -10,20 +10,25 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
-from mlip_autopipec.domain_models.extxyz import NotCommonExtxyz, format_frame, read_frames
+from mlip_autopipec.domain_models.extxyz import (
+    NotCommonExtxyz,
+    file_info,
+    for_file,
+    format_frame,
+    read_frames,
+)
+from mlip_autopipec.domain_models.neighbours import NeighbourTable
+from mlip_autopipec.domain_models.neighbours import shortest_distances as shortest_distances
 from mlip_autopipec.domain_models.validation import validate_structures
 from mlip_autopipec.errors import DatasetValidationError
 from mlip_autopipec.files import atomic_path
-
-if TYPE_CHECKING:
-    from mlip_autopipec.domain_models.neighbours import NeighbourTable
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +159,6 @@ class Dataset(Sequence[LabelledStructure]):
         Structures are taken one at a time from ASE's reader and kept as read (no copy), with a
         log line every few seconds on a large file. ``neighbours``: see the class.
         """
-        import ase.io
-
         path = Path(path)
         if not path.exists():
             raise DatasetValidationError("file does not exist", source=path)
@@ -167,6 +170,8 @@ class Dataset(Sequence[LabelledStructure]):
             except (NotCommonExtxyz, ValueError, TypeError, KeyError, IndexError) as reason:
                 log.debug("%s: read by ASE (%s: %s)", path, type(reason).__name__, reason)
         if structures is None:
+            import ase.io
+
             try:
                 frames = ((atoms, None) for atoms in ase.io.iread(path, index=index, format=format))
                 structures = _labelled(path, frames, energy_key, forces_key)
@@ -252,11 +257,11 @@ class Dataset(Sequence[LabelledStructure]):
             warnings.filterwarnings("ignore", "Skipping unhashable information")
             with atomic_path(path) as temporary, temporary.open("w") as handle:
                 for structure in self._structures:
-                    text = format_frame(structure.atoms, _file_info(structure), structure.forces)
+                    text = format_frame(structure.atoms, file_info(structure), structure.forces)
                     if text is None:
                         buffer = io.StringIO()
                         ase.io.write(
-                            buffer, _for_file(structure), format="extxyz", write_results=False
+                            buffer, for_file(structure), format="extxyz", write_results=False
                         )
                         text = buffer.getvalue()
                     handle.write(text)
@@ -306,30 +311,6 @@ def _labelled(
             last = time.perf_counter()
             log.info("%s: %d structures read", path, len(structures))
     return structures
-
-
-def _file_info(structure: LabelledStructure) -> dict[str, Any]:
-    """The comment line's values of a structure in the file: its info, name, weights and
-    energy (eV)."""
-    info = dict(structure.info)
-    info["name"] = structure.name
-    for key, weight in (
-        ("energy_weight", structure.energy_weight),
-        ("force_weight", structure.force_weight),
-    ):
-        if weight is not None:
-            info[key] = weight
-    info["energy"] = structure.energy
-    return info
-
-
-def _for_file(structure: LabelledStructure) -> Atoms:
-    """A copy of the structure with its labels in ``info`` and ``arrays``, where ASE's extxyz
-    writer would put a calculator's results (the same file, one copy fewer)."""
-    atoms: Atoms = structure.atoms.copy()
-    atoms.info.update(_file_info(structure))
-    atoms.arrays["forces"] = structure.forces
-    return atoms
 
 
 def _labelled_from_atoms(
@@ -406,22 +387,4 @@ def _labelled_from_atoms(
         energy_weight=weights["energy_weight"],
         force_weight=weights["force_weight"],
         info=info,
-    )
-
-
-def shortest_distances(
-    dataset: Dataset, search_radius: float = 6.0, neighbours: NeighbourTable | None = None
-) -> dict[tuple[str, str], float]:
-    """Shortest distance (Å) between atoms of each element pair (sorted symbols) in the data.
-
-    Periodic images count. Pairs never closer than ``search_radius`` are absent. The
-    structures' neighbour searches come from ``neighbours`` when it reaches that far (the
-    searches it lacks are added to it), else from a new search.
-    """
-    from mlip_autopipec.domain_models.neighbours import NeighbourTable
-
-    if neighbours is None or neighbours.cutoff < search_radius:
-        neighbours = NeighbourTable(search_radius)
-    return neighbours.shortest_distances(
-        (structure.atoms for structure in dataset), radius=search_radius
     )

@@ -14,12 +14,15 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import all_properties
 from ase.data import atomic_numbers, chemical_symbols
+
+if TYPE_CHECKING:
+    from mlip_autopipec.domain_models.dataset import LabelledStructure
 
 # ASE's conventions (ase.io.extxyz; the tests check that they are still ASE's). Importing
 # ase.io would cost a second of every run that reads no other format.
@@ -279,6 +282,31 @@ def _integers(values: np.ndarray) -> np.ndarray:
 
 
 # -- writing ------------------------------------------------------------------------------------
+
+
+def file_info(structure: LabelledStructure) -> dict[str, Any]:
+    """The comment line's values of a structure in the file: its info, name, weights and
+    energy (eV)."""
+    info = dict(structure.info)
+    info["name"] = structure.name
+    for key, weight in (
+        ("energy_weight", structure.energy_weight),
+        ("force_weight", structure.force_weight),
+    ):
+        if weight is not None:
+            info[key] = weight
+    info["energy"] = structure.energy
+    return info
+
+
+def for_file(structure: LabelledStructure) -> Atoms:
+    """A copy of the structure with its labels in ``info`` and ``arrays``, where ASE's extxyz
+    writer would put a calculator's results (the same file, one copy fewer)."""
+    atoms: Atoms = structure.atoms.copy()
+    atoms.info.update(file_info(structure))
+    atoms.arrays["forces"] = structure.forces
+    return atoms
+
 
 #: One atom line as ASE writes a species ('%-2s'), positions and forces.
 _ATOM_LINE = "{:<2}" + " %16.8f" * 6 + "\n"

@@ -17,12 +17,16 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
 from mlip_autopipec.files import atomic_path
+
+if TYPE_CHECKING:
+    from mlip_autopipec.domain_models.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +278,22 @@ class NeighbourTable:
             )
         }
         return cls(cutoff, entries)
+
+
+def shortest_distances(
+    dataset: Dataset, search_radius: float = 6.0, neighbours: NeighbourTable | None = None
+) -> dict[tuple[str, str], float]:
+    """Shortest distance (Å) between atoms of each element pair (sorted symbols) in the data.
+
+    Periodic images count. Pairs never closer than ``search_radius`` are absent. The
+    structures' neighbour searches come from ``neighbours`` when it reaches that far (the
+    searches it lacks are added to it), else from a new search.
+    """
+    if neighbours is None or neighbours.cutoff < search_radius:
+        neighbours = NeighbourTable(search_radius)
+    return neighbours.shortest_distances(
+        (structure.atoms for structure in dataset), radius=search_radius
+    )
 
 
 def _search_threads() -> int:
