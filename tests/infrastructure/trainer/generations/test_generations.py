@@ -14,7 +14,7 @@ from ase import Atoms
 from mlip_autopipec.analysis.evaluation import structure_key
 from mlip_autopipec.cli import EXIT_BAD_INPUT, main
 from mlip_autopipec.config.config_model import parse_trainer_config
-from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
+from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure, shortest_distances
 from mlip_autopipec.domain_models.lineage import accumulate
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import BondBlock, PacemakerInput
@@ -79,7 +79,18 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     parent_test = _tested_by_pacemaker(gen0_data, root / "gen0")
     tested = {structure.name for structure in parent_test}
     parent_training = [structure for structure in gen0_data if structure.name not in tested]
-    new = label_with_emt(cu_pt_structures(count=10, seed=7), source="new")
+    # New structures no closer than the parent's data: closer ones would start afresh.
+    floor = shortest_distances(gen0_data, config.cutoff)
+    candidates = label_with_emt(cu_pt_structures(count=40, seed=7), source="new")
+    new = [
+        structure
+        for structure in candidates
+        if all(
+            distance >= floor[pair]
+            for pair, distance in shortest_distances(Dataset([structure]), config.cutoff).items()
+        )
+    ][:10]
+    assert len(new) == 10
     # The structures of the new data plus a copy of one training and one test structure.
     given = Dataset([*new, parent_training[0], parent_test[0]], source="new")
     arguments = train_arguments(root, given, CONFIG, root / "gen1", data_name="new.extxyz")
