@@ -72,9 +72,9 @@ class LoopSettings(StrictModel):
         None, description="atoms in the new structures of an iteration at most (a cost cap)"
     )
     converged_fraction: Annotated[float, NotBool, Field(ge=0.0, lt=1.0)] = Field(
-        0.0,
+        0.01,
         description="converged when every trajectory ran its full length and at most this "
-        "fraction of the checked frames exceeded explorer.gamma_lower",
+        "fraction of the checked frames exceeded explorer.gamma_lower (0: none may)",
     )
     initial_structures: InitialStructures = Field(
         default_factory=InitialStructures, description="generation 0 when no --data is given"
