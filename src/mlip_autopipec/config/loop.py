@@ -40,9 +40,9 @@ class LoopSettings(StrictModel):
     """When the loop stops and how much it labels per iteration (the ``loop:`` section).
 
     Defaults follow the anchors: at most 20 new labels per iteration (DP-GEN's ``fp_task_max``
-    of its examples), converged when no checked MD frame exceeds the explorer's lower gamma
-    threshold and every trajectory runs its full length (pacemaker's recipe: a frame above
-    gamma 5 is worth labelling; DP-GEN's ">= 90 % accurate" is ``converged_fraction: 0.1``).
+    of its examples), converged when every trajectory runs its full length and at most 1 % of
+    the checked MD frames exceed the explorer's lower gamma threshold (a stray frame just above
+    it is not worth a generation; DP-GEN's ">= 90 % accurate" is ``converged_fraction: 0.1``).
     """
 
     max_iterations: Annotated[PositiveInt, NotBool] = Field(
