@@ -10,7 +10,7 @@ from mlip_autopipec.config.explorer import ExplorerConfig
 
 def test_defaults_follow_pacemakers_recipe() -> None:
     config = ExplorerConfig(temperatures_K=[300.0])
-    assert (config.gamma_lower, config.gamma_upper) == (5.0, 25.0)
+    assert (config.gamma_lower, config.gamma_upper) == (1.5, 25.0)
     assert config.timestep_fs == 1.0 and config.check_every == 10
     assert config.min_distance_factor == 0.5 and config.min_distance_A is None
     assert 1 <= config.workers <= 2

@@ -69,9 +69,9 @@ def _engine(
 
 
 def _config(**settings: Any) -> ExplorerConfig:
-    return ExplorerConfig(
-        **{"temperatures_K": [500.0], "steps": 200, "check_every": 10, "workers": 1, **settings}
-    )
+    """Thresholds 5 / 25, which the fake grades below are built around."""
+    defaults = {"temperatures_K": [500.0], "steps": 200, "check_every": 10, "workers": 1}
+    return ExplorerConfig(**{**defaults, "gamma_lower": 5.0, "gamma_upper": 25.0, **settings})
 
 
 def test_a_trajectory_stops_above_the_upper_threshold_with_its_candidates(tmp_path: Path) -> None:

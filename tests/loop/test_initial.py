@@ -6,7 +6,7 @@ import numpy as np
 from ase.build import bulk, molecule
 
 from mlip_autopipec.config.loop import InitialStructures
-from mlip_autopipec.loop.initial import initial_structures
+from mlip_autopipec.loop.initial import copies_for_active_set, initial_structures
 
 
 def test_each_structure_and_its_copies() -> None:
@@ -34,3 +34,14 @@ def test_the_same_seed_gives_the_same_structures() -> None:
     other = initial_structures([crystal], InitialStructures(seed=4))
     assert all(np.array_equal(a.positions, b.positions) for a, b in zip(first, second, strict=True))
     assert not np.array_equal(first[1].positions, other[1].positions)
+
+
+def test_generation_zero_has_an_environment_per_basis_function_of_every_element() -> None:
+    ethanol, water = molecule("CH3CH2OH"), molecule("H2O")
+    # C: 2 atoms, H: 8, O: 2 per set of starting structures; 20 functions need 10 sets of C.
+    assert copies_for_active_set([ethanol, water], 4, 20) == 9
+    assert copies_for_active_set([ethanol, water], 12, 20) == 12  # enough already
+    assert copies_for_active_set([ethanol, water], 4, None) == 4  # the basis rule fits the data
+    cells = initial_structures([ethanol, water], InitialStructures(), copies=9)
+    carbons = sum(atoms.get_chemical_symbols().count("C") for atoms in cells)
+    assert len(cells) == 20 and carbons == 20

@@ -1,7 +1,8 @@
 """A real loop: EMT Cu, pacemaker fits, ASE MD with the ACE potential and its gamma, pace_select
 on the unlabelled frames. Two iterations, tiny everywhere: generation 0 from oracle labels;
-iteration 1 explores with it, selects, labels, trains generation 1 (an upfit); iteration 2
-explores with generation 1 and stops there (max_iterations: 1)."""
+iteration 1 explores with it, selects, labels, trains generation 1 (an upfit, or a fresh fit
+when the new frames come closer than generation 0's); iteration 2 explores with generation 1
+and stops there (max_iterations: 1)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ase import Atoms
 
-from mlip_autopipec.errors import ConfigurationError, FailedChecksError, OutputError
+from mlip_autopipec.errors import ConfigurationError, FailedChecksError, OutputError, TrainerError
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory, read_manifest
 from mlip_autopipec.loop import resume_loop, run_loop
 from mlip_autopipec.loop.records import LOOP_JSON
@@ -368,3 +368,20 @@ def test_resume_after_kill_9(
     assert fake.oracle_calls == CANDIDATES
     # (and the count of the loop misses the killed session's calls: they were never recorded)
     assert result.oracle_calls == INITIAL_LABELS + CANDIDATES
+
+
+def test_a_generation_without_an_active_set_stops_the_loop_and_says_why(
+    tmp_path: Path, fakes: Any, loop_config: Any, start: list[Atoms]
+) -> None:
+    fake = fakes()
+    trained = fake.train
+
+    def without_active_set(*arguments: Any) -> Any:
+        potential = trained(*arguments).model_copy(update={"trainer": "pacemaker"})
+        potential.save()
+        return potential
+
+    fake.train = without_active_set
+    with pytest.raises(TrainerError, match=r"generation 0 .* has no active set"):
+        run_loop(loop_config(), start, tmp_path / "loop", parts=fake.parts())
+    assert fake.calls[(1, "explore")] == 0  # no MD without a grade

@@ -57,10 +57,11 @@ class ExplorerConfig(StrictModel):
         ),
     )
     gamma_lower: Annotated[PositiveFloat, NotBool] = Field(
-        5.0,
+        1.5,
         description=(
-            "extrapolation grade above which a frame is a candidate for labelling "
-            "(pacemaker's recipe dumps frames above ~5)"
+            "extrapolation grade above which a frame is a candidate for labelling (the GRACE "
+            "tutorial's 1.5; pacemaker's LAMMPS recipe dumps above ~5, which measured too late "
+            "on EMT Cu-Pt: docs, performance)"
         ),
     )
     gamma_upper: Annotated[PositiveFloat, NotBool] = Field(

@@ -40,9 +40,9 @@ class LoopSettings(StrictModel):
     """When the loop stops and how much it labels per iteration (the ``loop:`` section).
 
     Defaults follow the anchors: at most 20 new labels per iteration (DP-GEN's ``fp_task_max``
-    of its examples), converged when no checked MD frame exceeds the explorer's lower gamma
-    threshold and every trajectory runs its full length (pacemaker's recipe: a frame above
-    gamma 5 is worth labelling; DP-GEN's ">= 90 % accurate" is ``converged_fraction: 0.1``).
+    of its examples), converged when every trajectory runs its full length and at most 1 % of
+    the checked MD frames exceed the explorer's lower gamma threshold (a stray frame just above
+    it is not worth a generation; DP-GEN's ">= 90 % accurate" is ``converged_fraction: 0.1``).
     """
 
     max_iterations: Annotated[PositiveInt, NotBool] = Field(
@@ -72,9 +72,9 @@ class LoopSettings(StrictModel):
         None, description="atoms in the new structures of an iteration at most (a cost cap)"
     )
     converged_fraction: Annotated[float, NotBool, Field(ge=0.0, lt=1.0)] = Field(
-        0.0,
+        0.01,
         description="converged when every trajectory ran its full length and at most this "
-        "fraction of the checked frames exceeded explorer.gamma_lower",
+        "fraction of the checked frames exceeded explorer.gamma_lower (0: none may)",
     )
     initial_structures: InitialStructures = Field(
         default_factory=InitialStructures, description="generation 0 when no --data is given"

@@ -18,7 +18,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.domain_models.potential import load_finished_run as load_finished
 from mlip_autopipec.errors import FailedChecksError, TrainerError
-from mlip_autopipec.loop.initial import initial_structures
+from mlip_autopipec.loop.initial import copies_for_active_set, initial_structures
 from mlip_autopipec.loop.parts import LoopParts
 from mlip_autopipec.loop.records import (
     CANDIDATES_FILE,
@@ -106,7 +106,13 @@ class LoopRunner:
     def _generation_zero(self) -> Potential:
         data = self.inputs.data
         if data is None:
-            start = initial_structures(self.inputs.structures, self.config.loop.initial_structures)
+            settings = self.config.loop.initial_structures
+            copies = copies_for_active_set(
+                self.inputs.structures,
+                settings.copies_per_structure,
+                self.config.trainer.ace_params.number_of_functions_per_element,
+            )
+            start = initial_structures(self.inputs.structures, settings, copies)
             labelled = self._label(0, start)
             if labelled is None:
                 raise TrainerError(
@@ -286,7 +292,16 @@ class LoopRunner:
             return train_record(self, iteration, potential, len(dataset), run_dir)
 
         record = self._step(iteration, TRAIN, TrainRecord, work)
-        return load_finished(self.loop_dir / record.run_dir)
+        potential = load_finished(self.loop_dir / record.run_dir)
+        if potential.trainer != "mock" and potential.active_set_path is None:
+            raise TrainerError(
+                f"generation {iteration} ({potential.run_dir}) has no active set, so MD with it "
+                "has no extrapolation grade (pace_activeset's reason is in its "
+                "pace_activeset.log; usually fewer atoms of an element than basis functions): "
+                "give more data (--data) or fewer trainer.ace_params."
+                "number_of_functions_per_element"
+            )
+        return potential
 
 
 def train_record(

@@ -181,3 +181,40 @@ def test_parent_cutoffs_reaching_into_new_data_are_chosen_again(
     given = Generation(config, previous, None, cu_pt_dataset, scale)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="b_ref"):
         plan_generation(given, cu_pt_dataset)
+
+
+@pytest.mark.parametrize(
+    ("cu_cu", "chosen_again"),
+    [((1.16, 2.16), False), ((1.3, 2.3), True)],
+)
+def test_parent_cutoffs_the_data_reach_deep_into_are_chosen_again(
+    parent: Potential,
+    cu_pt_dataset: Dataset,
+    caplog: pytest.LogCaptureFixture,
+    cu_cu: tuple[float, float],
+    chosen_again: bool,
+) -> None:
+    # The data's shortest Cu-Cu distance is 2.140 Å: 0.02 Å (2 % of the width) into a
+    # switching region from 2.16 Å, where ACE keeps its strength; 0.16 Å into one from 2.3 Å.
+    kept = {"Cu-Cu": cu_cu, "Cu-Pt": (1.1, 2.1), "Pt-Pt": (1.2, 2.2)}
+    parent = parent.model_copy(update={"baseline": ZBLBaseline(pair_cutoffs=kept)})
+    config, scale = inherited_config(
+        parse_trainer_config({"type": "pacemaker", "cutoff": 5}), parent
+    )
+    generation = Generation(
+        config,
+        PreviousRun(parent, (), (), {}),
+        None,  # type: ignore[arg-type]
+        cu_pt_dataset,
+        scale,
+        cutoffs_inherited=True,
+    )
+    plan, generation = plan_generation(generation, cu_pt_dataset)
+    assert isinstance(plan.baseline, ZBLBaseline)
+    if chosen_again:
+        assert plan.baseline.pair_cutoffs["Cu-Cu"] == (1.14, 2.14)
+        assert "Cu-Cu at 2.140 Å, switching from 2.3 Å" in caplog.text
+        assert "chosen again" in generation.scale
+    else:
+        assert plan.baseline.pair_cutoffs == kept
+        assert "chosen again" not in caplog.text + generation.scale

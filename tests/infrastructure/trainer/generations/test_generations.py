@@ -14,9 +14,10 @@ from ase import Atoms
 from mlip_autopipec.analysis.evaluation import structure_key
 from mlip_autopipec.cli import EXIT_BAD_INPUT, main
 from mlip_autopipec.config.config_model import parse_trainer_config
-from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure
+from mlip_autopipec.domain_models.dataset import Dataset, LabelledStructure, shortest_distances
 from mlip_autopipec.domain_models.lineage import accumulate
 from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.infrastructure.pacemaker.input_yaml import BondBlock, PacemakerInput
 from mlip_autopipec.infrastructure.rundir.files import (
     INPUT_YAML,
     PARENT_POTENTIAL,
@@ -78,7 +79,18 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     parent_test = _tested_by_pacemaker(gen0_data, root / "gen0")
     tested = {structure.name for structure in parent_test}
     parent_training = [structure for structure in gen0_data if structure.name not in tested]
-    new = label_with_emt(cu_pt_structures(count=10, seed=7), source="new")
+    # New structures no closer than the parent's data: closer ones would start afresh.
+    floor = shortest_distances(gen0_data, config.cutoff)
+    candidates = label_with_emt(cu_pt_structures(count=40, seed=7), source="new")
+    new = [
+        structure
+        for structure in candidates
+        if all(
+            distance >= floor[pair]
+            for pair, distance in shortest_distances(Dataset([structure]), config.cutoff).items()
+        )
+    ][:10]
+    assert len(new) == 10
     # The structures of the new data plus a copy of one training and one test structure.
     given = Dataset([*new, parent_training[0], parent_test[0]], source="new")
     arguments = train_arguments(root, given, CONFIG, root / "gen1", data_name="new.extxyz")
@@ -190,6 +202,40 @@ def test_a_larger_basis_grows_from_the_parents(chain: dict, tmp_path: Path) -> N
     assert "from 8 to 12" in start.reason
     assert start.pacemaker_input.fit.maxiter == 3
     assert (tmp_path / PARENT_POTENTIAL).is_file()
+
+
+def test_data_closer_than_the_parents_fade_make_a_fresh_fit(
+    chain: dict,  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    previous = chain["previous"]
+    config, scale = inherited_config(parse_trainer_config(CONFIG), previous.potential)
+    generation = Generation(config, previous, None, chain["given"], scale)  # type: ignore[arg-type]
+    plan, generation = plan_generation(generation, Dataset(previous.training))
+    kept = {
+        pair: BondBlock.model_validate(bond)
+        for pair, bond in previous.potential_section["bonds"].items()
+    }
+
+    def fade_lowered(share: float) -> PacemakerInput:
+        """The plan's input with Cu-Cu's r_in ``share`` of the parent's fade width lower."""
+        section = plan.pacemaker_input.potential
+        bonds = dict(kept)
+        lowered = kept["Cu Cu"].r_in - share * kept["Cu Cu"].delta_in
+        bonds["Cu Cu"] = kept["Cu Cu"].model_copy(update={"r_in": lowered})
+        section = section.model_copy(update={"bonds": bonds})
+        return plan.pacemaker_input.model_copy(update={"potential": section})
+
+    for name in ("near", "deep"):
+        (tmp_path / name).mkdir()
+    near = choose_start(generation, fade_lowered(0.02), tmp_path / "near")
+    assert near.fitted_from == "upfit"
+    assert near.pacemaker_input.potential.bonds == kept  # the parent's fade
+    deep = choose_start(generation, fade_lowered(0.2), tmp_path / "deep")
+    assert deep.fitted_from == "fresh"
+    assert "closer than the parent's short-range fade of ACE (Cu Cu" in deep.reason
+    assert deep.pacemaker_input == fade_lowered(0.2)  # nothing of the parent's
+    assert not (tmp_path / "deep" / PARENT_POTENTIAL).exists()
 
 
 def test_a_new_element_forces_a_fresh_fit_with_the_parents_reference_energies(

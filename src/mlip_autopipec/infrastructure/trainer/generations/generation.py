@@ -29,6 +29,11 @@ from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfil
 
 log = logging.getLogger(__name__)
 
+#: How deep (as a share of its width) the data may reach into a kept switching region of ZBL
+#: or a kept fade of ACE before they are chosen again: at 5 % of the width ACE keeps over 99 %
+#: of its strength.
+FADE_TOLERANCE = 0.05
+
 
 @dataclass(frozen=True)
 class Start:
@@ -178,11 +183,14 @@ def plan_generation(
 
     try:
         plan = planned(config)
+        why = switching_reached(plan, config) if generation.cutoffs_inherited else None
     except ConfigurationError as error:
         if not (generation.cutoffs_inherited and isinstance(config.b_ref, ZBLBaseline)):
             raise
+        why = str(error)
+    if why is not None and isinstance(config.b_ref, ZBLBaseline):
         # The parent's ZBL cutoffs reach into the new data: chosen again from all of it.
-        log.warning("%s: the ZBL cutoffs are chosen again from all the data", error)
+        log.warning("%s: the ZBL cutoffs are chosen again from all the data", why)
         open_cutoffs = config.b_ref.model_copy(update={"pair_cutoffs": {}})
         config = config.model_copy(update={"b_ref": open_cutoffs})
         generation = replace(
@@ -202,6 +210,38 @@ def plan_generation(
             generation, scale=f"{generation.scale}; new element reference energies: {values}"
         )
     return plan, generation
+
+
+def switching_reached(plan: RunPlan, config: TrainerConfig) -> str | None:
+    """What of the data lies deeper than :data:`FADE_TOLERANCE` of a kept ZBL switching region
+    (where ZBL starts and ACE fades out), or None. Active learning adds ever closer contacts:
+    kept there, the parent's cutoffs would leave the new data to a weakened ACE."""
+    baseline = config.b_ref
+    if not isinstance(baseline, ZBLBaseline):
+        return None
+    deep = []
+    for key, (inner, outer) in sorted(baseline.pair_cutoffs.items()):
+        pair = tuple(sorted(key.split("-")))
+        shortest = plan.shortest_distances.get((pair[0], pair[1]))
+        if shortest is not None and shortest < outer - FADE_TOLERANCE * (outer - inner):
+            deep.append(f"{key} at {shortest:.3f} Å, switching from {outer} Å")
+    if not deep:
+        return None
+    return "the data reach into the kept ZBL switching region (" + "; ".join(deep) + ")"
+
+
+def closer_than_fade(
+    section: Mapping[str, BondBlock], parent: Mapping[str, BondBlock]
+) -> list[str]:
+    """The pairs whose fade (``r_in``, Å) ``section`` puts below the parent's by more than
+    :data:`FADE_TOLERANCE` of the parent's fade width: the data come closer than the parent's
+    ACE reaches at full strength."""
+    closer = []
+    for pair, bond in sorted(section.items()):
+        kept = parent.get(pair)
+        if kept is not None and bond.r_in < kept.r_in - FADE_TOLERANCE * kept.delta_in:
+            closer.append(f"{pair} {kept.r_in:.3f} -> {bond.r_in:.3f} Å")
+    return closer
 
 
 def started_fit(sized: SizedFit, start: Start, profile: ProgramProfile) -> SizedFit:
@@ -246,12 +286,23 @@ def choose_start(generation: Generation, pacemaker_input: PacemakerInput, workdi
             "fit starts afresh",
             pacemaker_input,
         )
-    copy_for_start(
-        parent.potential.run_dir / str(parent.potential.yaml_file), workdir / PARENT_POTENTIAL
-    )
     bonds = {
         pair: BondBlock.model_validate(b) for pair, b in parent.potential_section["bonds"].items()
     }
+    closer = closer_than_fade(section.bonds, bonds)
+    if closer:
+        return Start(
+            "fresh",
+            "the data come closer than the parent's short-range fade of ACE ("
+            + ", ".join(closer[:3])
+            + (", ..." if len(closer) > 3 else "")
+            + "): the parent's coefficients were fitted with ACE weakened there, so the fit "
+            "starts afresh with the fade chosen from all the data",
+            pacemaker_input,
+        )
+    copy_for_start(
+        parent.potential.run_dir / str(parent.potential.yaml_file), workdir / PARENT_POTENTIAL
+    )
     fade_note = ""
     if bonds != section.bonds:
         fade_note = "; ACE's short-range fade (r_in) of the parent kept"
