@@ -28,10 +28,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
-# pytest-xdist: two workers (CI has 2 cores; `make test PYTEST_WORKERS=4` for more), each
-# test module in one worker, the SLURM tests and those sharing one real fit in one (conftest.py).
+# pytest-xdist: two workers (CI has 2 cores; `make test PYTEST_WORKERS=4` for more), each test
+# module whole in one worker (its module-scoped real fits made once); the SLURM tests take turns
+# (a lock: tests/cluster/conftest.py).
 PYTEST_WORKERS ?= 2
-PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 
 # The full suite: a test that needs pacemaker fails here instead of being skipped.
 test: lint

@@ -53,25 +53,10 @@ def pacemaker_missing() -> str | None:
     return None
 
 
-#: The xdist group of the tests that must run one after another in one worker: those that
-#: submit to the one-node SLURM (a job of one test would queue behind another's) and those that
-#: share the real fit ``tiny_fit`` (one fit per worker that asks for it).
-SERIAL_GROUP = "slurm_and_tiny_fit"
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``requires_pacemaker`` skip, with the reason, where the pacemaker extra is
     missing (the spec's "pacemaker is not installed" scenario: ``make test-nopace``); with
-    MLIP_REQUIRE_PACEMAKER=1 (CI's full suite) they run, and fail, instead.
-
-    In a pytest-xdist worker (``make test`` runs ``-n 2 --dist loadgroup``), each module's tests
-    go to one worker, as a group (its module-scoped fixtures, real fits among them, are made
-    once), and the SLURM and ``tiny_fit`` tests all to one (SERIAL_GROUP)."""
-    if hasattr(config, "workerinput"):
-        for item in items:
-            serial = "cluster" in item.keywords or "tiny_fit" in getattr(item, "fixturenames", ())
-            group = SERIAL_GROUP if serial else item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group(group))
+    MLIP_REQUIRE_PACEMAKER=1 (CI's full suite) they run, and fail, instead."""
     reason = pacemaker_missing()
     if reason is None or os.environ.get("MLIP_REQUIRE_PACEMAKER") == "1":
         return
