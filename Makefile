@@ -28,9 +28,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
+# pytest-xdist: two workers (CI has 2 cores; `make test PYTEST_WORKERS=4` for more), each test
+# module whole in one worker (its module-scoped real fits made once); the SLURM tests take turns
+# (a lock: tests/cluster/conftest.py).
+PYTEST_WORKERS ?= 2
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+
 # The full suite: a test that needs pacemaker fails here instead of being skipped.
 test: lint
-	MLIP_REQUIRE_PACEMAKER=1 $(BIN)/pytest
+	MLIP_REQUIRE_PACEMAKER=1 $(BIN)/pytest $(PARALLEL)
 
 # Without the pacemaker extra (no pyace, no pacemaker programs): the mock trainer, the fake-program
 # flow, config, data and report run; tests that need pacemaker are skipped, each with its reason.
@@ -44,7 +50,7 @@ $(NOPACE_STAMP): pyproject.toml | $(NOPACE)/bin/python
 
 test-nopace: $(NOPACE_STAMP)
 	$(NOPACE)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('pyace') and 'pyace is installed in $(NOPACE): not the scenario')"
-	$(NOPACE)/bin/pytest -m "not slow and not cluster"
+	$(NOPACE)/bin/pytest -m "not slow and not cluster" $(PARALLEL)
 
 # The docs extra (mkdocs) goes into the same .venv, with its own stamp.
 DOCS_STAMP := $(VENV)/.installed-docs

@@ -1,8 +1,10 @@
-"""Shared fixtures: small EMT-labelled datasets and fake pacemaker programs on PATH."""
+"""Shared fixtures: small EMT-labelled datasets, fake pacemaker programs on PATH and one real
+pacemaker fit that the slow tests share."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -10,7 +12,8 @@ import signal
 import stat
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.oracle.emt import label_with_emt
 
 #: Small real files: a tiny Cu-Pt potential as pacemaker and pace_yaml2yace write it.
@@ -285,3 +289,52 @@ def fake_pacemaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_PACEMAKER_DATA", str(TEST_DATA))
     return bin_dir
+
+
+#: The trainer section of the shared real fit (``tiny_fit``): 31 Cu-Pt structures, 12 functions
+#: per element, 30 iterations, one thread (a batch job with one core repeats it exactly).
+TINY_FIT_CONFIG: dict[str, Any] = {
+    "type": "pacemaker",
+    "cutoff": 4.5,
+    "b_ref": {"type": "none"},
+    "ace_params": {"number_of_functions_per_element": 12},
+    "fit": {"maxiter": 30, "test_size": 0.2, "display_step": 10},
+    "threads": 1,
+}
+
+
+@dataclass(frozen=True)
+class TinyFit:
+    """A finished real fit: its potential (``run_dir`` holds the run), the data and the config."""
+
+    potential: Potential
+    dataset: Dataset
+    config: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def tiny_fit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyFit]:
+    """One real pacemaker fit of ``TINY_FIT_CONFIG`` on 30 rattled Cu-Pt cells and a dimer (seed
+    1), shared by the slow tests: each pacemaker start-up costs ~35 s. Its run directory is
+    read-only for the tests (checked at the end of the session): a test that changes a run
+    works on a copy (``shutil.copytree``)."""
+    from mlip_autopipec.config.config_model import parse_trainer_config
+    from mlip_autopipec.infrastructure.trainer import create_trainer
+
+    root = tmp_path_factory.mktemp("tiny_fit")
+    labelled = label_with_emt(cu_pt_structures(count=30, seed=1), source="tiny EMT Cu-Pt")
+    # As read back from a file, as run directories keep their data (positions to 1e-8 Å).
+    dataset = Dataset.read(labelled.write(root / "data.extxyz"))
+    potential = create_trainer(parse_trainer_config(TINY_FIT_CONFIG)).train(dataset, root / "run")
+    before = _file_digests(root)
+    yield TinyFit(potential, dataset, TINY_FIT_CONFIG)
+    assert _file_digests(root) == before, f"a test changed the shared fit in {root}"
+
+
+def _file_digests(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``directory``, by relative path."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }

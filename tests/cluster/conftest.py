@@ -1,11 +1,14 @@
 """The real SLURM cluster of the tests (tests/cluster/start_slurm.sh): skip without one, except
-in CI (CI=true or MLIP_REQUIRE_SLURM=1), where a missing cluster is a failure."""
+in CI (CI=true or MLIP_REQUIRE_SLURM=1), where a missing cluster is a failure. One test at a
+time submits to it, also when pytest-xdist runs the suite in several workers."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,15 @@ def slurm() -> str:
             pytest.fail(f"{reason}: CI requires the cluster tests")
         pytest.skip(reason)
     return partition
+
+
+@pytest.fixture(autouse=True)
+def one_slurm_test_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """An exclusive lock for the test's whole run: the one-node cluster is shared by the
+    pytest-xdist workers (``make test``), and a test's job would queue behind another's (the
+    tests of a busy node expect the node to themselves)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # all workers'
+    with (shared / "slurm_tests.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -29,7 +29,7 @@ from mlip_autopipec.infrastructure.rundir.claim import (
 from mlip_autopipec.infrastructure.rundir.files import BATCH_JOB_JSON
 from mlip_autopipec.infrastructure.rundir.records import BatchRecord
 
-from ..conftest import interrupt_as_from_a_terminal
+from ..conftest import TinyFit, interrupt_as_from_a_terminal
 
 pytestmark = pytest.mark.cluster
 
@@ -363,24 +363,19 @@ def test_status_says_pending_while_the_node_is_busy(
 
 @pytest.mark.slow
 @pytest.mark.requires_pacemaker
-def test_a_real_fit_through_slurm_equals_the_local_fit(slurm: str, tmp_path: Path) -> None:
+def test_a_real_fit_through_slurm_equals_the_local_fit(
+    slurm: str, tmp_path: Path, tiny_fit: TinyFit
+) -> None:
     from mlip_autopipec.config.config_model import parse_trainer_config
     from mlip_autopipec.infrastructure.trainer import create_trainer
-    from mlip_autopipec.oracle.emt import label_with_emt
 
-    from ..conftest import cu_pt_structures
-
-    dataset = label_with_emt(cu_pt_structures(count=20, seed=1), source="tiny EMT Cu-Pt")
-    trainer = {
-        "type": "pacemaker",
-        "cutoff": 4.5,
-        "ace_params": {"number_of_functions_per_element": 10},
-        "fit": {"maxiter": 10, "test_size": 0.2, "display_step": 5, "seed": 7},
-        "threads": 1,
-    }
-    local = create_trainer(parse_trainer_config(trainer)).train(dataset, tmp_path / "local")
+    # The local fit is the shared one: the same config (one thread) and data, run here.
+    local, dataset = tiny_fit.potential, tiny_fit.dataset
+    assert tiny_fit.config["threads"] == 1
     execution = {"type": "slurm", "queue": slurm, "time_limit": "00:10:00", "cpus": 1}
-    batch_config = parse_trainer_config({**trainer, "execution": {**execution, "poll_seconds": 1}})
+    batch_config = parse_trainer_config(
+        {**tiny_fit.config, "execution": {**execution, "poll_seconds": 1}}
+    )
     batch = create_trainer(batch_config).train(dataset, tmp_path / "slurm")
 
     assert isinstance(batch, Potential) and batch.run_dir == (tmp_path / "slurm").resolve()

@@ -11,6 +11,7 @@ import pytest
 
 from mlip_autopipec.config.config_model import parse_trainer_config
 from mlip_autopipec.infrastructure.trainer import create_trainer, pacemaker_trainer
+from mlip_autopipec.infrastructure.trainer.cost import budget
 from mlip_autopipec.infrastructure.trainer.cost.budget import SizedFit, size_fit
 from mlip_autopipec.oracle.emt import label_with_emt
 
@@ -28,6 +29,9 @@ def test_a_passed_deadline_ends_the_fit_with_the_potential_of_its_last_iteration
         return dataclasses.replace(size_fit(*args, **kwargs), optimiser_time_s=0.0)
 
     monkeypatch.setattr(pacemaker_trainer, "size_fit", deadline_now)
+    # The cost is modelled, not measured by a short pacemaker run of its own (~35 s of
+    # start-up): the probe has its own real test (cost/test_probe.py).
+    monkeypatch.setattr(budget, "PROBE_SHARE", 0.0)
     dataset = label_with_emt(cu_pt_structures(count=20, seed=3), source="tiny EMT Cu-Pt")
     config = parse_trainer_config(
         {

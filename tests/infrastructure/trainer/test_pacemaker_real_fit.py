@@ -18,7 +18,7 @@ from mlip_autopipec.infrastructure.rundir.files import TRAIN_PREDICTIONS
 from mlip_autopipec.infrastructure.trainer import create_trainer
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ...conftest import cu_pt_structures
+from ...conftest import TINY_FIT_CONFIG, TinyFit, cu_pt_structures
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_pacemaker]
 
@@ -39,15 +39,17 @@ BASELINES = {
 
 
 @pytest.fixture(scope="module", params=sorted(BASELINES))
-def fitted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Potential:
+def fitted(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_fit: TinyFit
+) -> Potential:
+    if request.param == "none":  # the shared fit is this one (TINY_FIT_CONFIG)
+        assert tiny_fit.config["b_ref"] == BASELINES["none"]
+        return tiny_fit.potential
     dataset = label_with_emt(cu_pt_structures(count=30, seed=1), source="tiny EMT Cu-Pt")
     config = parse_trainer_config(
         {
-            "type": "pacemaker",
-            "cutoff": 4.5,
+            **TINY_FIT_CONFIG,
             "b_ref": BASELINES[request.param],
-            "ace_params": {"number_of_functions_per_element": 12},
-            "fit": {"maxiter": 30, "test_size": 0.2, "display_step": 10},
             "threads": 2,
             # An LJ baseline may leave its well below the data, and ZBL switched over 1-3 Å
             # leaves a 30-iteration fit soft under strong compression: the gate's verdict is

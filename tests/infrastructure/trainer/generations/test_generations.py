@@ -28,7 +28,6 @@ from mlip_autopipec.infrastructure.rundir.files import (
     TRAINING_SET,
 )
 from mlip_autopipec.infrastructure.rundir.records import RunRecord
-from mlip_autopipec.infrastructure.trainer import create_trainer
 from mlip_autopipec.infrastructure.trainer.generations.generation import (
     Generation,
     choose_start,
@@ -39,17 +38,15 @@ from mlip_autopipec.infrastructure.trainer.generations.generation import (
 from mlip_autopipec.infrastructure.trainer.generations.parent import read_previous_run
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ....conftest import cu_pt_structures, train_arguments
+from ....conftest import TINY_FIT_CONFIG, TinyFit, cu_pt_structures, train_arguments
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_pacemaker]
 
+#: Generation 0 is the shared fit (TINY_FIT_CONFIG); generation 1 an upfit of 3 iterations.
 CONFIG = {
-    "type": "pacemaker",
-    "cutoff": 4.5,
-    "ace_params": {"number_of_functions_per_element": 8},
-    "fit": {"maxiter": 10, "upfit_maxiter": 3, "test_size": 0.2, "display_step": 5},
-    "threads": 2,
-    "accept_failed_checks": True,  # 10 iterations: the gate's verdict is not tested here
+    **TINY_FIT_CONFIG,
+    "fit": {**TINY_FIT_CONFIG["fit"], "upfit_maxiter": 3},
+    "accept_failed_checks": True,  # 3 iterations: the gate's verdict is not tested here
 }
 
 
@@ -66,17 +63,14 @@ def _tested_by_pacemaker(data: Dataset, run_dir: Path) -> list[LabelledStructure
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """Generation 0 (pacemaker's random split), generation 1 through the CLI with new
-    structures plus copies of a training and a test structure of the parent."""
+def chain(tmp_path_factory: pytest.TempPathFactory, tiny_fit: TinyFit) -> dict[str, object]:
+    """Generation 0 (the shared fit, pacemaker's random split), generation 1 through the CLI
+    with new structures plus copies of a training and a test structure of the parent."""
     root = tmp_path_factory.mktemp("generations")
-    config = parse_trainer_config(CONFIG)
-    gen0_data = label_with_emt(cu_pt_structures(count=20, seed=1), source="gen0")
-    # As read from a file, as the run directories keep them (keys compare positions to 1e-6 Å).
-    gen0_data = Dataset.read(gen0_data.write(root / "gen0.extxyz"))
-    parent = create_trainer(config).train(gen0_data, root / "gen0")
+    parent, gen0_data = tiny_fit.potential, tiny_fit.dataset  # read back from a file
+    assert CONFIG["ace_params"] == tiny_fit.config["ace_params"]  # generation 1 keeps the basis
     previous = read_previous_run(parent)
-    parent_test = _tested_by_pacemaker(gen0_data, root / "gen0")
+    parent_test = _tested_by_pacemaker(gen0_data, parent.run_dir)
     tested = {structure.name for structure in parent_test}
     parent_training = [structure for structure in gen0_data if structure.name not in tested]
     # New structures no closer than the parent's data: closer ones would start afresh.
@@ -94,7 +88,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     # The structures of the new data plus a copy of one training and one test structure.
     given = Dataset([*new, parent_training[0], parent_test[0]], source="new")
     arguments = train_arguments(root, given, CONFIG, root / "gen1", data_name="new.extxyz")
-    assert main([*arguments, "--previous", str(root / "gen0")]) == 0
+    assert main([*arguments, "--previous", str(parent.run_dir)]) == 0
     given = Dataset.read(root / "new.extxyz")  # as the CLI read it
     return {
         "root": root,
@@ -133,7 +127,7 @@ def test_the_data_accumulate_and_duplicates_count_once(chain: dict) -> None:  # 
 
 def test_a_test_structure_of_the_parent_is_never_trained_on(chain: dict) -> None:  # type: ignore[type-arg]
     parent_test = chain["parent_test"]  # pacemaker's own split of generation 0
-    assert len(parent_test) == 4  # pacemaker's int(21 * 0.2)
+    assert len(parent_test) == 6  # pacemaker's int(31 * 0.2)
     run_dir = chain["root"] / "gen1"
     training = Dataset.read(run_dir / TRAINING_SET)
     test = Dataset.read(run_dir / TEST_SET)
@@ -143,7 +137,7 @@ def test_a_test_structure_of_the_parent_is_never_trained_on(chain: dict) -> None
     gen1 = Potential.load(run_dir)
     assert gen1.test_metrics is not None and gen1.test_metrics.n_structures == len(test)
     report = (run_dir / "report" / "mlip_autopipec" / "report.html").read_text()
-    assert "the test set holds all 4 test structures of the parent" in report
+    assert "the test set holds all 6 test structures of the parent" in report
 
 
 def test_the_energy_scale_stays_the_parents(chain: dict) -> None:  # type: ignore[type-arg]
@@ -192,14 +186,14 @@ def _metrics(run_dir: Path) -> list[dict[str, float]]:
 
 def test_a_larger_basis_grows_from_the_parents(chain: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
     previous = chain["previous"]
-    config = parse_trainer_config({**CONFIG, "ace_params": {"number_of_functions_per_element": 12}})
+    config = parse_trainer_config({**CONFIG, "ace_params": {"number_of_functions_per_element": 16}})
     config, scale = inherited_config(config, previous.potential)
     generation = Generation(config, previous, None, chain["given"], scale)  # type: ignore[arg-type]
     plan, generation = plan_generation(generation, Dataset(previous.training))
     start = choose_start(generation, plan.pacemaker_input, tmp_path)
     assert start.fitted_from == "basis growth"
     assert start.pacemaker_input.potential.initial_potential == PARENT_POTENTIAL
-    assert "from 8 to 12" in start.reason
+    assert "from 12 to 16" in start.reason
     assert start.pacemaker_input.fit.maxiter == 3
     assert (tmp_path / PARENT_POTENTIAL).is_file()
 
@@ -277,8 +271,9 @@ def test_history_prints_the_chain(
     printed = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in printed[1:3]]
     assert [row[:2] for row in rows] == [["0", "fresh"], ["1", "upfit"]]
-    assert printed[1].endswith(str(root / "gen0")) and printed[2].endswith(str(root / "gen1"))
-    assert rows[0][2] == "17+4" and rows[1][2] == "25+6"
+    parent = str(chain["parent"].run_dir)
+    assert printed[1].endswith(parent) and printed[2].endswith(str(root / "gen1"))
+    assert rows[0][2] == "25+6" and rows[1][2] == "33+8"
     assert (root / "gen1" / "report" / "mlip_autopipec" / "history.png").is_file()
     assert main(["history", str(root / "gen1")]) == EXIT_BAD_INPUT  # no --overwrite
     assert main(["history", str(root / "gen1"), "--overwrite"]) == 0
