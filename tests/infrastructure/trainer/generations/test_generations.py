@@ -74,14 +74,14 @@ def chain(tmp_path_factory: pytest.TempPathFactory, tiny_fit: TinyFit) -> dict[s
     tested = {structure.name for structure in parent_test}
     parent_training = [structure for structure in gen0_data if structure.name not in tested]
     # New structures no closer than the parent's data: closer ones would start afresh.
-    floor = shortest_distances(gen0_data, config.cutoff)
+    floor = shortest_distances(gen0_data, CONFIG["cutoff"])
     candidates = label_with_emt(cu_pt_structures(count=40, seed=7), source="new")
     new = [
         structure
         for structure in candidates
         if all(
             distance >= floor[pair]
-            for pair, distance in shortest_distances(Dataset([structure]), config.cutoff).items()
+            for pair, distance in shortest_distances(Dataset([structure]), CONFIG["cutoff"]).items()
         )
     ][:10]
     assert len(new) == 10
