@@ -154,24 +154,24 @@ def test_the_cli_refuses_a_missing_parent_and_a_fixed_test_set(
     assert not (tmp_path / "next").exists()
 
 
+def _with_inherited_cutoffs(parent: Potential, dataset: Dataset) -> Generation:
+    """The next generation of ``parent`` on ``dataset`` with the parent's ZBL cutoffs taken
+    over (an open ``b_ref: zbl``); no accumulated data (planning does not need them)."""
+    config, scale = inherited_config(
+        parse_trainer_config({"type": "pacemaker", "cutoff": 5}), parent
+    )
+    previous = PreviousRun(parent, (), (), {})
+    return Generation(config, previous, None, dataset, scale, cutoffs_inherited=True)  # type: ignore[arg-type]
+
+
 def test_parent_cutoffs_reaching_into_new_data_are_chosen_again(
     parent: Potential, cu_pt_dataset: Dataset, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The data's Cu-Pt dimer is 2.3 Å long: inside the parent's inner cutoff.
     reaching = ZBLBaseline(pair_cutoffs={"Cu-Cu": (1.2, 2.2), "Cu-Pt": (2.35, 2.6)})
     parent = parent.model_copy(update={"baseline": reaching})
-    previous = PreviousRun(parent, (), (), {})
-    config, scale = inherited_config(
-        parse_trainer_config({"type": "pacemaker", "cutoff": 5}), parent
-    )
-    inherited = Generation(
-        config,
-        previous,
-        None,  # type: ignore[arg-type]
-        cu_pt_dataset,
-        scale,
-        cutoffs_inherited=True,
-    )
+    inherited = _with_inherited_cutoffs(parent, cu_pt_dataset)
+    config, previous, scale = inherited.config, inherited.parent, inherited.scale
     plan, inherited = plan_generation(inherited, cu_pt_dataset)
     assert isinstance(plan.baseline, ZBLBaseline)
     assert plan.baseline.pair_cutoffs["Cu-Pt"][0] < 2.3
@@ -198,17 +198,7 @@ def test_parent_cutoffs_the_data_reach_deep_into_are_chosen_again(
     # switching region from 2.16 Å, where ACE keeps its strength; 0.16 Å into one from 2.3 Å.
     kept = {"Cu-Cu": cu_cu, "Cu-Pt": (1.1, 2.1), "Pt-Pt": (1.2, 2.2)}
     parent = parent.model_copy(update={"baseline": ZBLBaseline(pair_cutoffs=kept)})
-    config, scale = inherited_config(
-        parse_trainer_config({"type": "pacemaker", "cutoff": 5}), parent
-    )
-    generation = Generation(
-        config,
-        PreviousRun(parent, (), (), {}),
-        None,  # type: ignore[arg-type]
-        cu_pt_dataset,
-        scale,
-        cutoffs_inherited=True,
-    )
+    generation = _with_inherited_cutoffs(parent, cu_pt_dataset)
     plan, generation = plan_generation(generation, cu_pt_dataset)
     assert isinstance(plan.baseline, ZBLBaseline)
     if chosen_again:
