@@ -80,3 +80,15 @@ def test_an_unknown_element_is_refused(tmp_path: Path) -> None:
     candidates[1].symbols[0] = "Au"
     with pytest.raises(TrainerError, match="Au"):
         select_candidates(CONFIG, _potential(), candidates, 1, None, tmp_path)
+
+
+def test_a_frame_an_atom_has_left_is_not_offered(tmp_path: Path) -> None:
+    # Molecules break apart in hot MD; the trainer cannot fit an atom without neighbours.
+    apart = _candidates(2)
+    for atoms in apart:
+        atoms.center(vacuum=0.0)
+        atoms.pbc = False
+        atoms.positions[0] += [0.0, 0.0, 20.0]
+    outcome = select_candidates(CONFIG, _potential(), apart, 5, None, tmp_path / "select")
+    assert outcome.indices == [] and "an atom without neighbours" in outcome.method
+    assert not (tmp_path / "select").exists()  # pace_select did not run

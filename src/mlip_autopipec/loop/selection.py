@@ -9,6 +9,7 @@ it the bare structures and runs it through the same program profile.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,11 +17,14 @@ import pandas as pd
 from ase import Atoms
 
 from mlip_autopipec.config.config_model import TrainerConfig
+from mlip_autopipec.domain_models.isolated_atoms import atoms_without_neighbours
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.infrastructure.pacemaker.data_file import read_data_file, write_data_file
 from mlip_autopipec.infrastructure.trainer.programs.profile import ProgramProfile, log_name
 from mlip_autopipec.loop.parts import SelectOutcome
+
+log = logging.getLogger(__name__)
 
 CANDIDATES = "candidates.pckl.gzip"
 SELECTED = "selected.pkl.gz"
@@ -49,12 +53,29 @@ def select_candidates(
     unknown = sorted({s for atoms in candidates for s in atoms.symbols} - set(potential.elements))
     if unknown:
         raise TrainerError(f"candidates hold {unknown}, which the potential does not know")
+    # A frame in which an atom has left all others (a molecule broke apart) is one the trainer
+    # cannot fit: labelling it would waste an oracle call.
+    apart = {
+        i
+        for i, atoms in enumerate(candidates)
+        if len(atoms_without_neighbours(atoms, config.cutoff))
+    }
+    if apart:
+        log.info(
+            "%d of %d candidates left out: an atom has no neighbour within the cutoff (%s Å)",
+            len(apart),
+            len(candidates),
+            config.cutoff,
+        )
     # A structure larger than the atom cap never fits: offered, pace_select may pick it alone.
     offered = [
-        i for i, atoms in enumerate(candidates) if max_atoms is None or len(atoms) <= max_atoms
+        i
+        for i, atoms in enumerate(candidates)
+        if i not in apart and (max_atoms is None or len(atoms) <= max_atoms)
     ]
     if not offered:
-        return SelectOutcome(indices=[], method=f"none: every candidate exceeds {max_atoms} atoms")
+        why = "an atom without neighbours or too many atoms" if apart else f"over {max_atoms} atoms"
+        return SelectOutcome(indices=[], method=f"none: every candidate has {why}")
     workdir.mkdir(parents=True, exist_ok=True)
     names = [f"candidate_{index}" for index in offered]
     frame = pd.DataFrame({"name": names, "ase_atoms": [candidates[i] for i in offered]})
