@@ -63,7 +63,8 @@ def validate_structure(
     _check_cell(atoms, fail)
     _check_images(atoms, fail)
     if search:
-        _check_close_pairs(atoms, fail, neighbours)
+        known = None if neighbours is None else _known_shortest(neighbours, atoms)
+        _check_close_pairs(atoms, fail, known)
 
 
 def validate_structures(
@@ -85,15 +86,12 @@ def validate_structures(
         return
     summaries = neighbours.cover(structure.atoms for structure in structures)
     for index, (structure, summary) in enumerate(zip(structures, summaries, strict=True)):
-        if summary.shortest >= MIN_INTERATOMIC_DISTANCE and neighbours.cutoff >= (
-            MIN_INTERATOMIC_DISTANCE
-        ):
-            continue  # the structure's one search, which its later consumers read too
 
         def fail(reason: str, s: LabelledStructure = structure, i: int = index) -> Exception:
             return DatasetValidationError(reason, index=i, name=s.name, source=source)
 
-        _check_close_pairs(structure.atoms, fail, None)  # searched again to name the atoms
+        known = summary.shortest if neighbours.cutoff >= MIN_INTERATOMIC_DISTANCE else None
+        _check_close_pairs(structure.atoms, fail, known)
 
 
 def _check_cell(atoms: Atoms, fail: Any) -> None:
@@ -128,18 +126,24 @@ def _check_images(atoms: Atoms, fail: Any) -> None:
             )
 
 
-def _check_close_pairs(atoms: Atoms, fail: Any, neighbours: NeighbourTable | None) -> None:
-    """No two atoms (or an atom and another's image) closer than MIN_INTERATOMIC_DISTANCE."""
+def _known_shortest(neighbours: NeighbourTable, atoms: Atoms) -> float | None:
+    """The shortest distance (Å) of ``atoms`` from the table's search, if that search reaches
+    MIN_INTERATOMIC_DISTANCE (else None: it cannot tell)."""
+    if neighbours.cutoff < MIN_INTERATOMIC_DISTANCE:
+        return None
+    return neighbours.of(atoms).shortest
+
+
+def _check_close_pairs(atoms: Atoms, fail: Any, known_shortest: float | None) -> None:
+    """No two atoms (or an atom and another's image) closer than MIN_INTERATOMIC_DISTANCE.
+
+    ``known_shortest``: the structure's shortest distance (Å) from its one search at the
+    trainer's cutoff, which its later consumers read too; only a structure that fails is
+    searched again, to name the close atoms."""
     periodic = np.asarray(atoms.pbc, dtype=bool)
     if len(atoms) < 2 and not periodic.any():
         return
-    if (
-        neighbours is not None
-        and neighbours.cutoff >= MIN_INTERATOMIC_DISTANCE
-        and neighbours.of(atoms).shortest >= MIN_INTERATOMIC_DISTANCE
-    ):
-        # The structure's one search (at the trainer's cutoff), which its later consumers read
-        # too. Only a structure that fails is searched again, to name the close atoms.
+    if known_shortest is not None and known_shortest >= MIN_INTERATOMIC_DISTANCE:
         return
     if _search_box_volume(atoms) <= _COMPILED_SEARCH_MAX_VOLUME:
         # vesin (compiled) at a radius whose cell grid stays small, then the close pairs.

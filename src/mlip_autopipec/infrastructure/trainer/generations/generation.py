@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from mlip_autopipec.config.baseline import split_pair
 from mlip_autopipec.config.config_model import TrainerConfig, ZBLBaseline
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.lineage import Accumulated, Lineage, accumulate
@@ -221,8 +222,8 @@ def switching_reached(plan: RunPlan, config: TrainerConfig) -> str | None:
         return None
     deep = []
     for key, (inner, outer) in sorted(baseline.pair_cutoffs.items()):
-        pair = tuple(sorted(key.split("-")))
-        shortest = plan.shortest_distances.get((pair[0], pair[1]))
+        first, second = sorted(split_pair(key))
+        shortest = plan.shortest_distances.get((first, second))
         if shortest is not None and shortest < outer - FADE_TOLERANCE * (outer - inner):
             deep.append(f"{key} at {shortest:.3f} Å, switching from {outer} Å")
     if not deep:
