@@ -49,21 +49,33 @@ def neighbour_pairs(
     Returns i, j, the distances (Å) and the vectors from i to j's image (Å), as ASE's
     ``neighbor_list('ijdD')`` does (each pair in both directions; an atom with its own image).
     """
-    import vesin
-
-    search = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
-    first, second, distances, vectors = search.compute(
-        points=np.asarray(atoms.positions, dtype=np.float64),
-        box=np.asarray(atoms.cell.array, dtype=np.float64),
-        periodic=np.asarray(atoms.pbc, dtype=bool),
-        quantities="ijdD",
-        copy=True,
+    first, second, distances, vectors = _vesin_search(
+        atoms, cutoff, full_list=True, quantities="ijdD"
     )
     return (
         np.asarray(first, dtype=np.intp),
         np.asarray(second, dtype=np.intp),
         distances,
         vectors,
+    )
+
+
+def _vesin_search(
+    atoms: Atoms, cutoff: float, *, full_list: bool, quantities: str, n_threads: int = 0
+) -> list[np.ndarray]:
+    """vesin's neighbour list of ``atoms`` within ``cutoff`` (Å): the arrays ``quantities``
+    names, in order (``n_threads`` 0: vesin's default)."""
+    import vesin
+
+    search = vesin.NeighborList(cutoff=float(cutoff), full_list=full_list, n_threads=n_threads)
+    return list(
+        search.compute(
+            points=np.asarray(atoms.positions, dtype=np.float64),
+            box=np.asarray(atoms.cell.array, dtype=np.float64),
+            periodic=np.asarray(atoms.pbc, dtype=bool),
+            quantities=quantities,
+            copy=True,
+        )
     )
 
 
@@ -109,18 +121,13 @@ def summarise(atoms: Atoms, cutoff: float) -> StructureNeighbours:
 
     The search asks vesin for each pair once (a half list: i, j and the distance only), which
     takes about two thirds of the time of the full list with vectors."""
-    import vesin
-
     n_atoms = len(atoms)
-    search = vesin.NeighborList(
-        cutoff=float(cutoff), full_list=False, n_threads=1 if n_atoms <= _ONE_THREAD_ATOMS else 0
-    )
-    first, second, distances = search.compute(
-        points=np.asarray(atoms.positions, dtype=np.float64),
-        box=np.asarray(atoms.cell.array, dtype=np.float64),
-        periodic=np.asarray(atoms.pbc, dtype=bool),
+    first, second, distances = _vesin_search(
+        atoms,
+        cutoff,
+        full_list=False,
         quantities="ijd",
-        copy=True,
+        n_threads=1 if n_atoms <= _ONE_THREAD_ATOMS else 0,
     )
     # Each pair once: an atom has a neighbour if it is either end of a pair.
     counts = np.bincount(first, minlength=n_atoms) + np.bincount(second, minlength=n_atoms)
