@@ -144,6 +144,30 @@ def test_an_energy_jump_stops_the_trajectory(tmp_path: Path) -> None:
     assert exploration.candidates[-1].info["stop_reason"] == "energy_jump"
 
 
+def _falling(drop_per_atom: float) -> Callable[[int], float]:
+    """Energies (eV) of the 8-atom cell: flat for three grades, then ``drop_per_atom`` lower."""
+    return lambda n: -3.0 * 8 - (drop_per_atom * 8 if n >= 3 else 0.0)
+
+
+def test_an_energy_drop_below_the_first_frame_stops_the_trajectory(tmp_path: Path) -> None:
+    engine = _engine(lambda n: 1.0, energies=_falling(0.15))
+    exploration = explore(_potential(), [_cell()], _config(), tmp_path, engine=engine)
+    (summary,) = exploration.trajectories
+    assert summary.stop_reason == "energy_drop" and summary.steps_done == 30
+    assert "fell 0.150 eV/atom below the first frame's at step 30" in (summary.message or "")
+    assert exploration.candidates[-1].info["stop_reason"] == "energy_drop"
+
+
+@pytest.mark.parametrize(("drop", "limit"), [(0.05, 0.1), (-0.5, 0.1), (0.15, 0.2), (5.0, None)])
+def test_a_smaller_drop_a_rise_or_no_limit_lets_the_trajectory_run(
+    tmp_path: Path, drop: float, limit: float | None
+) -> None:
+    engine = _engine(lambda n: 1.0, energies=_falling(drop))
+    config = _config(max_energy_drop_eV_per_atom=limit, max_energy_jump_eV_per_atom=10.0)
+    exploration = explore(_potential(), [_cell()], config, tmp_path, engine=engine)
+    assert exploration.trajectories[0].stop_reason == "completed"
+
+
 def test_a_failing_potential_ends_the_trajectory_as_an_error(tmp_path: Path) -> None:
     def fails(n: int) -> float:
         if n == 2:

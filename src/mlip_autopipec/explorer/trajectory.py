@@ -29,7 +29,9 @@ FRAMES_PARTIAL = "frames.partial.extxyz"
 CANDIDATES = "candidates.extxyz"
 SUMMARY_JSON = "summary.json"
 
-StopReason = Literal["completed", "gamma_upper", "close_contact", "energy_jump", "error"]
+StopReason = Literal[
+    "completed", "gamma_upper", "close_contact", "energy_jump", "energy_drop", "error"
+]
 
 
 class TrajectoryTask(BaseModel):
@@ -193,6 +195,7 @@ class _Watch:
         self.n_above_lower = 0
         self.previous_energy: float | None = None
         self.previous_step = 0
+        self.first_energy: float | None = None
 
     def check(self, atoms: Atoms, step: int, grade: Any) -> tuple[str, str] | None:
         """Grade the frame at ``step``; (stop reason, message) when the trajectory must stop."""
@@ -219,6 +222,8 @@ class _Watch:
                     f"{self.previous_step} and {step}, more than "
                     f"max_energy_jump_eV_per_atom = {config.max_energy_jump_eV_per_atom:g}",
                 )
+        if stop is None:
+            stop = self._drop(energy, n, step)
         if stop is None and max_gamma > config.gamma_upper:
             stop = (
                 "gamma_upper",
@@ -242,6 +247,23 @@ class _Watch:
                 candidate.info["stop_reason"] = stop[0]
             self.candidates.append(candidate)
         return stop
+
+    def _drop(self, energy: float, n: int, step: int) -> tuple[str, str] | None:
+        """The stop when the energy per atom fell more than the allowed drop below the first
+        graded frame's."""
+        limit = self.config.max_energy_drop_eV_per_atom
+        if self.first_energy is None:
+            self.first_energy = energy if math.isfinite(energy) else None
+            return None
+        drop = (self.first_energy - energy) / n
+        if limit is None or not drop > limit:
+            return None
+        return (
+            "energy_drop",
+            f"the energy fell {drop:.3f} eV/atom below the first frame's at step {step}, more "
+            f"than max_energy_drop_eV_per_atom = {limit:g}: the potential has a minimum the "
+            "oracle likely has not",
+        )
 
     def _frame(
         self, atoms: Atoms, step: int, energy: float, gamma: np.ndarray | None, max_gamma: float
