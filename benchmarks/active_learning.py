@@ -208,7 +208,11 @@ def loop(
         "initial_structures": {"copies_per_structure": args.initial_copies, "seed": seed},
     }
     # Thresholds left open are the loop's defaults.
-    for key, value in (("gamma_lower", args.gamma_lower), ("gamma_upper", args.gamma_upper)):
+    for key, value in (
+        ("gamma_lower", args.gamma_lower),
+        ("gamma_upper", args.gamma_upper),
+        ("candidates_per_trajectory", args.candidates_per_trajectory),
+    ):
         if value is not None:
             explorer[key] = value
     if args.converged_fraction is not None:
@@ -310,6 +314,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--gamma-upper", type=float, default=None, help="stop threshold (default: the loop's)"
+    )
+    parser.add_argument(
+        "--candidates-per-trajectory",
+        type=int,
+        default=None,
+        help="a trajectory stops at its n-th candidate (default: the loop's)",
     )
     parser.add_argument(
         "--converged-fraction",

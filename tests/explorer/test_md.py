@@ -144,6 +144,18 @@ def test_an_energy_jump_stops_the_trajectory(tmp_path: Path) -> None:
     assert exploration.candidates[-1].info["stop_reason"] == "energy_jump"
 
 
+def test_a_trajectory_stops_at_its_nth_candidate(tmp_path: Path) -> None:
+    # gamma 0, 2, 4, 6, ... at steps 0, 10, 20, 30, ...: candidates from 6 (step 30) on.
+    config = _config(candidates_per_trajectory=3)
+    exploration = explore(
+        _potential(), [_cell()], config, tmp_path, engine=_engine(lambda n: 2.0 * n)
+    )
+    (summary,) = exploration.trajectories
+    assert summary.stop_reason == "enough_candidates" and summary.steps_done == 50
+    assert [c.info["step"] for c in exploration.candidates] == [30, 40, 50]
+    assert exploration.candidates[-1].info["stop_reason"] == "enough_candidates"
+
+
 def _falling(drop_per_atom: float) -> Callable[[int], float]:
     """Energies (eV) of the 8-atom cell: flat for three grades, then ``drop_per_atom`` lower."""
     return lambda n: -3.0 * 8 - (drop_per_atom * 8 if n >= 3 else 0.0)

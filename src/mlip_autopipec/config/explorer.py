@@ -72,6 +72,15 @@ class ExplorerConfig(StrictModel):
             "trusted (pacemaker's recipe halts above ~25)"
         ),
     )
+    candidates_per_trajectory: Annotated[PositiveInt, NotBool] | None = Field(
+        None,
+        description=(
+            "a trajectory stops at its n-th candidate: once the potential extrapolates, MD "
+            "follows forces it does not know, and each later frame is further from the "
+            "physics (GFN2-xTB ethanol: 0.06 eV/atom above the molecule at its first "
+            "candidate, 0.2-1 eV/atom at later ones). None: candidates until another stop"
+        ),
+    )
     check_every: Annotated[PositiveInt, NotBool] = Field(
         10, description="MD steps between two gradings of the frame (and checks of the stops)"
     )

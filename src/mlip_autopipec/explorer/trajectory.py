@@ -30,7 +30,13 @@ CANDIDATES = "candidates.extxyz"
 SUMMARY_JSON = "summary.json"
 
 StopReason = Literal[
-    "completed", "gamma_upper", "close_contact", "energy_jump", "energy_drop", "error"
+    "completed",
+    "gamma_upper",
+    "close_contact",
+    "energy_jump",
+    "energy_drop",
+    "enough_candidates",
+    "error",
 ]
 
 
@@ -236,6 +242,12 @@ class _Watch:
             self.max_gamma = max(self.max_gamma, max_gamma)
         above = max_gamma > config.gamma_lower
         self.n_above_lower += int(above)
+        enough = config.candidates_per_trajectory
+        if stop is None and above and enough is not None and len(self.candidates) + 1 >= enough:
+            stop = (
+                "enough_candidates",
+                f"candidate {enough} at step {step} (explorer.candidates_per_trajectory)",
+            )
         frame = self._frame(atoms, step, energy, gamma, max_gamma)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
