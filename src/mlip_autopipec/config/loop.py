@@ -26,13 +26,7 @@ class InitialStructures(StrictModel):
         description="rattled/strained copies of each starting structure (labelled with it)",
     )
     rattle_stdev: Annotated[float, NotBool, Field(ge=0.0, le=0.5)] = Field(
-        0.1,
-        description=(
-            "Å, the largest standard deviation of the random displacement of every atom: copy "
-            "k of K is rattled with k/K of it, so the copies span small to large displacements "
-            "(copies all alike make an ill-conditioned active set that grades the first MD "
-            "steps as extrapolation)"
-        ),
+        0.05, description="Å, standard deviation of the random displacement of every atom"
     )
     max_strain: Annotated[float, NotBool, Field(ge=0.0, le=0.2)] = Field(
         0.03,

@@ -28,7 +28,7 @@ DEMO_LOOP_CONFIG: dict[str, Any] = {
     "loop": {
         "max_iterations": 3,
         "max_selected_structures": 8,
-        "initial_structures": {"copies_per_structure": 12, "rattle_stdev": 0.08},
+        "initial_structures": {"copies_per_structure": 12, "rattle_stdev": 0.04},
     },
 }
 

@@ -43,16 +43,15 @@ def copies_for_active_set(
 def initial_structures(
     structures: Sequence[Atoms], settings: InitialStructures, copies: int | None = None
 ) -> list[Atoms]:
-    """Each starting structure and ``copies`` (default ``copies_per_structure``) copies of it:
-    in copy k of K every atom displaced by a normal deviate of k/K x ``rattle_stdev`` Å, and a
-    periodic cell strained by up to ``max_strain`` per component; named ``<name>/initial_<k>``
-    (k = 0 is the original)."""
+    """Each starting structure and ``copies`` (default ``copies_per_structure``) copies of it,
+    every atom displaced by a normal deviate of ``rattle_stdev`` Å and a periodic cell strained
+    by up to ``max_strain`` per component; named ``<name>/initial_<k>`` (k = 0 is the
+    original)."""
     rng = np.random.default_rng(settings.seed)
-    total = settings.copies_per_structure if copies is None else copies
     result: list[Atoms] = []
     for index, original in enumerate(structures):
         name = str(original.info.get("name", f"start_{index}"))
-        for copy in range(total + 1):
+        for copy in range((settings.copies_per_structure if copies is None else copies) + 1):
             atoms = Atoms(
                 original.symbols, positions=original.positions, cell=original.cell, pbc=original.pbc
             )
@@ -61,8 +60,7 @@ def initial_structures(
                     strain = rng.uniform(-settings.max_strain, settings.max_strain, (3, 3))
                     strain = np.eye(3) + (strain + strain.T) / 2
                     atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
-                stdev = settings.rattle_stdev * copy / total
-                atoms.positions += rng.normal(0.0, stdev, atoms.positions.shape)
+                atoms.positions += rng.normal(0.0, settings.rattle_stdev, atoms.positions.shape)
             atoms.info["name"] = f"{name}/initial_{copy}"
             result.append(atoms)
     return result
