@@ -201,6 +201,7 @@ def loop(
         "steps": args.explore_steps,
         "timestep_fs": spec["timestep_fs"],
         "seed": seed,
+        "trajectories_per_condition": args.trajectories,
     }
     settings: dict[str, Any] = {
         "max_iterations": args.max_iterations,
@@ -299,6 +300,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-selected", type=int, default=10)
     parser.add_argument("--initial-copies", type=int, default=4)
     parser.add_argument("--explore-steps", type=int, default=2000)
+    parser.add_argument(
+        "--trajectories",
+        type=int,
+        default=1,
+        help="loop: MD trajectories per structure and condition",
+    )
     parser.add_argument("--functions", type=int, default=30, help="ACE functions per element")
     parser.add_argument("--maxiter", type=int, default=300, help="per fit (loop: per generation)")
     parser.add_argument(
