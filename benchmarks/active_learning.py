@@ -148,7 +148,11 @@ def trainer_section(system: str, args: argparse.Namespace, maxiter: int) -> dict
         "type": "pacemaker",
         "cutoff": SYSTEMS[system]["cutoff"],
         "ace_params": {"number_of_functions_per_element": args.functions},
-        "fit": {"maxiter": maxiter, "upfit_maxiter": maxiter, "test_size": 0.0},
+        "fit": {
+            "maxiter": maxiter,
+            "upfit_maxiter": args.upfit_maxiter or maxiter,
+            "test_size": 0.0,
+        },
         # errors are what is compared here; the final potential's MD says whether it is stable
         "accept_failed_checks": True,
     }
@@ -308,6 +312,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--functions", type=int, default=30, help="ACE functions per element")
     parser.add_argument("--maxiter", type=int, default=300, help="per fit (loop: per generation)")
+    parser.add_argument(
+        "--upfit-maxiter",
+        type=int,
+        default=None,
+        help="loop: iterations of an upfit generation (default: --maxiter, which fresh fits get)",
+    )
     parser.add_argument(
         "--classic-maxiter",
         type=int,
