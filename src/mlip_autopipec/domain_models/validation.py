@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 from ase import Atoms
@@ -63,7 +63,7 @@ def validate_structure(
     _check_cell(atoms, fail)
     _check_images(atoms, fail)
     if search:
-        known = None if neighbours is None else _known_shortest(neighbours, atoms)
+        known = neighbours.of(atoms).shortest if _tells_close_atoms(neighbours) else None
         _check_close_pairs(atoms, fail, known)
 
 
@@ -90,7 +90,7 @@ def validate_structures(
         def fail(reason: str, s: LabelledStructure = structure, i: int = index) -> Exception:
             return DatasetValidationError(reason, index=i, name=s.name, source=source)
 
-        known = summary.shortest if neighbours.cutoff >= MIN_INTERATOMIC_DISTANCE else None
+        known = summary.shortest if _tells_close_atoms(neighbours) else None
         _check_close_pairs(structure.atoms, fail, known)
 
 
@@ -126,12 +126,10 @@ def _check_images(atoms: Atoms, fail: Any) -> None:
             )
 
 
-def _known_shortest(neighbours: NeighbourTable, atoms: Atoms) -> float | None:
-    """The shortest distance (Å) of ``atoms`` from the table's search, if that search reaches
-    MIN_INTERATOMIC_DISTANCE (else None: it cannot tell)."""
-    if neighbours.cutoff < MIN_INTERATOMIC_DISTANCE:
-        return None
-    return neighbours.of(atoms).shortest
+def _tells_close_atoms(neighbours: NeighbourTable | None) -> TypeGuard[NeighbourTable]:
+    """Whether the table's searches reach MIN_INTERATOMIC_DISTANCE, so that a structure's
+    shortest distance from them decides the check of close atoms."""
+    return neighbours is not None and neighbours.cutoff >= MIN_INTERATOMIC_DISTANCE
 
 
 def _check_close_pairs(atoms: Atoms, fail: Any, known_shortest: float | None) -> None:
