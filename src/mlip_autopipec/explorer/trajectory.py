@@ -237,6 +237,8 @@ class _Watch:
                 f"{config.gamma_upper:g}",
             )
         self.previous_energy, self.previous_step = energy, step
+        if self.first_energy is None and math.isfinite(energy):
+            self.first_energy = energy
         self.n_checked += 1
         if np.isfinite(max_gamma):
             self.max_gamma = max(self.max_gamma, max_gamma)
@@ -264,11 +266,10 @@ class _Watch:
         """The stop when the energy per atom fell more than the allowed drop below the first
         graded frame's."""
         limit = self.config.max_energy_drop_eV_per_atom
-        if self.first_energy is None:
-            self.first_energy = energy if math.isfinite(energy) else None
+        if limit is None or self.first_energy is None:
             return None
         drop = (self.first_energy - energy) / n
-        if limit is None or not drop > limit:
+        if not drop > limit:
             return None
         return (
             "energy_drop",
