@@ -17,8 +17,8 @@ from mlip_autopipec.analysis.parity import new_figure
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.loop.records import CONFIG_FILE, INPUTS_DIR, REPORT_DIR, STEPS
 from mlip_autopipec.loop.status import IterationRecords, iteration_records, loop_status
-from mlip_autopipec.report.html import _CSS, _e, _plot_html, _table
-from mlip_autopipec.report.plots import Plot, _save
+from mlip_autopipec.report.html import escape, page, plot_html, table
+from mlip_autopipec.report.plots import Plot, save_figure
 
 log = logging.getLogger("mlip_autopipec.loop")
 
@@ -48,14 +48,16 @@ def write_loop_report(loop_dir: Path) -> Path:
         _plot(out, "wall_time.png", "Wall time by stage", _draw_wall_time, iterations),
     ]
     status = loop_status(loop_dir)
-    page = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Loop {_e(loop_dir.name)}"
-        f"</title><style>{_CSS}</style></head><body><h1>Active-learning loop</h1>"
-        f"<pre>{_e(status)}</pre><h2>Iterations</h2>{_iteration_table(iterations)}"
-        f"<h2>Plots</h2>{''.join(_plot_html(plot) for plot in plots)}</body></html>"
-    )
+    parts = [
+        "<h1>Active-learning loop</h1>",
+        f"<pre>{escape(status)}</pre>",
+        "<h2>Iterations</h2>",
+        _iteration_table(iterations),
+        "<h2>Plots</h2>",
+        *(plot_html(plot) for plot in plots),
+    ]
     path = out / REPORT_HTML
-    write_text_atomic(path, page)
+    write_text_atomic(path, page(f"Loop {loop_dir.name}", parts))
     return path
 
 
@@ -74,7 +76,7 @@ def _plot(out: Path, file: str, title: str, draw: Any, *args: Any) -> Plot:
     if figure is None:
         plot.note = "not drawn: no step has recorded these numbers yet"
     else:
-        plot.path = _save(figure, out / file)
+        plot.path = save_figure(figure, out / file)
     return plot
 
 
@@ -244,4 +246,4 @@ def _iteration_table(iterations: list[IterationRecords]) -> str:
         "--test-data F RMSE",
         "wall s",
     )
-    return _table(header, rows)
+    return table(header, rows)

@@ -28,14 +28,28 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 """
 
 
-def _e(value: object) -> str:
+def page(title: str, parts: Iterable[str]) -> str:
+    """A self-contained HTML page: ``title`` (plain text) and its body ``parts`` (HTML)."""
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+    ]
+    return "\n".join(part for part in [*head, *parts, "</body></html>"] if part) + "\n"
+
+
+def escape(value: object) -> str:
+    """``value`` as text safe inside HTML."""
     return html.escape(str(value))
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]], text_columns: int = 1) -> str:
+def table(header: Sequence[str], rows: Iterable[Sequence[object]], text_columns: int = 1) -> str:
+    """An HTML table; the first ``text_columns`` columns left-aligned, the others right."""
+
     def cells(values: Sequence[object], tag: str) -> str:
         return "".join(
-            f"<{tag}{' class=text' if i < text_columns else ''}>{_e(v)}</{tag}>"
+            f"<{tag}{' class=text' if i < text_columns else ''}>{escape(v)}</{tag}>"
             for i, v in enumerate(values)
         )
 
@@ -71,7 +85,7 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
         "structures",
         "source",
     )
-    table = _table(header, rows)
+    text = table(header, rows)
     per_element = [
         [
             label,
@@ -85,19 +99,20 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
     ]
     if per_element:
         element_header = ("set", "element", "force RMSE (meV/Å)", "force MAE (meV/Å)", "atoms")
-        table += "<h3>Forces by element</h3>" + _table(element_header, per_element, 2)
-    return table
+        text += "<h3>Forces by element</h3>" + table(element_header, per_element, 2)
+    return text
 
 
-def _plot_html(plot: Plot) -> str:
-    heading = f"<h3>{_e(plot.title)}</h3>"
+def plot_html(plot: Plot) -> str:
+    """A plot's heading and embedded PNG, or the note saying why it was not drawn."""
+    heading = f"<h3>{escape(plot.title)}</h3>"
     if plot.path is None:
-        return f'{heading}<p class="note">{_e(plot.note)}</p>'
+        return f'{heading}<p class="note">{escape(plot.note)}</p>'
     data = base64.b64encode(plot.path.read_bytes()).decode("ascii")
     return (
-        f'{heading}<figure><img src="data:image/png;base64,{data}" alt="{_e(plot.title)}" '
-        f'data-file="{_e(plot.file)}"><figcaption>{_e(plot.caption)} '
-        f"<code>{_e(plot.file)}</code></figcaption></figure>"
+        f'{heading}<figure><img src="data:image/png;base64,{data}" alt="{escape(plot.title)}" '
+        f'data-file="{escape(plot.file)}"><figcaption>{escape(plot.caption)} '
+        f"<code>{escape(plot.file)}</code></figcaption></figure>"
     )
 
 
@@ -119,7 +134,7 @@ def _dimer_html(potential: Potential | None) -> str:
         )
     distances = [f"E({r} Å) (eV)" for r in potential.dimer_checks[0].energies_ev]
     header = ["pair", "shortest in data (Å)", *distances, "repulsive below data"]
-    return "<h3>Dimer checks (potential.json)</h3>" + _table(header, rows)
+    return "<h3>Dimer checks (potential.json)</h3>" + table(header, rows)
 
 
 def _provenance_html(run_dir: Path, potential: Potential | None) -> str:
@@ -146,18 +161,18 @@ def _provenance_html(run_dir: Path, potential: Potential | None) -> str:
         rows += [[f"fitted with {name}", v] for name, v in provenance.tool_versions.items()]
         if potential.cost is not None:
             rows += cost_rows(potential.cost)
-    return _table(("what", "value"), rows, text_columns=2)
+    return table(("what", "value"), rows, text_columns=2)
 
 
 def _file_html(path: Path) -> str:
     if not path.exists():
-        return f'<p class="note">{_e(path.name)} is missing.</p>'
+        return f'<p class="note">{escape(path.name)} is missing.</p>'
     text = path.read_text(encoding="utf-8", errors="replace")
-    return f"<h3>{_e(path.name)}</h3><pre>{_e(text)}</pre>"
+    return f"<h3>{escape(path.name)}</h3><pre>{escape(text)}</pre>"
 
 
 def render_html(report: Report, potential: Potential | None, metrics: dict[str, Any]) -> str:
-    notes = "".join(f'<p class="note">{_e(note)}</p>' for note in report.notes)
+    notes = "".join(f'<p class="note">{escape(note)}</p>' for note in report.notes)
     subtitle = (
         f"{potential.trainer} potential, elements {' '.join(potential.elements)}, "
         f"cutoff {potential.cutoff} Å"
@@ -165,27 +180,22 @@ def render_html(report: Report, potential: Potential | None, metrics: dict[str, 
         else "no potential record"
     )
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Training report: {_e(report.run_dir.name)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Training report: {_e(report.run_dir.name)}</h1>",
-        f"<p>{_e(subtitle)}</p>",
+        f"<h1>Training report: {escape(report.run_dir.name)}</h1>",
+        f"<p>{escape(subtitle)}</p>",
         notes,
         *(  # a next generation (docs: how-to/generations)
-            f'<p class="note">{_e(line)}</p>'
+            f'<p class="note">{escape(line)}</p>'
             for line in (potential.lineage.describe() if potential and potential.lineage else [])
         ),
         "<h2>Errors of the final potential</h2>",
         _metrics_table(metrics),
         "<h2>Plots</h2>",
-        *(_plot_html(plot) for plot in report.plots),
+        *(plot_html(plot) for plot in report.plots),
         _dimer_html(potential),
         "<h2>Provenance</h2>",
         _provenance_html(report.run_dir, potential),
         "<h2>Configuration</h2>",
         _file_html(report.run_dir / INPUT_YAML),
         _file_html(report.run_dir / POTENTIAL_JSON),
-        "</body></html>",
     ]
-    return "\n".join(part for part in parts if part) + "\n"
+    return page(f"Training report: {report.run_dir.name}", parts)

@@ -55,7 +55,8 @@ class Report:
     plots: list[Plot] = field(default_factory=list)
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` as a PNG at the reports' resolution; its path."""
     figure.savefig(path, dpi=DPI)
     return path
 
@@ -69,7 +70,7 @@ def add_plot(
     title, caption = _PLOT_TEXT[file]
     plot = Plot(title, file, caption)
     if predictions:
-        plot.path = _save(draw(predictions), report.out / file)
+        plot.path = save_figure(draw(predictions), report.out / file)
     else:
         plot.note = f"not drawn: no predictions ({TRAIN_PREDICTIONS_NPZ} is missing or unreadable)"
     report.plots.append(plot)
@@ -150,7 +151,7 @@ def add_learning_curve(report: Report, curves: dict[str, pd.DataFrame | None]) -
         axes.set_ylabel(ylabel)
         axes.legend()
         axes.grid(alpha=0.3, which="both")
-    plot.path = _save(figure, report.out / LEARNING_CURVE_PNG)
+    plot.path = save_figure(figure, report.out / LEARNING_CURVE_PNG)
 
 
 def add_dimers(report: Report, potential: Potential | None, compute: bool) -> None:
