@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
-from ase.neighborlist import neighbor_list
 
 from mlip_autopipec.config.explorer import ExplorerConfig
+from mlip_autopipec.domain_models.neighbours import NeighbourTable, neighbour_pairs
 
 #: Å, radius within which the reference's shortest distances are searched.
 SEARCH_RADIUS_A = 6.0
@@ -33,7 +32,7 @@ class ContactFloors:
         """The pair furthest below its floor: (pair, distance Å, floor Å); None if none is."""
         if len(atoms) < 2 or not self.floors:
             return None
-        first, second, distances = neighbor_list("ijd", atoms, max(self.floors.values()))
+        first, second, distances, _ = neighbour_pairs(atoms, max(self.floors.values()))
         if not len(distances):
             return None
         symbols = atoms.get_chemical_symbols()
@@ -84,16 +83,6 @@ def contact_floors(
 
 def shortest_pair_distances(structures: Sequence[Atoms]) -> dict[Pair, float]:
     """Å, the shortest distance between atoms of each element pair in ``structures`` (periodic
-    images count; pairs never within SEARCH_RADIUS_A are absent). For unlabelled structures;
-    ``domain_models.dataset.shortest_distances`` is the same for a Dataset."""
-    shortest: dict[Pair, float] = {}
-    for atoms in structures:
-        if len(atoms) < 2 and not np.any(atoms.pbc):
-            continue
-        first, second, distances = neighbor_list("ijd", atoms, SEARCH_RADIUS_A)
-        symbols = atoms.get_chemical_symbols()
-        for i, j, distance in zip(first.tolist(), second.tolist(), distances.tolist(), strict=True):
-            key = pair(symbols[i], symbols[j])
-            if distance < shortest.get(key, np.inf):
-                shortest[key] = distance
-    return shortest
+    images count; pairs never within SEARCH_RADIUS_A are absent): the floors' reference when
+    the caller gives none."""
+    return NeighbourTable(SEARCH_RADIUS_A).shortest_distances(structures)
