@@ -54,10 +54,16 @@ class FakeParts:
     """The loop's parts as fakes; ``gammas[g]`` is the max gamma MD reaches with generation g
     (the last value repeats). ``interrupt_at`` = (iteration, step): that part raises Ctrl-C once,
     after doing its work (the worst moment: the work is done, its record is not); train raises
-    it during the fit."""
+    it during the fit. ``still_improving``: every fit's note that its loss was still falling."""
 
-    def __init__(self, gammas: Sequence[float] = (30.0,), select_none: bool = False) -> None:
+    def __init__(
+        self,
+        gammas: Sequence[float] = (30.0,),
+        select_none: bool = False,
+        still_improving: str | None = None,
+    ) -> None:
         self.gammas = list(gammas)
+        self.still_improving = still_improving
         self.select_none = select_none
         self.interrupt_at: tuple[int, str] | None = None
         self.calls: Counter[tuple[int, str]] = Counter()
@@ -181,6 +187,7 @@ class FakeParts:
                 estimated_iterations=10,
                 estimated_total_s=5.0,
                 startup_s=0.25,
+                still_improving=self.still_improving,
             ),
         )
         potential.save()

@@ -37,6 +37,21 @@ def test_converged_when_md_no_longer_extrapolates(
     assert result.last_generation == tmp_path / "loop" / "iter_002" / "train" / "run"
 
 
+def test_converged_says_when_the_last_fit_had_not_converged(
+    tmp_path: Path, fakes: Any, loop_config: Any, start: list[Atoms]
+) -> None:
+    """MD converged with generation 2, whose loss was still falling: the stop says so."""
+    note = "the fit had not converged: the train loss was still falling by 11%"
+    for still_improving, expected in ((None, False), (note, True)):
+        fake = fakes(gammas=[30.0, 12.0, 4.0], still_improving=still_improving)
+        loop_dir = tmp_path / f"loop_{expected}"
+        run_loop(loop_config(), start, loop_dir, parts=fake.parts())
+        record = json.loads((loop_dir / LOOP_JSON).read_text())
+        assert record["stop_reason"] == "converged"
+        assert ("Generation 2 may be less accurate" in record["stop_message"]) is expected
+        assert (note in record["stop_message"]) is expected
+
+
 def test_each_generation_continues_from_the_last(
     tmp_path: Path, fakes: Any, loop_config: Any, start: list[Atoms]
 ) -> None:

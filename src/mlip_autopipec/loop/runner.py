@@ -78,7 +78,10 @@ class LoopRunner:
             if stop is not None:
                 return stop
             explored = self._explore(iteration, potential)
-            converged = convergence(explored, self.config.loop.converged_fraction, iteration)
+            last_fit = read_record(record_path(self.loop_dir, iteration - 1, TRAIN), TrainRecord)
+            converged = convergence(
+                explored, self.config.loop.converged_fraction, iteration, last_fit
+            )
             if converged is not None:
                 return converged
             stop = check_caps(self.loop_dir, self.config.loop, iteration, exploring=False)
@@ -315,6 +318,7 @@ def train_record(
             values[f"{prefix}_force_rmse_mev"] = metrics.force_rmse_mev_per_angstrom
     if potential.cost is not None:
         values["startup_s"] = potential.cost.startup_s
+        values["still_improving"] = potential.cost.still_improving
     if runner.inputs.test_data is not None:
         metrics = runner.parts.evaluate(potential, runner.inputs.test_data)
         values["test_data_energy_rmse_mev"] = metrics.energy_rmse_mev_per_atom

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlip_autopipec.config.loop import LoopSettings
-from mlip_autopipec.loop.records import LABEL, ExploreRecord
+from mlip_autopipec.loop.records import LABEL, ExploreRecord, TrainRecord
 
 #: Why a loop stops (``loop.json``'s ``stop_reason``).
 STOP_REASONS = (
@@ -86,15 +86,27 @@ def check_caps(
     return None
 
 
-def convergence(record: ExploreRecord, fraction: float, iteration: int) -> Stop | None:
+def convergence(
+    record: ExploreRecord, fraction: float, iteration: int, last_fit: TrainRecord | None = None
+) -> Stop | None:
     """The stop of a converged exploration: every trajectory ran its full length, and at most
-    ``fraction`` of the checked frames exceeded the lower gamma threshold."""
+    ``fraction`` of the checked frames exceeded the lower gamma threshold.
+
+    MD that no longer extrapolates says the data cover the conditions, not that the last fit
+    made the most of them: when ``last_fit`` (the explored generation's record) says its loss
+    was still falling, the message says so too.
+    """
     if not record.converged:
         return None
-    return Stop(
-        "converged",
+    message = (
         f"converged at iteration {iteration}: every trajectory ran its full length and "
         f"{record.n_frames_above_lower} of {record.n_checked_frames} checked frames exceeded "
         f"gamma_lower (at most {fraction:.0%} allowed); max gamma "
-        + ("-" if record.max_gamma is None else f"{record.max_gamma:.2f}"),
+        + ("-" if record.max_gamma is None else f"{record.max_gamma:.2f}")
     )
+    if last_fit is not None and last_fit.still_improving:
+        message += (
+            f". Generation {last_fit.generation} may be less accurate than its data allow: "
+            f"{last_fit.still_improving} (the loop's trainer section)"
+        )
+    return Stop("converged", message)
