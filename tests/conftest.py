@@ -25,7 +25,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import Potential
+from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.oracle.emt import label_with_emt
 
 #: Small real files: a tiny Cu-Pt potential as pacemaker and pace_yaml2yace write it.
@@ -92,6 +92,22 @@ def cu_pt_structures(count: int = 12, seed: int = 0) -> list[Atoms]:
 @pytest.fixture
 def cu_pt_dataset() -> Dataset:
     return label_with_emt(cu_pt_structures(), source="test EMT")
+
+
+@pytest.fixture
+def tiny_cupt() -> Potential:
+    """The record of tests/data's tiny Cu-Pt potential (.yace, .yaml and active set; cutoff 4.5
+    Å). Its files are only read: a variant is ``tiny_cupt.model_copy(update={...})``."""
+    return Potential(
+        run_dir=TEST_DATA,
+        trainer="pacemaker",
+        yace_file="tiny_CuPt.yace",
+        yaml_file="tiny_CuPt_output_potential.yaml",
+        active_set_file="tiny_CuPt_output_potential.asi",
+        elements=("Cu", "Pt"),
+        cutoff=4.5,
+        provenance=Provenance(data_sha256=None, config_sha256=None),
+    )
 
 
 def train_arguments(

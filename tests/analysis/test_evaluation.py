@@ -16,31 +16,25 @@ from mlip_autopipec.analysis.evaluation import (
 )
 from mlip_autopipec.config.config_model import ZBLBaseline
 from mlip_autopipec.domain_models.dataset import Dataset
-from mlip_autopipec.domain_models.potential import Potential, Provenance
+from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ..conftest import TEST_DATA, cu_pt_structures
+from ..conftest import cu_pt_structures
 
 
-def _tiny_potential() -> Potential:
-    """The tiny Cu-Pt test potential with a ZBL baseline (no active set)."""
+def _with_zbl(potential: Potential) -> Potential:
+    """``potential`` without its active set and B-basis file, with a ZBL baseline."""
     baseline = ZBLBaseline(
         pair_cutoffs={"Cu-Cu": (1.0, 2.0), "Cu-Pt": (1.0, 2.0), "Pt-Pt": (1.0, 2.0)}
     )
-    return Potential(
-        run_dir=TEST_DATA,
-        trainer="pacemaker",
-        yace_file="tiny_CuPt.yace",
-        elements=("Cu", "Pt"),
-        cutoff=4.5,
-        baseline=baseline,
-        provenance=Provenance(data_sha256=None, config_sha256=None),
+    return potential.model_copy(
+        update={"yaml_file": None, "active_set_file": None, "baseline": baseline}
     )
 
 
 @pytest.mark.requires_pacemaker
-def test_metrics_are_those_of_the_deployed_calculator(tmp_path: Path) -> None:
-    potential = _tiny_potential()
+def test_metrics_are_those_of_the_deployed_calculator(tmp_path: Path, tiny_cupt: Potential) -> None:
+    potential = _with_zbl(tiny_cupt)
     dataset: Dataset = label_with_emt(cu_pt_structures(count=5, seed=3))
     evaluation = evaluate_potential(potential, dataset)
 

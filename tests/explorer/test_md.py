@@ -14,33 +14,13 @@ from ase.calculators.emt import EMT
 from ase.io import read
 
 from mlip_autopipec.config.explorer import ExplorerConfig
-from mlip_autopipec.domain_models.potential import Potential, Provenance
+from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import ConfigurationError, DatasetValidationError
 from mlip_autopipec.explorer.engine import Engine
 from mlip_autopipec.explorer.md import explore
 from mlip_autopipec.explorer.trajectory import CANDIDATES, FRAMES, SUMMARY_JSON
 
-from ..conftest import TEST_DATA
-
-
-def _potential() -> Potential:
-    """The tiny Cu-Pt test potential's record (its files are only hashed here)."""
-    return Potential(
-        run_dir=TEST_DATA,
-        trainer="pacemaker",
-        yace_file="tiny_CuPt.yace",
-        yaml_file="tiny_CuPt_output_potential.yaml",
-        active_set_file="tiny_CuPt_output_potential.asi",
-        elements=("Cu", "Pt"),
-        cutoff=4.5,
-        provenance=Provenance(data_sha256=None, config_sha256=None),
-    )
-
-
-def _cell(a: float = 3.7) -> Atoms:
-    atoms = bulk("Cu", "fcc", a=a, cubic=True).repeat((2, 1, 1))
-    atoms.symbols[[1, 4]] = "Pt"
-    return atoms
+from .conftest import cu_pt_cell
 
 
 def _emt(potential: Potential) -> EMT:
@@ -74,10 +54,12 @@ def _config(**settings: Any) -> ExplorerConfig:
     return ExplorerConfig(**{**defaults, "gamma_lower": 5.0, "gamma_upper": 25.0, **settings})
 
 
-def test_a_trajectory_stops_above_the_upper_threshold_with_its_candidates(tmp_path: Path) -> None:
+def test_a_trajectory_stops_above_the_upper_threshold_with_its_candidates(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     # gamma 0, 2, 4, 6, ... at steps 0, 10, 20, 30, ...: candidates from 6 on, 26 stops.
     exploration = explore(
-        _potential(), [_cell()], _config(), tmp_path, engine=_engine(lambda n: 2.0 * n)
+        tiny_cupt, [cu_pt_cell()], _config(), tmp_path, engine=_engine(lambda n: 2.0 * n)
     )
     (summary,) = exploration.trajectories
     assert summary.stop_reason == "gamma_upper"
@@ -96,9 +78,11 @@ def test_a_trajectory_stops_above_the_upper_threshold_with_its_candidates(tmp_pa
     assert not exploration.all_completed
 
 
-def test_a_calm_trajectory_runs_its_full_length_without_candidates(tmp_path: Path) -> None:
+def test_a_calm_trajectory_runs_its_full_length_without_candidates(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     exploration = explore(
-        _potential(), [_cell()], _config(), tmp_path, engine=_engine(lambda n: 1.0)
+        tiny_cupt, [cu_pt_cell()], _config(), tmp_path, engine=_engine(lambda n: 1.0)
     )
     (summary,) = exploration.trajectories
     assert summary.stop_reason == "completed" and summary.steps_done == 200
@@ -109,9 +93,11 @@ def test_a_calm_trajectory_runs_its_full_length_without_candidates(tmp_path: Pat
     assert not np.allclose(frames[-1].positions, frames[0].positions)
 
 
-def test_a_close_contact_stops_the_trajectory(tmp_path: Path) -> None:
+def test_a_close_contact_stops_the_trajectory(tmp_path: Path, tiny_cupt: Potential) -> None:
     config = _config(min_distance_A=2.7)  # fcc neighbours at 3.7/sqrt(2) = 2.62 Å
-    exploration = explore(_potential(), [_cell()], config, tmp_path, engine=_engine(lambda n: 1.0))
+    exploration = explore(
+        tiny_cupt, [cu_pt_cell()], config, tmp_path, engine=_engine(lambda n: 1.0)
+    )
     (summary,) = exploration.trajectories
     assert summary.stop_reason == "close_contact" and summary.steps_done == 0
     assert "Å apart at step 0, below the" in (summary.message or "")
@@ -120,11 +106,13 @@ def test_a_close_contact_stops_the_trajectory(tmp_path: Path) -> None:
     assert candidate.info["stop_reason"] == "close_contact"
 
 
-def test_the_floor_is_a_fraction_of_the_shortest_reference_distance(tmp_path: Path) -> None:
+def test_the_floor_is_a_fraction_of_the_shortest_reference_distance(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     # A reference that claims Cu-Pt pairs never come closer than 5.3 Å: the floor is 2.65 Å.
     exploration = explore(
-        _potential(),
-        [_cell()],
+        tiny_cupt,
+        [cu_pt_cell()],
         _config(),
         tmp_path,
         reference_distances={("Cu", "Pt"): 5.3},
@@ -135,20 +123,20 @@ def test_the_floor_is_a_fraction_of_the_shortest_reference_distance(tmp_path: Pa
     assert "Cu-Pt floor 2.650 Å (0.5 x 5.300 Å, the shortest in the training data)" in message
 
 
-def test_an_energy_jump_stops_the_trajectory(tmp_path: Path) -> None:
+def test_an_energy_jump_stops_the_trajectory(tmp_path: Path, tiny_cupt: Potential) -> None:
     engine = _engine(lambda n: 1.0, energies=lambda n: 0.0 if n < 5 else 100.0)
-    exploration = explore(_potential(), [_cell()], _config(), tmp_path, engine=engine)
+    exploration = explore(tiny_cupt, [cu_pt_cell()], _config(), tmp_path, engine=engine)
     (summary,) = exploration.trajectories
     assert summary.stop_reason == "energy_jump" and summary.steps_done == 50
     assert "changed by 12.500 eV/atom between steps 40 and 50" in (summary.message or "")
     assert exploration.candidates[-1].info["stop_reason"] == "energy_jump"
 
 
-def test_a_trajectory_stops_at_its_nth_candidate(tmp_path: Path) -> None:
+def test_a_trajectory_stops_at_its_nth_candidate(tmp_path: Path, tiny_cupt: Potential) -> None:
     # gamma 0, 2, 4, 6, ... at steps 0, 10, 20, 30, ...: candidates from 6 (step 30) on.
     config = _config(candidates_per_trajectory=3)
     exploration = explore(
-        _potential(), [_cell()], config, tmp_path, engine=_engine(lambda n: 2.0 * n)
+        tiny_cupt, [cu_pt_cell()], config, tmp_path, engine=_engine(lambda n: 2.0 * n)
     )
     (summary,) = exploration.trajectories
     assert summary.stop_reason == "enough_candidates" and summary.steps_done == 50
@@ -161,9 +149,11 @@ def _falling(drop_per_atom: float) -> Callable[[int], float]:
     return lambda n: -3.0 * 8 - (drop_per_atom * 8 if n >= 3 else 0.0)
 
 
-def test_an_energy_drop_below_the_first_frame_stops_the_trajectory(tmp_path: Path) -> None:
+def test_an_energy_drop_below_the_first_frame_stops_the_trajectory(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     engine = _engine(lambda n: 1.0, energies=_falling(0.15))
-    exploration = explore(_potential(), [_cell()], _config(), tmp_path, engine=engine)
+    exploration = explore(tiny_cupt, [cu_pt_cell()], _config(), tmp_path, engine=engine)
     (summary,) = exploration.trajectories
     assert summary.stop_reason == "energy_drop" and summary.steps_done == 30
     assert "fell 0.150 eV/atom below the first frame's at step 30" in (summary.message or "")
@@ -172,21 +162,23 @@ def test_an_energy_drop_below_the_first_frame_stops_the_trajectory(tmp_path: Pat
 
 @pytest.mark.parametrize(("drop", "limit"), [(0.05, 0.1), (-0.5, 0.1), (0.15, 0.2), (5.0, None)])
 def test_a_smaller_drop_a_rise_or_no_limit_lets_the_trajectory_run(
-    tmp_path: Path, drop: float, limit: float | None
+    tmp_path: Path, tiny_cupt: Potential, drop: float, limit: float | None
 ) -> None:
     engine = _engine(lambda n: 1.0, energies=_falling(drop))
     config = _config(max_energy_drop_eV_per_atom=limit, max_energy_jump_eV_per_atom=10.0)
-    exploration = explore(_potential(), [_cell()], config, tmp_path, engine=engine)
+    exploration = explore(tiny_cupt, [cu_pt_cell()], config, tmp_path, engine=engine)
     assert exploration.trajectories[0].stop_reason == "completed"
 
 
-def test_a_failing_potential_ends_the_trajectory_as_an_error(tmp_path: Path) -> None:
+def test_a_failing_potential_ends_the_trajectory_as_an_error(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     def fails(n: int) -> float:
         if n == 2:
             raise RuntimeError("neighbour list overflow")
         return 1.0
 
-    exploration = explore(_potential(), [_cell()], _config(), tmp_path, engine=_engine(fails))
+    exploration = explore(tiny_cupt, [cu_pt_cell()], _config(), tmp_path, engine=_engine(fails))
     (summary,) = exploration.trajectories
     assert summary.stop_reason == "error" and summary.steps_done == 20
     assert "grading step 20 failed: RuntimeError: neighbour list overflow" in (
@@ -194,43 +186,51 @@ def test_a_failing_potential_ends_the_trajectory_as_an_error(tmp_path: Path) -> 
     )
 
 
-def test_npt_is_refused_for_a_structure_without_a_periodic_cell(tmp_path: Path) -> None:
+def test_npt_is_refused_for_a_structure_without_a_periodic_cell(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     cluster = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]])
     cluster.info["name"] = "dimer"
     with pytest.raises(ConfigurationError) as caught:
         explore(
-            _potential(), [_cell(), cluster], _config(pressures_GPa=[0.0]), tmp_path,
+            tiny_cupt, [cu_pt_cell(), cluster], _config(pressures_GPa=[0.0]), tmp_path,
             engine=_engine(lambda n: 1.0),
         )  # fmt: skip
     assert "explorer.pressures_GPa: structure 1 'dimer' is not periodic" in str(caught.value)
     assert not any(tmp_path.iterdir())
 
 
-def test_npt_changes_the_volume_of_a_periodic_cell(tmp_path: Path) -> None:
+def test_npt_changes_the_volume_of_a_periodic_cell(tmp_path: Path, tiny_cupt: Potential) -> None:
     config = _config(pressures_GPa=[5.0], steps=100)
-    exploration = explore(_potential(), [_cell()], config, tmp_path, engine=_engine(lambda n: 1.0))
+    exploration = explore(
+        tiny_cupt, [cu_pt_cell()], config, tmp_path, engine=_engine(lambda n: 1.0)
+    )
     (summary,) = exploration.trajectories
     assert summary.id == "s000_T500K_P5GPa_r0" and summary.pressure_GPa == 5.0
     frames = read(tmp_path / summary.id / FRAMES, index=":")
     assert frames[-1].get_volume() != pytest.approx(frames[0].get_volume(), rel=1e-6)
 
 
-def test_an_unknown_element_is_refused_naming_the_structure(tmp_path: Path) -> None:
+def test_an_unknown_element_is_refused_naming_the_structure(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     with pytest.raises(DatasetValidationError, match=r"structure 0: holds \['Au'\]"):
-        explore(_potential(), [bulk("Au")], _config(), tmp_path, engine=_engine(lambda n: 1.0))
+        explore(tiny_cupt, [bulk("Au")], _config(), tmp_path, engine=_engine(lambda n: 1.0))
 
 
-def test_conditions_and_replicas_each_get_a_trajectory_and_a_seed(tmp_path: Path) -> None:
+def test_conditions_and_replicas_each_get_a_trajectory_and_a_seed(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     config = _config(temperatures_K=[300.0, 900.0], trajectories_per_condition=2, steps=20)
     exploration = explore(
-        _potential(), [_cell(), _cell(3.6)], config, tmp_path, engine=_engine(lambda n: 1.0)
+        tiny_cupt, [cu_pt_cell(), cu_pt_cell(3.6)], config, tmp_path, engine=_engine(lambda n: 1.0)
     )
     ids = [t.id for t in exploration.trajectories]
     assert len(ids) == 8 and ids[:3] == ["s000_T300K_r0", "s000_T300K_r1", "s000_T900K_r0"]
     last_frames = [read(tmp_path / i / FRAMES, index=-1).positions for i in ids[:2]]
     assert not np.allclose(*last_frames)  # replicas differ
     explore(
-        _potential(), [_cell(), _cell(3.6)], config, tmp_path / "again",
+        tiny_cupt, [cu_pt_cell(), cu_pt_cell(3.6)], config, tmp_path / "again",
         engine=_engine(lambda n: 1.0),
     )  # fmt: skip
     np.testing.assert_array_equal(
@@ -238,11 +238,11 @@ def test_conditions_and_replicas_each_get_a_trajectory_and_a_seed(tmp_path: Path
     )  # the same seed, the same trajectory
 
 
-def test_a_rerun_skips_finished_trajectories_and_reruns_unfinished_ones(tmp_path: Path) -> None:
-    structures = [_cell(), _cell(3.6)]
-    first = explore(
-        _potential(), structures, _config(), tmp_path, engine=_engine(lambda n: 2.0 * n)
-    )
+def test_a_rerun_skips_finished_trajectories_and_reruns_unfinished_ones(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
+    structures = [cu_pt_cell(), cu_pt_cell(3.6)]
+    first = explore(tiny_cupt, structures, _config(), tmp_path, engine=_engine(lambda n: 2.0 * n))
     # As if interrupted while the second trajectory ran: no summary, a partial frames file.
     second = tmp_path / first.trajectories[1].id
     (second / SUMMARY_JSON).unlink()
@@ -256,7 +256,7 @@ def test_a_rerun_skips_finished_trajectories_and_reruns_unfinished_ones(tmp_path
 
     seen: list[tuple[int, int]] = []
     resumed = explore(
-        _potential(), structures, _config(), tmp_path, engine=_engine(counted),
+        tiny_cupt, structures, _config(), tmp_path, engine=_engine(counted),
         progress=lambda done, total, summary: seen.append((done, total)),
     )  # fmt: skip
     assert len(calls) == 14  # only the second trajectory ran again
@@ -269,22 +269,22 @@ def test_a_rerun_skips_finished_trajectories_and_reruns_unfinished_ones(tmp_path
     assert not (second / "frames.partial.extxyz").exists()
     # Another setting reruns everything.
     calls.clear()
-    explore(_potential(), structures, _config(gamma_lower=3.0), tmp_path, engine=_engine(counted))
+    explore(tiny_cupt, structures, _config(gamma_lower=3.0), tmp_path, engine=_engine(counted))
     assert len(calls) == 28
 
 
-def test_candidates_are_the_files_contents(tmp_path: Path) -> None:
+def test_candidates_are_the_files_contents(tmp_path: Path, tiny_cupt: Potential) -> None:
     exploration = explore(
-        _potential(), [_cell()], _config(), tmp_path, engine=_engine(lambda n: 2.0 * n)
+        tiny_cupt, [cu_pt_cell()], _config(), tmp_path, engine=_engine(lambda n: 2.0 * n)
     )
     written = read(tmp_path / exploration.trajectories[0].id / CANDIDATES, index=":")
     assert len(written) == len(exploration.candidates) == 11
     np.testing.assert_array_equal(written[-1].positions, exploration.candidates[-1].positions)
 
 
-def test_a_molecule_is_explored_without_a_cell(tmp_path: Path) -> None:
+def test_a_molecule_is_explored_without_a_cell(tmp_path: Path, tiny_cupt: Potential) -> None:
     water = molecule("H2O")
-    potential = _potential().model_copy(update={"elements": ("H", "O")})
+    potential = tiny_cupt.model_copy(update={"elements": ("H", "O")})
     exploration = explore(
         potential, [water], _config(timestep_fs=0.5, steps=20), tmp_path,
         engine=_engine(lambda n: 1.0),
@@ -292,10 +292,10 @@ def test_a_molecule_is_explored_without_a_cell(tmp_path: Path) -> None:
     assert exploration.trajectories[0].stop_reason == "completed"
 
 
-def test_a_potential_without_an_active_set_is_refused(tmp_path: Path) -> None:
-    potential = _potential().model_copy(update={"active_set_file": None})
+def test_a_potential_without_an_active_set_is_refused(tmp_path: Path, tiny_cupt: Potential) -> None:
+    potential = tiny_cupt.model_copy(update={"active_set_file": None})
     with pytest.raises(ValueError, match="has no active set file"):
-        explore(potential, [_cell()], _config(), tmp_path)
-    mock = _potential().model_copy(update={"trainer": "mock"})
+        explore(potential, [cu_pt_cell()], _config(), tmp_path)
+    mock = tiny_cupt.model_copy(update={"trainer": "mock"})
     with pytest.raises(ValueError, match="mock placeholder"):
-        explore(mock, [_cell()], _config(), tmp_path)
+        explore(mock, [cu_pt_cell()], _config(), tmp_path)

@@ -6,56 +6,39 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ase import Atoms
-from ase.build import bulk
 from ase.io import read
 
 from mlip_autopipec.analysis.extrapolation import extrapolation_grades
 from mlip_autopipec.config.baseline import ZBLBaseline
 from mlip_autopipec.config.explorer import ExplorerConfig
-from mlip_autopipec.domain_models.potential import Potential, Provenance
+from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.explorer.md import explore
 from mlip_autopipec.explorer.trajectory import FRAMES
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ..conftest import TEST_DATA
+from .conftest import cu_pt_cell
 
 pytestmark = pytest.mark.requires_pacemaker
 
 
-def _potential() -> Potential:
-    return Potential(
-        run_dir=TEST_DATA,
-        trainer="pacemaker",
-        yace_file="tiny_CuPt.yace",
-        yaml_file="tiny_CuPt_output_potential.yaml",
-        active_set_file="tiny_CuPt_output_potential.asi",
-        elements=("Cu", "Pt"),
-        cutoff=4.5,
-        provenance=Provenance(data_sha256=None, config_sha256=None),
-    )
-
-
-def _cell(a: float) -> Atoms:
-    atoms = bulk("Cu", "fcc", a=a, cubic=True).repeat((2, 1, 1))
-    atoms.symbols[[1, 4]] = "Pt"
-    return atoms
-
-
-def test_the_real_grade_stops_a_trajectory_outside_the_training_set(tmp_path: Path) -> None:
-    stretched = _cell(4.0)  # gamma ~1.9 for this barely trained potential
+def test_the_real_grade_stops_a_trajectory_outside_the_training_set(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
+    stretched = cu_pt_cell(4.0)  # gamma ~1.9 for this barely trained potential
     config = ExplorerConfig(
         temperatures_K=[300.0], steps=50, gamma_lower=1.2, gamma_upper=1.5, workers=1
     )
-    exploration = explore(_potential(), [stretched], config, tmp_path)
+    exploration = explore(tiny_cupt, [stretched], config, tmp_path)
     (summary,) = exploration.trajectories
     assert summary.stop_reason == "gamma_upper" and summary.steps_done == 0
-    (grade,) = extrapolation_grades(_potential(), label_with_emt([stretched]))
+    (grade,) = extrapolation_grades(tiny_cupt, label_with_emt([stretched]))
     assert summary.max_gamma == pytest.approx(grade.max_gamma, rel=1e-9)
     assert exploration.candidates[0].info["max_gamma"] == pytest.approx(grade.max_gamma)
 
 
-def test_real_trajectories_in_two_processes_match_one_process(tmp_path: Path) -> None:
+def test_real_trajectories_in_two_processes_match_one_process(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     settings = {
         "temperatures_K": [1000.0],
         "steps": 60,
@@ -63,10 +46,10 @@ def test_real_trajectories_in_two_processes_match_one_process(tmp_path: Path) ->
         "trajectories_per_condition": 2,
     }
     serial = explore(
-        _potential(), [_cell(3.7)], ExplorerConfig(**settings, workers=1), tmp_path / "one"
+        tiny_cupt, [cu_pt_cell(3.7)], ExplorerConfig(**settings, workers=1), tmp_path / "one"
     )
     parallel = explore(
-        _potential(), [_cell(3.7)], ExplorerConfig(**settings, workers=2), tmp_path / "two"
+        tiny_cupt, [cu_pt_cell(3.7)], ExplorerConfig(**settings, workers=2), tmp_path / "two"
     )
     assert [t.stop_reason for t in serial.trajectories] == ["completed", "completed"]
     for one, two in zip(serial.trajectories, parallel.trajectories, strict=True):
@@ -82,18 +65,18 @@ def test_real_trajectories_in_two_processes_match_one_process(tmp_path: Path) ->
         == sum(t.n_frames_above_lower for t in serial.trajectories)
     )
     assert serial.candidates  # at 1000 K this potential reaches gamma ~0.9-1
-    regraded = extrapolation_grades(_potential(), label_with_emt(serial.candidates[:3]))
+    regraded = extrapolation_grades(tiny_cupt, label_with_emt(serial.candidates[:3]))
     for grade, candidate in zip(regraded, serial.candidates, strict=False):
         assert grade.max_gamma == pytest.approx(candidate.info["max_gamma"], rel=1e-5)
 
 
-def test_real_npt_runs_with_a_baseline(tmp_path: Path) -> None:
+def test_real_npt_runs_with_a_baseline(tmp_path: Path, tiny_cupt: Potential) -> None:
     baseline = ZBLBaseline(
         pair_cutoffs={"Cu-Cu": (1.0, 2.0), "Cu-Pt": (1.0, 2.0), "Pt-Pt": (1.0, 2.0)}
     )
-    potential = _potential().model_copy(update={"baseline": baseline})
+    potential = tiny_cupt.model_copy(update={"baseline": baseline})
     config = ExplorerConfig(temperatures_K=[600.0], pressures_GPa=[1.0], steps=50, workers=1)
-    exploration = explore(potential, [_cell(3.7)], config, tmp_path)
+    exploration = explore(potential, [cu_pt_cell(3.7)], config, tmp_path)
     (summary,) = exploration.trajectories
     assert summary.stop_reason == "completed" and summary.steps_done == 50
     frames = read(tmp_path / summary.id / FRAMES, index=":")

@@ -10,25 +10,11 @@ from ase import Atoms
 from ase.build import bulk
 
 from mlip_autopipec.config.config_model import parse_trainer_config
-from mlip_autopipec.domain_models.potential import Potential, Provenance
+from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.loop.selection import select_candidates
 
-TEST_DATA = Path(__file__).parents[1] / "data"
 CONFIG = parse_trainer_config({"type": "pacemaker", "cutoff": 4.5})
-
-
-def _potential(active_set: str | None = "tiny_CuPt_output_potential.asi") -> Potential:
-    return Potential(
-        run_dir=TEST_DATA,
-        trainer="pacemaker",
-        yace_file="tiny_CuPt.yace",
-        yaml_file="tiny_CuPt_output_potential.yaml",
-        active_set_file=active_set,
-        elements=("Cu", "Pt"),
-        cutoff=4.5,
-        provenance=Provenance(data_sha256=None, config_sha256=None),
-    )
 
 
 def _candidates(count: int) -> list[Atoms]:
@@ -45,10 +31,12 @@ def _candidates(count: int) -> list[Atoms]:
 
 
 @pytest.mark.requires_pacemaker
-def test_selects_at_most_the_cap_from_unlabelled_frames(tmp_path: Path) -> None:
+def test_selects_at_most_the_cap_from_unlabelled_frames(
+    tmp_path: Path, tiny_cupt: Potential
+) -> None:
     candidates = _candidates(6)
     assert all(atoms.calc is None for atoms in candidates)  # no energies, no forces
-    outcome = select_candidates(CONFIG, _potential(), candidates, 2, None, tmp_path)
+    outcome = select_candidates(CONFIG, tiny_cupt, candidates, 2, None, tmp_path)
     assert 1 <= len(outcome.indices) <= 2
     assert len(set(outcome.indices)) == len(outcome.indices)
     assert all(0 <= index < 6 for index in outcome.indices)
@@ -57,38 +45,39 @@ def test_selects_at_most_the_cap_from_unlabelled_frames(tmp_path: Path) -> None:
 
 
 @pytest.mark.requires_pacemaker
-def test_the_atom_cap_keeps_what_fits(tmp_path: Path) -> None:
+def test_the_atom_cap_keeps_what_fits(tmp_path: Path, tiny_cupt: Potential) -> None:
     candidates = _candidates(6)
-    outcome = select_candidates(CONFIG, _potential(), candidates, None, 12, tmp_path)
+    outcome = select_candidates(CONFIG, tiny_cupt, candidates, None, 12, tmp_path)
     assert sum(len(candidates[index]) for index in outcome.indices) <= 12
     assert len(outcome.indices) == 1  # an 8-atom cell: 8 + 8 would not fit, 16 never does
     assert len(candidates[outcome.indices[0]]) == 8
 
 
-def test_no_candidates_runs_nothing(tmp_path: Path) -> None:
-    outcome = select_candidates(CONFIG, _potential(), [], 5, None, tmp_path / "select")
+def test_no_candidates_runs_nothing(tmp_path: Path, tiny_cupt: Potential) -> None:
+    outcome = select_candidates(CONFIG, tiny_cupt, [], 5, None, tmp_path / "select")
     assert outcome.indices == [] and not (tmp_path / "select").exists()
 
 
-def test_a_potential_without_active_set_is_refused(tmp_path: Path) -> None:
+def test_a_potential_without_active_set_is_refused(tmp_path: Path, tiny_cupt: Potential) -> None:
+    no_active_set = tiny_cupt.model_copy(update={"active_set_file": None})
     with pytest.raises(TrainerError, match="active set"):
-        select_candidates(CONFIG, _potential(None), _candidates(2), 1, None, tmp_path)
+        select_candidates(CONFIG, no_active_set, _candidates(2), 1, None, tmp_path)
 
 
-def test_an_unknown_element_is_refused(tmp_path: Path) -> None:
+def test_an_unknown_element_is_refused(tmp_path: Path, tiny_cupt: Potential) -> None:
     candidates = _candidates(2)
     candidates[1].symbols[0] = "Au"
     with pytest.raises(TrainerError, match="Au"):
-        select_candidates(CONFIG, _potential(), candidates, 1, None, tmp_path)
+        select_candidates(CONFIG, tiny_cupt, candidates, 1, None, tmp_path)
 
 
-def test_a_frame_an_atom_has_left_is_not_offered(tmp_path: Path) -> None:
+def test_a_frame_an_atom_has_left_is_not_offered(tmp_path: Path, tiny_cupt: Potential) -> None:
     # Molecules break apart in hot MD; the trainer cannot fit an atom without neighbours.
     apart = _candidates(2)
     for atoms in apart:
         atoms.center(vacuum=0.0)
         atoms.pbc = False
         atoms.positions[0] += [0.0, 0.0, 20.0]
-    outcome = select_candidates(CONFIG, _potential(), apart, 5, None, tmp_path / "select")
+    outcome = select_candidates(CONFIG, tiny_cupt, apart, 5, None, tmp_path / "select")
     assert outcome.indices == [] and "an atom without neighbours" in outcome.method
     assert not (tmp_path / "select").exists()  # pace_select did not run
