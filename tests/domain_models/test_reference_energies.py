@@ -11,6 +11,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.reference_energies import (
     composition_matrix,
+    compositions_span_elements,
     fit_reference_energies,
     reference_energies_for,
     reference_energy_fit,
@@ -111,6 +112,15 @@ def test_free_atoms_fix_their_elements_and_the_rest_keeps_the_determined_sum() -
 def test_full_rank_compositions_carry_no_warning() -> None:
     fit = reference_energy_fit(synthetic([(8, 0), (4, 4), (2, 6)]))
     assert fit.warning is None and fit.undetermined == ()
+
+
+def test_compositions_span_the_elements_only_with_full_rank() -> None:
+    assert compositions_span_elements(synthetic([(8, 0), (4, 4)]))
+    assert not compositions_span_elements(synthetic([(4, 4), (2, 2)]))  # one direction
+    ethanol, water = _molecule("C2H6O", -310.0), _molecule("H4O2", -280.0)
+    assert not compositions_span_elements(Dataset.from_atoms([ethanol, water]))  # 2 of 3
+    methane = _molecule("CH4", -100.0)
+    assert compositions_span_elements(Dataset.from_atoms([ethanol, water, methane]))
 
 
 def test_resolve_auto_fits() -> None:

@@ -130,7 +130,10 @@ class FitSettings(StrictModel):
         description=(
             "uniform: every structure counts the same; energy_based: pacemaker's "
             "EnergyBasedWeightingPolicy (favours low-energy structures, drops those above "
-            "E_min + 10 eV/atom). Per-structure weights in the dataset take precedence."
+            "E_min + 10 eV/atom; energies from the convex hull over the compositions, or from "
+            "the lowest energy per atom when the compositions make no hull, e.g. two "
+            "molecules of three elements). Per-structure weights in the dataset take "
+            "precedence."
         ),
     )
     test_size: Annotated[float, NotBool, Field(ge=0.0, lt=1.0)] = Field(

@@ -38,6 +38,15 @@ def composition_matrix(dataset: Dataset, elements: tuple[str, ...]) -> np.ndarra
     return counts
 
 
+def compositions_span_elements(dataset: Dataset) -> bool:
+    """Whether the compositions vary independently in every element (composition matrix of
+    full column rank): what per-element reference energies, and a convex hull of the
+    formation energies over the compositions, need. Molecules of fixed compositions, fewer
+    than their elements, do not."""
+    counts = composition_matrix(dataset, dataset.elements)
+    return int(np.linalg.matrix_rank(counts)) == len(dataset.elements)
+
+
 def fit_reference_energies(dataset: Dataset) -> dict[str, float]:
     """Least-squares energies per atom of each element (eV) that best explain the total energies.
 

@@ -29,7 +29,7 @@ def _distances(elements: list[str], shortest: float = 2.0) -> dict[tuple[str, st
     return {pair: shortest + 0.1 * k for k, pair in enumerate(pairs)}
 
 
-def _build(raw_config: dict, elements: list[str]) -> tuple[PacemakerInput, dict]:
+def _build(raw_config: dict, elements: list[str], hull: bool = True) -> tuple[PacemakerInput, dict]:
     config = parse_trainer_config(raw_config)
     distances = _distances(elements)
     baseline = resolve_baseline(config.b_ref, distances)
@@ -40,6 +40,7 @@ def _build(raw_config: dict, elements: list[str]) -> tuple[PacemakerInput, dict]
         min_distances=distances,
         data_filename="data.pckl.gzip",
         n_atoms=2000,
+        hull=hull,
     )
     return pacemaker_input, yaml.safe_load(
         yaml.safe_dump(pacemaker_input.to_yaml_dict(), sort_keys=False)
@@ -170,9 +171,18 @@ def test_fit_and_basis_settings_reach_the_file() -> None:
     assert document["fit"]["optimizer"] == "L-BFGS-B"
     assert document["fit"]["weighting"]["type"] == "EnergyBasedWeightingPolicy"
     assert document["fit"]["weighting"]["seed"] == 7
+    assert document["fit"]["weighting"]["energy"] == "convex_hull"
     assert document["data"] == {"filename": "data.pckl.gzip", "test_size": 0.2}
     assert document["seed"] == 7
     assert document["backend"] == {"evaluator": "tensorpot", "batch_size": 5, "display_step": 50}
+
+
+def test_energy_weights_count_from_the_lowest_energy_when_compositions_make_no_hull() -> None:
+    """Two molecules of three elements: pacemaker's convex hull over the compositions fails
+    (qhull, a flat simplex), so the energies are measured from the lowest one instead."""
+    raw = {"type": "pacemaker", "cutoff": 5.0, "fit": {"weighting": "energy_based"}}
+    _, document = _build(raw, ["C", "H", "O"], hull=False)
+    assert document["fit"]["weighting"]["energy"] == "cohesive"
 
 
 def test_no_test_split_leaves_test_size_out() -> None:

@@ -377,3 +377,23 @@ def test_a_fit_without_a_budget_records_its_cost(cu_pt_dataset: Dataset, tmp_pat
     _trainer().train(cu_pt_dataset, tmp_path / "run")
     cost = Potential.load(tmp_path / "run").cost
     assert cost is not None and not cost.stopped_at_budget and cost.time_budget_s is None
+
+
+def test_energy_weights_follow_what_the_compositions_allow(cu_pt_dataset: Dataset) -> None:
+    """Cu-Pt cells of several compositions make pacemaker's convex hull; ethanol and water
+    (two compositions of three elements) do not, so the lowest energy is the reference."""
+    from ase.build import molecule
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    molecules = []
+    for name, energy in (("CH3CH2OH", -310.0), ("H2O", -140.0)):
+        atoms = molecule(name, vacuum=5.0)
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=atoms.positions * 0)
+        molecules.append(atoms)
+    trainer = _trainer(fit={"weighting": "energy_based", "test_size": 0})
+    for dataset, expected in (
+        (cu_pt_dataset, "convex_hull"),
+        (Dataset.from_atoms(molecules), "cohesive"),
+    ):
+        weighting = trainer.plan_run(dataset).pacemaker_input.fit.weighting
+        assert weighting is not None and weighting["energy"] == expected

@@ -175,6 +175,7 @@ def build_pacemaker_input(
     min_distances: Mapping[tuple[str, str], float],
     data_filename: str,
     n_atoms: int,
+    hull: bool = True,
 ) -> PacemakerInput:
     """pacemaker's input for ``config`` on data with these elements and shortest distances (Å).
 
@@ -191,6 +192,11 @@ def build_pacemaker_input(
       cutoff): below the inner cutoff only ZBL acts.
 
     Without ZBL, pairs absent from the data use the smallest distance of all pairs.
+
+    ``hull``: the compositions span the elements, so ``energy_based`` weighting can measure
+    energies from the convex hull (pacemaker's default); otherwise from the lowest energy per
+    atom ("cohesive"), as pacemaker's hull construction fails on such compositions (qhull:
+    "initial simplex is flat").
     """
     elements = sorted(elements)
     ace = config.ace_params
@@ -296,7 +302,11 @@ def build_pacemaker_input(
             loss=LossSection(kappa=fit.kappa, L1_coeffs=fit.L1_coeffs, L2_coeffs=fit.L2_coeffs),
             optimizer=fit.optimizer,
             maxiter=fit.maxiter,
-            weighting=dict(ENERGY_BASED_WEIGHTING, seed=fit.seed)
+            weighting=dict(
+                ENERGY_BASED_WEIGHTING,
+                energy="convex_hull" if hull else "cohesive",
+                seed=fit.seed,
+            )
             if fit.weighting == "energy_based"
             else None,
             **early_stopping_keys(fit),

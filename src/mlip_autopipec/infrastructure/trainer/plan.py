@@ -15,7 +15,10 @@ from mlip_autopipec.domain_models.dataset import Dataset, shortest_distances
 from mlip_autopipec.domain_models.isolated_atoms import AccountedDataset
 from mlip_autopipec.domain_models.neighbours import NeighbourTable
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.domain_models.reference_energies import reference_energies_for
+from mlip_autopipec.domain_models.reference_energies import (
+    compositions_span_elements,
+    reference_energies_for,
+)
 from mlip_autopipec.errors import ConfigurationError
 from mlip_autopipec.infrastructure.pacemaker.data_file import dataset_to_dataframe, write_data_file
 from mlip_autopipec.infrastructure.pacemaker.input_yaml import (
@@ -123,6 +126,7 @@ def plan_run(
         min_distances=distances,
         data_filename=DATA_FILE,
         n_atoms=dataset.n_atoms * n_fit // len(dataset),
+        hull=compositions_span_elements(dataset),
     )
     return RunPlan(
         baseline=baseline,
