@@ -95,9 +95,6 @@ class TrainRecord(Record):
     test_data_energy_rmse_mev: float | None = Field(None, description="on --test-data")
     test_data_force_rmse_mev: float | None = None
     startup_s: float | None = Field(None, description="s of the fit before its first iteration")
-    still_improving: str | None = Field(
-        None, description="the fit's note when its loss was still falling at the end"
-    )
 
 
 class LoopRecord(BaseModel):

@@ -78,9 +78,9 @@ class LoopRunner:
             if stop is not None:
                 return stop
             explored = self._explore(iteration, potential)
-            last_fit = read_record(record_path(self.loop_dir, iteration - 1, TRAIN), TrainRecord)
+            fit_note = potential.cost.still_improving if potential.cost is not None else None
             converged = convergence(
-                explored, self.config.loop.converged_fraction, iteration, last_fit
+                explored, self.config.loop.converged_fraction, iteration, fit_note
             )
             if converged is not None:
                 return converged
@@ -318,7 +318,6 @@ def train_record(
             values[f"{prefix}_force_rmse_mev"] = metrics.force_rmse_mev_per_angstrom
     if potential.cost is not None:
         values["startup_s"] = potential.cost.startup_s
-        values["still_improving"] = potential.cost.still_improving
     if runner.inputs.test_data is not None:
         metrics = runner.parts.evaluate(potential, runner.inputs.test_data)
         values["test_data_energy_rmse_mev"] = metrics.energy_rmse_mev_per_atom

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlip_autopipec.config.loop import LoopSettings
-from mlip_autopipec.loop.records import LABEL, ExploreRecord, TrainRecord
+from mlip_autopipec.loop.records import LABEL, ExploreRecord
 
 #: Why a loop stops (``loop.json``'s ``stop_reason``).
 STOP_REASONS = (
@@ -87,14 +87,14 @@ def check_caps(
 
 
 def convergence(
-    record: ExploreRecord, fraction: float, iteration: int, last_fit: TrainRecord | None = None
+    record: ExploreRecord, fraction: float, iteration: int, fit_note: str | None = None
 ) -> Stop | None:
     """The stop of a converged exploration: every trajectory ran its full length, and at most
     ``fraction`` of the checked frames exceeded the lower gamma threshold.
 
     MD that no longer extrapolates says the data cover the conditions, not that the last fit
-    made the most of them: when ``last_fit`` (the explored generation's record) says its loss
-    was still falling, the message says so too.
+    made the most of them: ``fit_note``, the explored generation's note that its loss was still
+    falling (``FitCost.still_improving``), is added to the message.
     """
     if not record.converged:
         return None
@@ -104,9 +104,9 @@ def convergence(
         f"gamma_lower (at most {fraction:.0%} allowed); max gamma "
         + ("-" if record.max_gamma is None else f"{record.max_gamma:.2f}")
     )
-    if last_fit is not None and last_fit.still_improving:
+    if fit_note:
         message += (
-            f". Generation {last_fit.generation} may be less accurate than its data allow: "
-            f"{last_fit.still_improving} (the loop's trainer section)"
+            f". Generation {iteration - 1} may be less accurate than its data allow: "
+            f"{fit_note} (the loop's trainer section)"
         )
     return Stop("converged", message)
