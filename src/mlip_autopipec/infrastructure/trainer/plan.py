@@ -126,7 +126,8 @@ def plan_run(
         min_distances=distances,
         data_filename=DATA_FILE,
         n_atoms=dataset.n_atoms * n_fit // len(dataset),
-        hull=compositions_span_elements(dataset),
+        # only energy_based weighting asks (a pass over every atom of the data)
+        hull=config.fit.weighting != "energy_based" or compositions_span_elements(dataset),
     )
     return RunPlan(
         baseline=baseline,
