@@ -195,6 +195,7 @@ class FakeParts:
             {
                 "run_dir": run_dir,
                 "n_structures": len(dataset),
+                "neighbours": dataset.neighbours,
                 "previous": None if previous is None else previous.run_dir,
                 "time_budget": config.fit.time_budget,
             }

@@ -14,6 +14,7 @@ from ase import Atoms
 
 from mlip_autopipec.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, main
 from mlip_autopipec.loop import session
+from mlip_autopipec.oracle.emt import label_with_emt
 
 
 @pytest.fixture
@@ -50,6 +51,20 @@ def test_loop_runs_to_its_stop_and_says_why(
     assert "loop stopped (converged)" in out
     assert f"report: {tmp_path / 'loop' / 'report' / 'loop_report.html'}" in out
     assert len(fake.trained) == 3
+
+
+def test_data_is_read_with_the_fits_neighbour_searches(
+    tmp_path: Path, files: dict[str, Path], fake: Any, start: list[Atoms]
+) -> None:
+    """--data is checked with the neighbour searches at the trainer's cutoff, which generation
+    0's fit then reuses (one search per structure, not two)."""
+    data = tmp_path / "data.extxyz"
+    label_with_emt(start * 2, source="given").write(data)
+    args = ["--config", str(files["config"]), "--structures", str(files["structures"])]
+    assert main(["loop", *args, "--data", str(data), "--out", str(tmp_path / "loop")]) == EXIT_OK
+    table = fake.trained[0]["neighbours"]
+    assert table is not None and table.cutoff == 5.0  # the trainer's, in the files fixture
+    assert len(table) == 1
 
 
 def test_loop_status_and_report(

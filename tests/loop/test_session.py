@@ -167,6 +167,25 @@ def test_generation_zero_from_data_calls_no_oracle(
     assert record["test_data_force_rmse_mev"] == 80.0
 
 
+def test_data_read_on_resume_carries_the_fits_neighbour_searches(
+    tmp_path: Path, fakes: Any, loop_config: Any, start: list[Atoms]
+) -> None:
+    """Generation 0's fit reuses the searches made when the data copy was checked: one search
+    per structure, not two."""
+    fake = fakes(gammas=[1.0])
+    fake.interrupt_at = (0, "train")
+    loop_dir = tmp_path / "loop"
+    data = label_with_emt(start * 2, source="given")
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(loop_config(), start, loop_dir, data=data, parts=fake.parts())
+
+    resume_loop(loop_dir, parts=fake.parts())
+
+    table = fake.trained[0]["neighbours"]
+    assert table is not None and table.cutoff == loop_config().trainer.cutoff
+    assert len(table) == 1  # the one distinct structure, searched while the copy was checked
+
+
 # -- resumption -------------------------------------------------------------------------------
 
 STAGES = [

@@ -70,7 +70,8 @@ def loop(args: argparse.Namespace) -> int:
             raise UsageError(f"loop needs {', '.join(missing)} (or --resume LOOP_DIR)")
         config = load_loop_config(args.config)
         structures = _read_structures(args.structures)
-        data = None if args.data is None else read_data(args.data, False)
+        cutoff = config.trainer.cutoff  # generation 0's fit reuses the check's neighbour searches
+        data = None if args.data is None else read_data(args.data, False, cutoff)
         test_data = None if args.test_data is None else read_data(args.test_data, False)
         result = run_loop(config, structures, args.out, data=data, test_data=test_data)
     print(f"loop stopped ({result.stop_reason}): {result.message}")

@@ -15,6 +15,7 @@ from ase import Atoms
 
 from mlip_autopipec.config.loop import LoopConfig, load_loop_config
 from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.neighbours import NeighbourTable
 from mlip_autopipec.errors import ConfigurationError, OutputError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.loop.directory import claim_run_directory, is_ours
@@ -98,11 +99,15 @@ def resume_loop(
 def read_inputs(loop_dir: Path, record: LoopRecord) -> LoopInputs:
     """The inputs a loop was started with, from its copies in ``inputs/``."""
     inputs = loop_dir / INPUTS_DIR
+    config = load_loop_config(inputs / CONFIG_FILE)
     structures = ase.io.read(inputs / STRUCTURES_FILE, index=":", format="extxyz")
+    data = None
+    if record.has_data:  # checked with the neighbour searches that generation 0's fit reuses
+        data = Dataset.read(inputs / DATA_FILE, neighbours=NeighbourTable(config.trainer.cutoff))
     return LoopInputs(
-        config=load_loop_config(inputs / CONFIG_FILE),
+        config=config,
         structures=list(structures) if isinstance(structures, list) else [structures],
-        data=Dataset.read(inputs / DATA_FILE) if record.has_data else None,
+        data=data,
         test_data=Dataset.read(inputs / TEST_DATA_FILE) if record.has_test_data else None,
     )
 
