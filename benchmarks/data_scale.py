@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -242,9 +243,25 @@ def main() -> None:
         default=5,
         help="chunks of 1,000 labelled by EMT; later chunks are translated copies of them",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the run directories (hundreds of MB at 100,000 structures); removed otherwise",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="data_scale_"))
+    try:
+        run(args, workdir)
+    finally:
+        if args.keep:
+            print(f"run directories: {workdir}")
+        else:
+            shutil.rmtree(workdir)
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
+    """The timed runs in ``workdir`` (made by this script), and the table of their figures."""
     config = config_file(workdir, args.cutoff)
     rows: list[tuple[str, str, float, float, float]] = []
     for kind in args.sets:
@@ -280,7 +297,6 @@ def main() -> None:
     if args.pacemaker_log is not None:
         seconds = pacemaker_neighbour_seconds(args.pacemaker_log)
         print(f"pacemaker's own neighbour lists ({args.pacemaker_log}): {seconds} s")
-    print(f"run directories: {workdir}")
 
 
 if __name__ == "__main__":
