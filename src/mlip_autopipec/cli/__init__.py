@@ -24,7 +24,6 @@ from mlip_autopipec.cli.common import (
     UsageError,
     progress_reporter,
     read_data,
-    split_copies,
 )
 from mlip_autopipec.cli.summary import summary
 from mlip_autopipec.config.config_model import load_config
@@ -344,8 +343,6 @@ def _run_command(args: argparse.Namespace) -> int:
         test_dataset = (
             None if args.test_data is None else read_data(args.test_data, False, config.cutoff)
         )
-        if test_dataset is None and args.previous is None:
-            dataset, test_dataset = split_copies(dataset, config)
         if args.previous is not None:
             return training.train_next_generation(
                 config, dataset, args, progress_reporter(config, args)

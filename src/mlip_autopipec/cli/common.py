@@ -67,24 +67,3 @@ def progress_reporter(config: TrainerConfig, args: argparse.Namespace) -> Progre
     if args.quiet or args.verbose or config.type != "pacemaker":
         return None
     return ProgressReporter(config.fit.maxiter)
-
-
-def split_copies(dataset: Dataset, config: TrainerConfig) -> tuple[Dataset, Dataset | None]:
-    """``dataset`` and no test set, or, when it holds identical structures, a split of ours
-    that keeps every group of copies on one side (a test structure with a twin in training
-    would make the test errors optimistic), said in a warning."""
-    from mlip_autopipec.domain_models.lineage import split_keeping_copies_together
-
-    split = split_keeping_copies_together(dataset, config.fit.test_size, config.fit.seed)
-    if split is None:
-        return dataset, None
-    log.warning(
-        "%d structure(s) of the data are identical to another one (%d group(s)): the test set "
-        "(%d structures, fit.test_size %g) is drawn by whole groups, every copy in training "
-        "or every copy in the test set",
-        split.n_copies,
-        split.n_groups,
-        len(split.test),
-        config.fit.test_size,
-    )
-    return split.training, split.test

@@ -11,7 +11,7 @@ import yaml
 from mlip_autopipec.config.config_model import ZBLBaseline, parse_trainer_config
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
-from mlip_autopipec.infrastructure.rundir.files import DATA_FILE
+from mlip_autopipec.infrastructure.rundir.files import DATA_FILE, TEST_DATA_FILE
 from mlip_autopipec.infrastructure.trainer import MockTrainer, PacemakerTrainer, create_trainer
 
 
@@ -43,6 +43,21 @@ def test_mock_run_writes_data_input_and_a_marked_placeholder(
     assert Potential.load(run / "potential.json") == potential
     with pytest.raises(ValueError, match="mock placeholder"):
         potential.ase_calculator()
+
+
+def test_copies_within_the_data_go_wholly_to_training_or_to_the_test_set(
+    cu_pt_dataset: Dataset, tmp_path: Path
+) -> None:
+    data = cu_pt_dataset.subset([*range(len(cu_pt_dataset)), 0, 0, 0, 1, 2, 3])
+    config = parse_trainer_config({"type": "mock", "cutoff": 5.0, "fit": {"test_size": 0.3}})
+    MockTrainer(config).train(data, tmp_path / "run")
+
+    run = tmp_path / "run"
+    training = pd.read_pickle(run / DATA_FILE, compression="gzip")
+    test = pd.read_pickle(run / TEST_DATA_FILE, compression="gzip")
+    assert len(training) + len(test) == len(data) and len(test) > 0
+    assert not set(training["name"]) & set(test["name"])  # a copy keeps its original's name
+    assert yaml.safe_load((run / "input.yaml").read_text())["data"]["test_filename"]
 
 
 def test_one_composition_records_what_the_reference_energies_mean(tmp_path: Path) -> None:

@@ -351,6 +351,26 @@ def test_a_time_budget_reaches_pacemaker_and_its_end_is_recorded(
 
 
 @pytest.mark.usefixtures("fake_pacemaker")
+def test_copies_within_the_data_stay_on_one_side_of_the_test_split(
+    cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Python trainer splits as the CLI does (a loop's generation 0 is fitted this way)."""
+    from mlip_autopipec.domain_models.lineage import same_structure
+
+    # Structure 0 four times, 1 to 3 twice: a random split would put twins on both sides.
+    data = cu_pt_dataset.subset([*range(len(cu_pt_dataset)), 0, 0, 0, 1, 2, 3])
+    with caplog.at_level(logging.WARNING):
+        potential = _trainer(fit={"test_size": 0.3}).train(data, tmp_path / "run")
+    assert "6 structure(s) of the data are identical to another one (4 group(s))" in caplog.text
+    training = Dataset.read(tmp_path / "run" / "training_set.extxyz")
+    test = Dataset.read(tmp_path / "run" / "test_set.extxyz")
+    assert len(training) + len(test) == len(data) and len(test) > 0
+    assert not any(same_structure(t, s) for t in test for s in training)
+    assert potential.test_metrics is not None
+    assert potential.test_metrics.n_structures == len(test)
+
+
+@pytest.mark.usefixtures("fake_pacemaker")
 def test_a_tiny_test_set_is_warned_about(
     cu_pt_dataset: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -54,6 +54,32 @@ class BaseTrainer(ABC):
             neighbours=self.neighbours,
         )
 
+    def split_copies(
+        self, dataset: Dataset, test_dataset: Dataset | None
+    ) -> tuple[Dataset, Dataset | None]:
+        """The training and test sets of a fit. A given ``test_dataset`` is kept; else, when
+        ``dataset`` holds identical structures, a split of ours (fit.test_size, fit.seed) keeps
+        every group of copies on one side, said in a warning: a test structure with a twin in
+        training would make the test errors optimistic. Else pacemaker splits (``None``)."""
+        from mlip_autopipec.domain_models.lineage import split_keeping_copies_together
+
+        if test_dataset is not None:
+            return dataset, test_dataset
+        fit = self.config.fit
+        split = split_keeping_copies_together(dataset, fit.test_size, fit.seed)
+        if split is None:
+            return dataset, None
+        log.warning(
+            "%d structure(s) of the data are identical to another one (%d group(s)): the test "
+            "set (%d structures, fit.test_size %g) is drawn by whole groups, every copy in "
+            "training or every copy in the test set",
+            split.n_copies,
+            split.n_groups,
+            len(split.test),
+            fit.test_size,
+        )
+        return split.training, split.test
+
     @staticmethod
     def check_test_dataset(dataset: Dataset, test_dataset: Dataset) -> None:
         """Refuse test elements the training data lack; warn about structures in both."""

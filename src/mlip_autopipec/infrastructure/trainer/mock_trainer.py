@@ -45,6 +45,7 @@ class MockTrainer(BaseTrainer):
                     )
                 ]
             )
+        dataset, test_dataset = self.split_copies(dataset, test_dataset)
         accounted = self.account_for_structures(dataset)
         if test_dataset is not None:
             self.check_test_dataset(accounted.fit, test_dataset)

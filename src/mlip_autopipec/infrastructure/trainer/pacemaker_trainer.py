@@ -145,13 +145,13 @@ class PacemakerTrainer(BaseTrainer):
         started = time.monotonic()  # a time budget covers the whole training
         remote = self.launcher.remote
         # 1. Check: the programs, the data (the scheduler), before anything is written.
-        checked = self.check_inputs(dataset, test_dataset, workdir)
+        checked = self.check_inputs(dataset, test_dataset, workdir, fresh=generation is None)
         warn_if_resumable(workdir)
         with claim_run_directory(workdir, replaces=REPLACED) as run:
             # 2. Plan and write the inputs: energy scale, baseline, selection, cost, input.yaml
             #    (and the run's record, which train --resume and finish read).
             budget_from = None if remote else started  # a batch job's budget starts there
-            prepared = self.prepare(checked, test_dataset, run.path, budget_from, generation)
+            prepared = self.prepare(checked, run.path, budget_from, generation)
             RunRecord(config=self.config, run=prepared.run).save(run.path)
             # 3. Run pacemaker (ended at a time budget's deadline, if any), then pace_activeset:
             #    here, or as one batch job (docs: how-to/clusters).
@@ -167,12 +167,21 @@ class PacemakerTrainer(BaseTrainer):
         return after_fit(self.config, prepared, end, profile, self.report)
 
     def check_inputs(
-        self, dataset: Dataset, test_dataset: Dataset | None, workdir: Path
+        self,
+        dataset: Dataset,
+        test_dataset: Dataset | None,
+        workdir: Path,
+        *,
+        fresh: bool = True,
     ) -> CheckedRun:
         """The scheduler and its queue (batch), the programs (and a previous potential) of the
         fit, the structures to fit (those pacemaker would drop silently, free atoms and lone
-        atoms, are decided on) and a batch job that may still write in ``workdir``."""
+        atoms, are decided on), the test set (a ``fresh`` fit without one keeps copies of a
+        structure on one side: ``split_copies``; a next generation's is its parent's and a
+        share) and a batch job that may still write in ``workdir``."""
         self.launcher.check(self.config, Path(workdir).absolute())
+        if fresh:
+            dataset, test_dataset = self.split_copies(dataset, test_dataset)
         if test_dataset is not None:
             self.check_test_dataset(dataset, test_dataset)
         selecting = self.config.active_set.enabled
@@ -180,7 +189,7 @@ class PacemakerTrainer(BaseTrainer):
         previous = load_previous_potential(self.config.active_set) if selecting else None
         accounted = self.account_for_structures(dataset)
         refuse_running_job(workdir)
-        return CheckedRun(profile, previous, accounted)
+        return CheckedRun(profile, previous, accounted, test_dataset)
 
     def profile(self, *, selecting: bool = False) -> ProgramProfile:
         """How this config's programs run here (pace_select too when ``selecting``)."""
@@ -210,7 +219,6 @@ class PacemakerTrainer(BaseTrainer):
     def prepare(
         self,
         checked: CheckedRun,
-        test_dataset: Dataset | None,
         workdir: Path,
         budget_from: float | None = None,
         generation: Generation | None = None,
@@ -221,7 +229,7 @@ class PacemakerTrainer(BaseTrainer):
         ``budget_from`` (time.monotonic() when the training began) counts the time spent so far
         against ``fit.time_budget``; None (a batch job, whose budget starts on its node) counts
         none. ``generation``: the start from the parent, and the lineage in the record."""
-        accounted, profile = checked.accounted, checked.profile
+        accounted, profile, test_dataset = checked.accounted, checked.profile, checked.test
         dataset = accounted.fit
 
         # Decide from all the data: reference energies, baseline cutoffs, pacemaker's input.

@@ -58,11 +58,14 @@ class RunPlan:
 @dataclass(frozen=True)
 class CheckedRun:
     """What a fit finds before anything is written: how its programs run here, the previous
-    generation's potential (for a selection) and the structures to fit."""
+    generation's potential (for a selection), the structures to fit and the test set."""
 
     profile: ProgramProfile
     previous: Potential | None
     accounted: AccountedDataset
+    #: The fixed test set (given, or a split of ours keeping copies together); None: pacemaker
+    #: draws it (fit.test_size).
+    test: Dataset | None = None
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@ def submit(
     handed over to the job (manifest ``submitted``, lock released). Returns it."""
     checked = trainer.check_inputs(dataset, test_dataset, workdir)
     with claim_run_directory(workdir, replaces=REPLACED) as run:
-        prepared = trainer.prepare(checked, test_dataset, run.path)
+        prepared = trainer.prepare(checked, run.path)
         runner = BatchRunner(trainer.config, prepared.run, trainer.progress)
         runner.submit(trainer.compute_steps(checked.profile, prepared), run.path)
         run.hand_over()
