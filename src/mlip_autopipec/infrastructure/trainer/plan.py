@@ -65,7 +65,7 @@ class CheckedRun:
     accounted: AccountedDataset
     #: The fixed test set (given, or a split of ours keeping copies together); None: pacemaker
     #: draws it (fit.test_size).
-    test: Dataset | None = None
+    test: Dataset | None
 
 
 @dataclass(frozen=True)
