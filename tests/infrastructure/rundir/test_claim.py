@@ -17,7 +17,12 @@ from mlip_autopipec.infrastructure.rundir.claim import (
     read_manifest,
     refuse_to_overwrite,
 )
-from mlip_autopipec.infrastructure.rundir.files import LOCK_FILE, MANIFEST
+from mlip_autopipec.infrastructure.rundir.files import (
+    BATCH_JOB_JSON,
+    JOB_RESULT_JSON,
+    LOCK_FILE,
+    MANIFEST,
+)
 
 
 def test_a_new_directory_is_claimed_and_its_files_recorded(tmp_path: Path) -> None:
@@ -111,6 +116,31 @@ def test_a_killed_run_is_reported_and_its_results_replaced(
         assert run.previous is not None and run.previous["status"] == "killed"
     assert "(PID 999999 on node7, started then) was killed before it finished" in caplog.text
     assert not (run_dir / "output_potential.yaml").exists()
+
+
+def test_the_result_a_cancelled_job_writes_as_it_dies_is_ours(tmp_path: Path) -> None:
+    """scancel, then wait records the failure and lists the files; the job's own result comes
+    after: a new fit replaces it (the job's run directory, and only that file)."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError), claim_run_directory(run_dir, resume=True) as run:
+        (run.path / BATCH_JOB_JSON).write_text("{}\n")
+        raise RuntimeError("the job was cancelled")
+    (run_dir / JOB_RESULT_JSON).write_text("{}\n")  # after the manifest was written
+    (run_dir / "potential.yace").write_text("the user's\n")
+
+    with pytest.raises(OutputError, match=r"holds potential\.yace, which mlip-autopipec did"):
+        claim_run_directory(run_dir, replaces=(JOB_RESULT_JSON, "potential.yace"))
+    (run_dir / "potential.yace").unlink()
+    with claim_run_directory(run_dir, replaces=(JOB_RESULT_JSON,)):
+        assert not (run_dir / JOB_RESULT_JSON).exists()
+
+
+def test_a_late_job_result_without_a_batch_job_is_not_ours(tmp_path: Path) -> None:
+    with claim_run_directory(tmp_path / "run"):
+        pass
+    (tmp_path / "run" / JOB_RESULT_JSON).write_text("{}\n")
+    with pytest.raises(OutputError, match=r"holds job_result\.json, which mlip-autopipec did"):
+        claim_run_directory(tmp_path / "run", replaces=(JOB_RESULT_JSON,))
 
 
 def test_refuse_to_overwrite(tmp_path: Path) -> None:

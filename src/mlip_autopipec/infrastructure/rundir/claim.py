@@ -34,8 +34,10 @@ from typing import Any
 from mlip_autopipec.errors import OutputError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.rundir.files import (
+    BATCH_JOB_JSON,
     FINISHED_RECORD,
     INTERIM_POTENTIAL,
+    JOB_RESULT_JSON,
     LOCK_FILE,
     MANIFEST,
 )
@@ -307,14 +309,19 @@ def _previous_files(previous: dict[str, Any] | None) -> set[str]:
 
 
 def _written_by_previous_run(path: Path, name: str, previous: dict[str, Any] | None) -> bool:
-    """Listed in the previous manifest, or (after a killed run) changed while that run held the
-    directory: a run that is killed cannot list what it wrote."""
+    """Listed in the previous manifest, or changed since that run started where it could not
+    list it: a run that is killed cannot list what it wrote, and a batch job that was cancelled
+    or ended by its scheduler writes its result (``job_result.json``) as it dies, which may be
+    after the run that followed it has listed the files."""
     if previous is None:
         return False
-    if name in _previous_files(previous):
+    previous_files = _previous_files(previous)
+    if name in previous_files:
         return True
     started = previous.get("started_at_epoch")
-    if previous.get("status") != "killed" or not isinstance(started, int | float):
+    killed = previous.get("status") == "killed"
+    dying_job = name == JOB_RESULT_JSON and BATCH_JOB_JSON in previous_files
+    if not (killed or dying_job) or not isinstance(started, int | float):
         return False
     return (path / name).stat().st_mtime >= started
 
