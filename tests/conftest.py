@@ -24,6 +24,7 @@ import yaml
 from ase import Atoms
 from ase.build import bulk
 
+from mlip_autopipec.cli import main
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.oracle.emt import label_with_emt
@@ -144,6 +145,71 @@ def train_argv(tmp_path: Path) -> Callable[..., list[str]]:
     """``train_arguments`` writing into the test's ``tmp_path``:
     ``train_argv(data, config, out=None, *, data_name="data.extxyz")``."""
     return functools.partial(train_arguments, tmp_path)
+
+
+@dataclass(frozen=True)
+class TrainCli:
+    """The command line run in this process on files in the test's ``tmp_path``.
+
+    ``arguments(config)`` writes the Cu-Pt data (``cu_pt_dataset``, or ``data``) and ``config``
+    as ``train_arguments`` does; ``train(config, *options)`` runs them into the run directory
+    ``out`` (or ``out=``) and returns ``main``'s exit code; ``error()`` and ``printed()`` are
+    what the commands wrote to stderr and stdout since the last read.
+    """
+
+    tmp_path: Path
+    dataset: Dataset
+    capsys: pytest.CaptureFixture[str]
+
+    @property
+    def out(self) -> Path:
+        """The default run directory, ``tmp_path/run`` (not made here)."""
+        return self.tmp_path / "run"
+
+    def arguments(
+        self,
+        config: Mapping[str, Any] | str,
+        out: Path | None = None,
+        *,
+        data: Dataset | Sequence[Atoms] | None = None,
+        data_name: str = "data.extxyz",
+    ) -> list[str]:
+        """``train_arguments`` in ``tmp_path``: ``["train", "--config", ..., "--data", ...]``,
+        then ``"--out", out`` when given."""
+        data = self.dataset if data is None else data
+        return train_arguments(self.tmp_path, data, config, out, data_name=data_name)
+
+    def train(
+        self,
+        config: Mapping[str, Any] | str,
+        *options: str,
+        out: Path | None = None,
+        data: Dataset | Sequence[Atoms] | None = None,
+    ) -> int:
+        """``main`` of ``train ... --out OUT OPTIONS`` (OUT: ``out``, or the default run
+        directory): the exit code."""
+        argv = self.arguments(config, self.out if out is None else out, data=data)
+        return main([*argv, *options])
+
+    def error(self) -> str:
+        """What was written to stderr since the last read."""
+        return self.capsys.readouterr().err
+
+    def printed(self) -> str:
+        """What was written to stdout since the last read."""
+        return self.capsys.readouterr().out
+
+    def error_without_traceback(self) -> str:
+        """stderr since the last read, once checked that neither stream shows a traceback."""
+        captured = self.capsys.readouterr()
+        assert "Traceback" not in captured.err + captured.out
+        return captured.err
+
+
+@pytest.fixture
+def cli(tmp_path: Path, cu_pt_dataset: Dataset, capsys: pytest.CaptureFixture[str]) -> TrainCli:
+    """The command line on ``cu_pt_dataset`` in the test's ``tmp_path`` (``TrainCli``)."""
+    return TrainCli(tmp_path, cu_pt_dataset, capsys)
 
 
 FAKE_PACEMAKER = '''
