@@ -179,6 +179,13 @@ class TrainCli:
         data = self.dataset if data is None else data
         return train_arguments(self.tmp_path, data, config, out, data_name=data_name)
 
+    def config_and_data(
+        self, config: Mapping[str, Any] | str, *, data: Dataset | Sequence[Atoms] | None = None
+    ) -> list[str]:
+        """``["--config", CONFIG, "--data", DATA]`` as ``arguments`` writes them: the input
+        options of the commands other than train (select)."""
+        return self.arguments(config, data=data)[1:]
+
     def train(
         self,
         config: Mapping[str, Any] | str,

@@ -46,11 +46,6 @@ def _checksums(directory: Path) -> dict[str, str]:
     }
 
 
-def _files(cli: TrainCli, config: str = PACEMAKER_CONFIG) -> list[str]:
-    """``--config CONFIG --data DATA`` (data.extxyz) of ``cli.arguments``, without the command."""
-    return cli.arguments(config)[1:]
-
-
 def _labelled(atoms: Atoms, name: str) -> Atoms:
     atoms = atoms.copy()
     atoms.calc = EMT()
@@ -100,7 +95,7 @@ def test_an_unusable_out_is_one_line_and_exit_2(cli: TrainCli, tmp_path: Path, w
 
 
 def test_select_never_writes_over_its_input(cli: TrainCli) -> None:
-    arguments = _files(cli)
+    arguments = cli.config_and_data(PACEMAKER_CONFIG)
     data = Path(arguments[3])
     before = _checksums(cli.tmp_path)
 
@@ -114,8 +109,8 @@ def test_select_never_writes_over_its_input(cli: TrainCli) -> None:
 
 @pytest.mark.requires_pacemaker
 def test_select_overwrites_only_when_asked(cli: TrainCli) -> None:
-    arguments = _files(
-        cli, PACEMAKER_CONFIG + "  ace_params: {number_of_functions_per_element: 6}\n"
+    arguments = cli.config_and_data(
+        PACEMAKER_CONFIG + "  ace_params: {number_of_functions_per_element: 6}\n"
     )
     out = cli.tmp_path / "selected.extxyz"
     out.write_text("the user's file\n")
@@ -347,7 +342,7 @@ def test_trust_pickle_reads_pacemaker_data(cli: TrainCli) -> None:
         write_data_file,
     )
 
-    arguments = _files(cli, MOCK_CONFIG)
+    arguments = cli.config_and_data(MOCK_CONFIG)
     data = cli.tmp_path / "mine.pckl.gzip"
     write_data_file(dataset_to_dataframe(cli.dataset), data)
     arguments[3] = str(data)
@@ -411,7 +406,7 @@ def test_a_non_numeric_weight_names_the_structure(cli: TrainCli) -> None:
 
 @pytest.mark.parametrize("kind", ["directory", "binary"])
 def test_a_config_that_is_no_text_file_is_one_line(cli: TrainCli, kind: str) -> None:
-    arguments = _files(cli)
+    arguments = cli.config_and_data(PACEMAKER_CONFIG)
     config = cli.tmp_path / "bad_config"
     if kind == "directory":
         config.mkdir()
@@ -466,7 +461,7 @@ def test_an_unforeseen_error_is_one_line_and_verbose_shows_the_traceback(
         raise RuntimeError("something unforeseen")
 
     monkeypatch.setattr("mlip_autopipec.cli.training.train", broken)
-    arguments = [*_files(cli, MOCK_CONFIG), "--out", str(cli.out)]
+    arguments = [*cli.config_and_data(MOCK_CONFIG), "--out", str(cli.out)]
 
     assert main(["train", *arguments]) == EXIT_TRAINING_FAILED
     error = cli.error_without_traceback()
