@@ -10,8 +10,10 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,59 @@ def cu_pt_structures(count: int = 12, seed: int = 0) -> list[Atoms]:
     structures.append(Atoms("CuPt", positions=[[0, 0, 0], [0, 0, 2.3]]))
     structures[-1].info["name"] = "dimer"
     return structures
+
+
+def rattled_copper(count: int) -> list[Atoms]:
+    """Cubic 4-atom fcc Cu cells (a = 3.6 Å) rattled by 0.05 Å with seeds 0 to count - 1."""
+    structures = []
+    for seed in range(count):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=seed)
+        structures.append(atoms)
+    return structures
+
+
+#: A child process that labels ``rattled_copper(COUNT)`` (the loop written out: the child cannot
+#: import the tests) with ``FUNCTION(structures, config, cache)``; its arguments: the oracle
+#: config's JSON file, the cache directory, COUNT and FUNCTION ("module:function").
+LABEL_IN_A_CHILD = """
+import importlib, sys
+from pathlib import Path
+from ase.build import bulk
+from mlip_autopipec.config.oracle import OracleConfig
+config_file, cache, count, function = sys.argv[1:]
+module, name = function.split(":")
+label = getattr(importlib.import_module(module), name)
+structures = []
+for seed in range(int(count)):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=seed)
+    structures.append(atoms)
+label(structures, OracleConfig.model_validate_json(Path(config_file).read_text()), Path(cache))
+"""
+
+
+def label_in_a_child(
+    function: str, count: int, config_file: Path, cache: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``LABEL_IN_A_CHILD``: ``function`` ("module:function") labels
+    ``rattled_copper(count)`` with the oracle config in ``config_file`` into ``cache``. The
+    child imports what this session imports (its ``sys.path``)."""
+    arguments = [str(config_file), str(cache), str(count), function]
+    return subprocess.Popen(
+        [sys.executable, "-c", LABEL_IN_A_CHILD, *arguments],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def kill_9_once(child: subprocess.Popen[bytes], ready: Callable[[], bool], too_soon: str) -> None:
+    """Wait until ``ready()`` (the child must still run meanwhile: else fail with ``too_soon``),
+    then kill the child with SIGKILL, as ``kill -9`` does, and reap it."""
+    while not ready():
+        assert child.poll() is None, too_soon
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
 
 
 @pytest.fixture
