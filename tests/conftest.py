@@ -10,8 +10,10 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ import yaml
 from ase import Atoms
 from ase.build import bulk
 
+from mlip_autopipec.cli import main
 from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential, Provenance
 from mlip_autopipec.oracle.emt import label_with_emt
@@ -89,6 +92,59 @@ def cu_pt_structures(count: int = 12, seed: int = 0) -> list[Atoms]:
     return structures
 
 
+def rattled_copper(count: int) -> list[Atoms]:
+    """Cubic 4-atom fcc Cu cells (a = 3.6 Å) rattled by 0.05 Å with seeds 0 to count - 1."""
+    structures = []
+    for seed in range(count):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=seed)
+        structures.append(atoms)
+    return structures
+
+
+#: A child process that labels ``rattled_copper(COUNT)`` (the loop written out: the child cannot
+#: import the tests) with ``FUNCTION(structures, config, cache)``; its arguments: the oracle
+#: config's JSON file, the cache directory, COUNT and FUNCTION ("module:function").
+LABEL_IN_A_CHILD = """
+import importlib, sys
+from pathlib import Path
+from ase.build import bulk
+from mlip_autopipec.config.oracle import OracleConfig
+config_file, cache, count, function = sys.argv[1:]
+module, name = function.split(":")
+label = getattr(importlib.import_module(module), name)
+structures = []
+for seed in range(int(count)):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=seed)
+    structures.append(atoms)
+label(structures, OracleConfig.model_validate_json(Path(config_file).read_text()), Path(cache))
+"""
+
+
+def label_in_a_child(
+    function: str, count: int, config_file: Path, cache: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``LABEL_IN_A_CHILD``: ``function`` ("module:function") labels
+    ``rattled_copper(count)`` with the oracle config in ``config_file`` into ``cache``. The
+    child imports what this session imports (its ``sys.path``)."""
+    arguments = [str(config_file), str(cache), str(count), function]
+    return subprocess.Popen(
+        [sys.executable, "-c", LABEL_IN_A_CHILD, *arguments],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def kill_9_once(child: subprocess.Popen[bytes], ready: Callable[[], bool], too_soon: str) -> None:
+    """Wait until ``ready()`` (the child must still run meanwhile: else fail with ``too_soon``),
+    then kill the child with SIGKILL, as ``kill -9`` does, and reap it."""
+    while not ready():
+        assert child.poll() is None, too_soon
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+
 @pytest.fixture
 def cu_pt_dataset() -> Dataset:
     return label_with_emt(cu_pt_structures(), source="test EMT")
@@ -144,6 +200,78 @@ def train_argv(tmp_path: Path) -> Callable[..., list[str]]:
     """``train_arguments`` writing into the test's ``tmp_path``:
     ``train_argv(data, config, out=None, *, data_name="data.extxyz")``."""
     return functools.partial(train_arguments, tmp_path)
+
+
+@dataclass(frozen=True)
+class TrainCli:
+    """The command line run in this process on files in the test's ``tmp_path``.
+
+    ``arguments(config)`` writes the Cu-Pt data (``cu_pt_dataset``, or ``data``) and ``config``
+    as ``train_arguments`` does; ``train(config, *options)`` runs them into the run directory
+    ``out`` (or ``out=``) and returns ``main``'s exit code; ``error()`` and ``printed()`` are
+    what the commands wrote to stderr and stdout since the last read.
+    """
+
+    tmp_path: Path
+    dataset: Dataset
+    capsys: pytest.CaptureFixture[str]
+
+    @property
+    def out(self) -> Path:
+        """The default run directory, ``tmp_path/run`` (not made here)."""
+        return self.tmp_path / "run"
+
+    def arguments(
+        self,
+        config: Mapping[str, Any] | str,
+        out: Path | None = None,
+        *,
+        data: Dataset | Sequence[Atoms] | None = None,
+        data_name: str = "data.extxyz",
+    ) -> list[str]:
+        """``train_arguments`` in ``tmp_path``: ``["train", "--config", ..., "--data", ...]``,
+        then ``"--out", out`` when given."""
+        data = self.dataset if data is None else data
+        return train_arguments(self.tmp_path, data, config, out, data_name=data_name)
+
+    def config_and_data(
+        self, config: Mapping[str, Any] | str, *, data: Dataset | Sequence[Atoms] | None = None
+    ) -> list[str]:
+        """``["--config", CONFIG, "--data", DATA]`` as ``arguments`` writes them: the input
+        options of the commands other than train (select)."""
+        return self.arguments(config, data=data)[1:]
+
+    def train(
+        self,
+        config: Mapping[str, Any] | str,
+        *options: str,
+        out: Path | None = None,
+        data: Dataset | Sequence[Atoms] | None = None,
+    ) -> int:
+        """``main`` of ``train ... --out OUT OPTIONS`` (OUT: ``out``, or the default run
+        directory): the exit code."""
+        argv = self.arguments(config, self.out if out is None else out, data=data)
+        return main([*argv, *options])
+
+    def error(self) -> str:
+        """What was written to stderr since the last read."""
+        return self.capsys.readouterr().err
+
+    def printed(self) -> str:
+        """What was written to stdout since the last read."""
+        return self.capsys.readouterr().out
+
+    def error_without_traceback(self) -> str:
+        """stderr since the last read, once checked that neither stream shows a traceback."""
+        captured = self.capsys.readouterr()
+        assert "Traceback" not in captured.err + captured.out
+        return captured.err
+
+
+@pytest.fixture
+def cli(tmp_path: Path, cu_pt_dataset: Dataset, capsys: pytest.CaptureFixture[str]) -> TrainCli:
+    """The command line on ``cu_pt_dataset`` in the test's ``tmp_path`` (``TrainCli``)."""
+    return TrainCli(tmp_path, cu_pt_dataset, capsys)
 
 
 FAKE_PACEMAKER = '''

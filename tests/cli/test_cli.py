@@ -6,7 +6,6 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.oracle.emt import label_with_emt
 
-from ..conftest import cu_pt_structures, expect_pacemaker_input
+from ..conftest import TrainCli, cu_pt_structures, expect_pacemaker_input
 
 PACEMAKER_CONFIG = "trainer:\n  type: pacemaker\n  cutoff: 5\n"
 
@@ -36,107 +35,72 @@ def _write_data(dataset: Dataset, path: Path) -> Path:
     return path
 
 
-def _write_config(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
+def test_mock_training_writes_the_run_directory_and_prints_where(cli: TrainCli) -> None:
+    out = cli.out
 
+    assert cli.train("trainer:\n  type: mock\n  cutoff: 5.0\n") == 0
 
-def test_mock_training_writes_the_run_directory_and_prints_where(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    train_argv: Callable[..., list[str]],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    out = tmp_path / "run"
-
-    assert main(train_argv(cu_pt_dataset, "trainer:\n  type: mock\n  cutoff: 5.0\n", out)) == 0
-
-    printed = capsys.readouterr().out
+    printed = cli.printed()
     assert str(out / "mock_potential.yace") in printed
     assert "nothing was fitted" in printed
     for name in ("training_data.pckl.gzip", "input.yaml", "potential.json"):
         assert (out / name).exists(), name
 
 
-def test_bad_config_exits_2_and_names_the_field(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    train_argv: Callable[..., list[str]],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_bad_config_exits_2_and_names_the_field(cli: TrainCli, tmp_path: Path) -> None:
     config = (
         "trainer:\n  type: pacemaker\n  cutoff: 5.0\n  b_ref: {type: zbl, inner_cutoff: -1.0}\n"
     )
-    code = main(train_argv(cu_pt_dataset, config, tmp_path))
+    code = cli.train(config, out=tmp_path)
     assert code == EXIT_BAD_INPUT
-    error = capsys.readouterr().err
+    error = cli.error()
     assert "trainer.b_ref.inner_cutoff" in error
     assert "config.yaml" in error
 
 
-def test_bad_data_exits_2_and_names_the_structure(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    train_argv: Callable[..., list[str]],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    images = cu_pt_dataset.to_atoms()
+def test_bad_data_exits_2_and_names_the_structure(cli: TrainCli, tmp_path: Path) -> None:
+    images = cli.dataset.to_atoms()
     images[3].calc.results["forces"][1, 2] = np.nan
-    code = main(train_argv(images, "trainer:\n  type: mock\n  cutoff: 5.0\n", tmp_path))
+    code = cli.train("trainer:\n  type: mock\n  cutoff: 5.0\n", out=tmp_path, data=images)
     assert code == EXIT_BAD_INPUT
-    error = capsys.readouterr().err
+    error = cli.error()
     assert "structure 3" in error and "alloy_3" in error and "data.extxyz" in error
     assert "NaN" in error
 
 
 def test_failed_fit_exits_1_with_the_log(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    fake_pacemaker: Path,
-    train_argv: Callable[..., list[str]],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: TrainCli, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "fail")
-    out = tmp_path / "run"
-    code = main(train_argv(cu_pt_dataset, PACEMAKER_CONFIG, out))
+    out = cli.out
+    code = cli.train(PACEMAKER_CONFIG)
     assert code == EXIT_TRAINING_FAILED
-    error = capsys.readouterr().err
+    error = cli.error()
     assert "exit code 3" in error
     assert str(out / "pacemaker.log") in error
     assert not (out / "potential.json").exists()
 
 
 def test_fake_pacemaker_training_prints_metrics(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    fake_pacemaker: Path,
-    train_argv: Callable[..., list[str]],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    cli: TrainCli, tmp_path: Path, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     expect_pacemaker_input(monkeypatch, "cli_cutoff_5")
-    code = main(train_argv(cu_pt_dataset, PACEMAKER_CONFIG, tmp_path / "r"))
+    code = cli.train(PACEMAKER_CONFIG, out=tmp_path / "r")
     assert code == EXIT_OK
-    printed = capsys.readouterr().out
+    printed = cli.printed()
     assert "energy RMSE     2.00 meV/atom" in printed
     assert "force RMSE    30.00 meV/Å" in printed
 
 
 @pytest.mark.requires_pacemaker
 def test_a_potential_failing_the_safety_gate_exits_3_naming_pair_and_distance(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    fake_pacemaker: Path,
-    train_argv: Callable[..., list[str]],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: TrainCli, tmp_path: Path, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_core")  # no repulsion below the data
-    arguments = train_argv(cu_pt_dataset, PACEMAKER_CONFIG)
+    arguments = cli.arguments(PACEMAKER_CONFIG)
 
     assert main([*arguments, "--out", str(tmp_path / "r1")]) == EXIT_FAILED_CHECKS == 3
-    error = capsys.readouterr().err
+    error = cli.error()
     assert "FAILED its safety checks" in error
     assert "compression of structure 0 'alloy_0': the energy falls as it is compressed" in error
     assert "shortest interatomic distance 2.0" in error
@@ -146,18 +110,16 @@ def test_a_potential_failing_the_safety_gate_exits_3_naming_pair_and_distance(
     with pytest.warns(UserWarning, match="FAILED its safety checks"):
         code = main([*arguments, "--out", str(tmp_path / "r2"), "--accept-failed-checks"])
     assert code == EXIT_OK
-    assert "FAILED CHECK: compression of structure 0 'alloy_0'" in capsys.readouterr().out
+    assert "FAILED CHECK: compression of structure 0 'alloy_0'" in cli.printed()
 
 
 @pytest.mark.requires_pacemaker
 def test_the_failed_checks_warning_is_one_line_without_source(
-    cu_pt_dataset: Dataset, tmp_path: Path, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
+    cli: TrainCli, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "no_core")
-    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _write_config(tmp_path / "config.yaml", "trainer:\n  type: pacemaker\n  cutoff: 5\n")
-    command = [sys.executable, "-m", "mlip_autopipec.cli", "train", "--config", str(config)]
-    command += ["--data", str(data), "--out", str(tmp_path / "run"), "--accept-failed-checks"]
+    command = [sys.executable, "-m", "mlip_autopipec.cli"]
+    command += [*cli.arguments(PACEMAKER_CONFIG, cli.out), "--accept-failed-checks"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == EXIT_OK, result.stderr
     warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
@@ -188,37 +150,27 @@ def test_python_dash_m_runs_the_cli_and_reports_the_installed_version() -> None:
     assert result.stdout.strip() == f"mlip-autopipec {metadata.version('mlip-autopipec')}"
 
 
-def _fake_run(
-    train_argv: Callable[..., list[str]],
-    dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> Path:
-    out = tmp_path / "run"
-    assert main(train_argv(dataset, PACEMAKER_CONFIG, out)) == 0
-    capsys.readouterr()
-    return out
+def _fake_run(cli: TrainCli) -> Path:
+    """A run of the fake pacemaker trained in ``cli.out``, its output read."""
+    assert cli.train(PACEMAKER_CONFIG) == 0
+    cli.capsys.readouterr()
+    return cli.out
 
 
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
-def test_dimers_and_report_commands_on_a_finished_run(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    run = _fake_run(train_argv, cu_pt_dataset, tmp_path, capsys)
+def test_dimers_and_report_commands_on_a_finished_run(cli: TrainCli) -> None:
+    run = _fake_run(cli)
     (run / "dimers.png").unlink()
 
     assert main(["dimers", str(run)]) == EXIT_OK
-    printed = capsys.readouterr().out
+    printed = cli.printed()
     for pair in ("Cu-Cu", "Cu-Pt", "Pt-Pt"):
         assert pair in printed
     assert (run / "dimers.png").exists()
 
     assert main(["report", str(run)]) == EXIT_OK
-    report = Path(capsys.readouterr().out.split("report: ")[1].strip())
+    report = Path(cli.printed().split("report: ")[1].strip())
     assert report.name == "report.html" and report.exists()
 
 
@@ -231,46 +183,37 @@ def test_commands_on_a_directory_without_a_run_exit_2(
 
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
-def test_gamma_grades_every_structure(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    run = _fake_run(train_argv, cu_pt_dataset, tmp_path, capsys)
-    data = _write_data(cu_pt_dataset, tmp_path / "new.extxyz")
+def test_gamma_grades_every_structure(cli: TrainCli, tmp_path: Path) -> None:
+    run = _fake_run(cli)
+    data = _write_data(cli.dataset, tmp_path / "new.extxyz")
     assert main(["gamma", str(run), str(data)]) == EXIT_OK
-    printed = capsys.readouterr().out
+    printed = cli.printed()
     assert "alloy_0" in printed and "dimer" in printed
-    assert f"of {len(cu_pt_dataset)} structures have gamma > 1" in printed
+    assert f"of {len(cli.dataset)} structures have gamma > 1" in printed
 
 
 @pytest.mark.requires_pacemaker
 @pytest.mark.parametrize("suffix", [".extxyz", ".pckl.gzip"])
-def test_select_writes_the_selected_structures(
-    cu_pt_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
-) -> None:
+def test_select_writes_the_selected_structures(cli: TrainCli, tmp_path: Path, suffix: str) -> None:
     from mlip_autopipec.infrastructure.pacemaker.data_file import (
         dataframe_to_dataset,
         read_data_file,
     )
 
-    data = _write_data(cu_pt_dataset, tmp_path / "data.extxyz")
-    config = _write_config(
-        tmp_path / "config.yaml",
+    config = (
         "trainer:\n  type: pacemaker\n  cutoff: 4.5\n"
-        "  ace_params: {number_of_functions_per_element: 6}\n",
+        "  ace_params: {number_of_functions_per_element: 6}\n"
     )
     out = tmp_path / f"selected{suffix}"
-    argv = ["select", "--config", str(config), "--data", str(data), "--out", str(out)]
+    argv = ["select", *cli.config_and_data(config), "--out", str(out)]
     assert main([*argv, "--max-structures", "4"]) == EXIT_OK
-    assert "selected 4 of 13 structures" in capsys.readouterr().out
+    assert "selected 4 of 13 structures" in cli.printed()
     if suffix == ".extxyz":
         selected = Dataset.read(out)
     else:
         selected = dataframe_to_dataset(read_data_file(out))
     assert len(selected) == 4
-    original = {s.name: s for s in cu_pt_dataset}
+    original = {s.name: s for s in cli.dataset}
     for structure in selected:
         assert structure.energy == pytest.approx(original[structure.name].energy)
 
@@ -278,18 +221,15 @@ def test_select_writes_the_selected_structures(
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structures(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    run = _fake_run(train_argv, cu_pt_dataset, tmp_path, capsys)
+    cu_pt_dataset = cli.dataset
+    run = _fake_run(cli)
     unseen = label_with_emt(cu_pt_structures(count=6, seed=9)[:-1])  # without the dimer
     data = _write_data(unseen, tmp_path / "unseen.extxyz")
 
     assert main(["evaluate", str(run), str(data), "--worst", "3"]) == EXIT_OK
-    printed = capsys.readouterr().out
+    printed = cli.printed()
     assert "6 structures" in printed and "forces by element: Cu RMSE" in printed
     assert "worst 3 structures (by force RMSE)" in printed
     assert "max gamma" in printed
@@ -312,7 +252,7 @@ def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structure
     # An earlier evaluation's files are replaced only when asked.
     before = (out / "evaluation.txt").read_bytes()
     assert main(["evaluate", str(run), str(data), "--out", str(out)]) == EXIT_BAD_INPUT
-    assert "--overwrite" in capsys.readouterr().err
+    assert "--overwrite" in cli.error()
     assert (out / "evaluation.txt").read_bytes() == before
     assert main(["evaluate", str(run), str(data), "--out", str(out), "--overwrite"]) == EXIT_OK
     assert (out / "evaluation.txt").read_bytes() != before
@@ -320,34 +260,28 @@ def test_evaluate_scores_data_writes_a_report_and_warns_about_training_structure
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_evaluate_refuses_elements_the_potential_does_not_know(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, tmp_path: Path
 ) -> None:
-    run = _fake_run(train_argv, cu_pt_dataset, tmp_path, capsys)
+    run = _fake_run(cli)
     gold = label_with_emt([bulk("Au", "fcc", a=4.1, cubic=True)])
     data = _write_data(gold, tmp_path / "gold.extxyz")
     assert main(["evaluate", str(run), str(data)]) == EXIT_BAD_INPUT
-    assert "['Au']" in capsys.readouterr().err
+    assert "['Au']" in cli.error()
 
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_train_with_a_fixed_test_file(
-    cu_pt_dataset: Dataset,
+    cli: TrainCli,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
-    train_argv: Callable[..., list[str]],
 ) -> None:
     expect_pacemaker_input(monkeypatch, "fixed_test_set")
     new = cu_pt_structures(count=4, seed=5)[:-1]  # not the dimer, which is in the data
-    test = label_with_emt([*new, cu_pt_dataset.to_atoms()[2]])
+    test = label_with_emt([*new, cli.dataset.to_atoms()[2]])
     test_file = _write_data(test, tmp_path / "test.extxyz")
-    out = tmp_path / "run"
-    argv = train_argv(cu_pt_dataset, PACEMAKER_CONFIG, out)
-    assert main([*argv, "--test-data", str(test_file)]) == EXIT_OK
+    out = cli.out
+    assert cli.train(PACEMAKER_CONFIG, "--test-data", str(test_file)) == EXIT_OK
 
     data_section = yaml.safe_load((out / "input.yaml").read_text())["data"]
     assert data_section == {
@@ -357,7 +291,7 @@ def test_train_with_a_fixed_test_file(
     potential = Potential.load(out)
     assert potential.test_metrics is not None and potential.test_metrics.n_structures == 5
     assert potential.train_metrics is not None
-    assert potential.train_metrics.n_structures == len(cu_pt_dataset)
+    assert potential.train_metrics.n_structures == len(cli.dataset)
     # The fake predicts the fixed test set 4 meV/atom and 50 meV/Å off.
     assert potential.test_metrics.force_rmse_mev_per_angstrom == pytest.approx(50.0)
     assert "1 of 5 structures of the test data are also in the training data" in caplog.text
@@ -366,20 +300,15 @@ def test_train_with_a_fixed_test_file(
 
 @pytest.mark.requires_pacemaker
 def test_a_budgeted_fit_prints_its_estimate_first_and_its_cost_last(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    fake_pacemaker: Path,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, tmp_path: Path, fake_pacemaker: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     config = PACEMAKER_CONFIG + "  fit: {time_budget: 30min}\n"
-    code = main(train_argv(cu_pt_dataset, config, tmp_path / "r"))
+    code = cli.train(config, out=tmp_path / "r")
     assert code == EXIT_OK
-    captured = capsys.readouterr()
+    printed = cli.printed()
     messages = [record.getMessage() for record in caplog.records]
     assert any(message.startswith("cost estimate: about") for message in messages)
     assert "the time budget ended the fit after 2 iterations" in caplog.text
-    assert "cost: 2 iterations, 0.5 s measured per iteration (estimated" in captured.out
-    assert "time budget: 1800 s, the fit ended by the budget" in captured.out
+    assert "cost: 2 iterations, 0.5 s measured per iteration (estimated" in printed
+    assert "time budget: 1800 s, the fit ended by the budget" in printed

@@ -2,46 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mlip_autopipec.cli import EXIT_BAD_INPUT, main
-from mlip_autopipec.domain_models.dataset import Dataset
+
+from ..conftest import TrainCli
 
 
 def _trainer(execution: dict[str, object]) -> dict[str, object]:
     return {"type": "pacemaker", "cutoff": 5.0, "execution": execution}
 
 
-def test_detach_needs_a_batch_execution(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    train_argv: Callable[..., list[str]],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    argv = train_argv(cu_pt_dataset, _trainer({"type": "local"}), tmp_path / "run")
-    assert main([*argv, "--detach"]) == EXIT_BAD_INPUT
-    assert "trainer.execution.type" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
+def test_detach_needs_a_batch_execution(cli: TrainCli) -> None:
+    assert cli.train(_trainer({"type": "local"}), "--detach") == EXIT_BAD_INPUT
+    assert "trainer.execution.type" in cli.error()
+    assert not cli.out.exists()
 
 
 def test_a_scheduler_that_is_not_here_is_an_error_before_anything_is_written(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    fake_pacemaker: Path,
-    train_argv: Callable[..., list[str]],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: TrainCli, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(fake_pacemaker))  # no qsub, whatever this machine has
-    pbs = _trainer({"type": "pbs", "time_limit": "01:00:00"})
-    argv = train_argv(cu_pt_dataset, pbs, tmp_path / "run")
-    assert main(argv) == EXIT_BAD_INPUT
-    error = capsys.readouterr().err
+    assert cli.train(_trainer({"type": "pbs", "time_limit": "01:00:00"})) == EXIT_BAD_INPUT
+    error = cli.error()
     assert "trainer.execution.type" in error and "qsub" in error
-    assert not (tmp_path / "run").exists()
+    assert not cli.out.exists()
 
 
 @pytest.mark.parametrize("command", ["status", "wait"])

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from mlip_autopipec.domain_models.dataset import Dataset
 from mlip_autopipec.domain_models.potential import Potential
 from mlip_autopipec.infrastructure.rundir.files import MANIFEST
 
-from ..conftest import interrupt_as_from_a_terminal
+from ..conftest import TrainCli, interrupt_as_from_a_terminal
 
 PACEMAKER_CONFIG = "trainer:\n  type: pacemaker\n  cutoff: 5\n"
 MOCK_CONFIG = "trainer:\n  type: mock\n  cutoff: 5.0\n"
@@ -47,28 +46,6 @@ def _checksums(directory: Path) -> dict[str, str]:
     }
 
 
-def _files(
-    train_argv: Callable[..., list[str]], dataset: Dataset, config: str = PACEMAKER_CONFIG
-) -> list[str]:
-    """``--config CONFIG --data DATA`` (data.extxyz) of ``train_argv``, without the command."""
-    return train_argv(dataset, config)[1:]
-
-
-def _train(
-    train_argv: Callable[..., list[str]],
-    dataset: Dataset,
-    out: Path,
-    config: str = PACEMAKER_CONFIG,
-) -> int:
-    return main(train_argv(dataset, config, out))
-
-
-def _no_traceback(capsys: pytest.CaptureFixture[str]) -> str:
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err + captured.out
-    return captured.err
-
-
 def _labelled(atoms: Atoms, name: str) -> Atoms:
     atoms = atoms.copy()
     atoms.calc = EMT()
@@ -80,90 +57,62 @@ def _labelled(atoms: Atoms, name: str) -> Atoms:
 # -- 1. user files are never deleted or overwritten -----------------------------------------------
 
 
-def test_train_refuses_a_foreign_directory_and_changes_nothing(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    hand_run = tmp_path / "hand_run"  # where someone ran pacemaker by hand
+def test_train_refuses_a_foreign_directory_and_changes_nothing(cli: TrainCli) -> None:
+    hand_run = cli.tmp_path / "hand_run"  # where someone ran pacemaker by hand
     hand_run.mkdir()
     for name in ("output_potential.yaml", "metrics.txt", "train_pred.pckl.gzip", "input.yaml"):
         (hand_run / name).write_text(f"the user's {name}\n")
     (hand_run / "potential.yace").write_text("a potential\n")
     before = _checksums(hand_run)
 
-    assert _train(train_argv, cu_pt_dataset, hand_run, MOCK_CONFIG) == EXIT_BAD_INPUT
+    assert cli.train(MOCK_CONFIG, out=hand_run) == EXIT_BAD_INPUT
 
-    assert "not made by mlip-autopipec" in _no_traceback(capsys)
+    assert "not made by mlip-autopipec" in cli.error_without_traceback()
     assert _checksums(hand_run) == before  # nothing written, nothing deleted
 
 
-def test_a_finished_run_is_a_usage_error_and_stays(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    out = tmp_path / "run"
-    assert _train(train_argv, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_OK
+def test_a_finished_run_is_a_usage_error_and_stays(cli: TrainCli) -> None:
+    out = cli.out
+    assert cli.train(MOCK_CONFIG) == EXIT_OK
     before = _checksums(out)
 
-    assert _train(train_argv, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
+    assert cli.train(MOCK_CONFIG) == EXIT_BAD_INPUT
 
-    assert "already holds a trained potential" in _no_traceback(capsys)
+    assert "already holds a trained potential" in cli.error_without_traceback()
     assert _checksums(out) == before
 
 
 @pytest.mark.parametrize("where", ["a_file", "below_a_file"])
-def test_an_unusable_out_is_one_line_and_exit_2(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    where: str,
-    train_argv: Callable[..., list[str]],
-) -> None:
+def test_an_unusable_out_is_one_line_and_exit_2(cli: TrainCli, tmp_path: Path, where: str) -> None:
     (tmp_path / "a_file").write_text("not a directory\n")
     out = tmp_path / "a_file" if where == "a_file" else tmp_path / "a_file" / "run"
 
-    assert _train(train_argv, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
+    assert cli.train(MOCK_CONFIG, out=out) == EXIT_BAD_INPUT
 
-    error = _no_traceback(capsys)
+    error = cli.error_without_traceback()
     assert str(tmp_path / "a_file") in error and len(error.strip().splitlines()) == 1
     assert (tmp_path / "a_file").read_text() == "not a directory\n"
 
 
-def test_select_never_writes_over_its_input(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    arguments = _files(train_argv, cu_pt_dataset)
+def test_select_never_writes_over_its_input(cli: TrainCli) -> None:
+    arguments = cli.config_and_data(PACEMAKER_CONFIG)
     data = Path(arguments[3])
-    before = _checksums(tmp_path)
+    before = _checksums(cli.tmp_path)
 
     code = main(["select", *arguments, "--out", str(data), "--max-structures", "5"])
 
     assert code == EXIT_BAD_INPUT
-    error = _no_traceback(capsys)
+    error = cli.error_without_traceback()
     assert "already exists" in error and "--overwrite" in error
-    assert _checksums(tmp_path) == before  # not even a selection directory
+    assert _checksums(cli.tmp_path) == before  # not even a selection directory
 
 
 @pytest.mark.requires_pacemaker
-def test_select_overwrites_only_when_asked(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    arguments = _files(
-        train_argv,
-        cu_pt_dataset,
-        PACEMAKER_CONFIG + "  ace_params: {number_of_functions_per_element: 6}\n",
+def test_select_overwrites_only_when_asked(cli: TrainCli) -> None:
+    arguments = cli.config_and_data(
+        PACEMAKER_CONFIG + "  ace_params: {number_of_functions_per_element: 6}\n"
     )
-    out = tmp_path / "selected.extxyz"
+    out = cli.tmp_path / "selected.extxyz"
     out.write_text("the user's file\n")
     command = ["select", *arguments, "--out", str(out), "--max-structures", "4"]
     assert main(command) == EXIT_BAD_INPUT
@@ -177,66 +126,50 @@ def test_select_overwrites_only_when_asked(
 
 
 def test_a_free_atom_becomes_the_reference_energy_and_is_not_fitted(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    fake_pacemaker: Path,
-    caplog: pytest.LogCaptureFixture,
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, fake_pacemaker: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    images = cu_pt_dataset.to_atoms()
+    images = cli.dataset.to_atoms()
     free_pt = _labelled(Atoms("Pt", positions=[[5, 5, 5]], cell=[10, 10, 10], pbc=True), "Pt atom")
     images.append(free_pt)
     dataset = Dataset.from_atoms(images, source="with a free atom")
-    out = tmp_path / "run"
 
-    assert _train(train_argv, dataset, out) == EXIT_OK
+    assert cli.train(PACEMAKER_CONFIG, data=dataset) == EXIT_OK
 
-    potential = Potential.load(out)
+    potential = Potential.load(cli.out)
     assert potential.reference_energies["Pt"] == pytest.approx(free_pt.get_potential_energy())
-    assert potential.provenance.n_structures == len(cu_pt_dataset)  # the atom was not fitted
+    assert potential.provenance.n_structures == len(cli.dataset)  # the atom was not fitted
     assert "free Pt atom" in caplog.text and "not fitted" in caplog.text
 
 
-def test_a_structure_with_a_lone_atom_is_an_error_naming_it(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    images = cu_pt_dataset.to_atoms()
+def test_a_structure_with_a_lone_atom_is_an_error_naming_it(cli: TrainCli) -> None:
+    images = cli.dataset.to_atoms()
     images.append(_labelled(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 6.4]]), "far pair"))
     dataset = Dataset.from_atoms(images, source="data")
-    out = tmp_path / "run"
 
-    assert _train(train_argv, dataset, out, MOCK_CONFIG) == EXIT_BAD_INPUT
+    assert cli.train(MOCK_CONFIG, data=dataset) == EXIT_BAD_INPUT
 
-    error = _no_traceback(capsys)
+    error = cli.error_without_traceback()
     assert f"structure {len(images) - 1}" in error and "'far pair'" in error
     assert "data.extxyz" in error and "no neighbour within the cutoff of 5.0 Å" in error
-    assert not out.exists()
+    assert not cli.out.exists()
 
 
 def test_lone_atom_structures_are_dropped_with_a_warning_when_asked(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, caplog: pytest.LogCaptureFixture
 ) -> None:
-    images = cu_pt_dataset.to_atoms()
+    images = cli.dataset.to_atoms()
     images.append(_labelled(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 6.4]]), "far pair"))
     config = MOCK_CONFIG + "  structures_without_neighbours: drop\n"
 
-    assert _train(train_argv, Dataset.from_atoms(images), tmp_path / "run", config) == EXIT_OK
+    assert cli.train(config, data=Dataset.from_atoms(images)) == EXIT_OK
 
-    assert Potential.load(tmp_path / "run").provenance.n_structures == len(cu_pt_dataset)
+    assert Potential.load(cli.out).provenance.n_structures == len(cli.dataset)
     assert "left out of the fit" in caplog.text and "'far pair'" in caplog.text
 
 
 def test_an_element_held_only_by_a_free_atom_is_not_claimed(
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, caplog: pytest.LogCaptureFixture
 ) -> None:
     from ase.build import bulk
 
@@ -245,44 +178,34 @@ def test_an_element_held_only_by_a_free_atom_is_not_claimed(
     ]
     platinum = _labelled(Atoms("Pt", positions=[[0, 0, 0]]), "Pt atom")
 
-    assert (
-        _train(train_argv, Dataset.from_atoms([*copper, platinum]), tmp_path / "run", MOCK_CONFIG)
-        == 0
-    )
+    assert cli.train(MOCK_CONFIG, data=Dataset.from_atoms([*copper, platinum])) == 0
 
-    assert Potential.load(tmp_path / "run").elements == ("Cu",)
+    assert Potential.load(cli.out).elements == ("Cu",)
     assert "does not cover Pt" in caplog.text
 
 
 def test_a_structure_pacemaker_left_out_fails_the_run(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    fake_pacemaker: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, fake_pacemaker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "drop_one")
-    out = tmp_path / "run"
 
-    assert _train(train_argv, cu_pt_dataset, out) == EXIT_TRAINING_FAILED
+    assert cli.train(PACEMAKER_CONFIG) == EXIT_TRAINING_FAILED
 
-    error = _no_traceback(capsys)
-    assert f"pacemaker fitted {len(cu_pt_dataset) - 1} structures" in error
-    assert not (out / "potential.json").exists()
+    error = cli.error_without_traceback()
+    assert f"pacemaker fitted {len(cli.dataset) - 1} structures" in error
+    assert not (cli.out / "potential.json").exists()
 
 
 # -- 3. and 4. no orphan after kill -9; one run per directory -------------------------------------
 
 
-def _start_sleeping_run(
-    train_argv: Callable[..., list[str]], dataset: Dataset, out: Path
-) -> tuple[subprocess.Popen[str], int]:
-    """The CLI in its own process, training with a fake pacemaker that sleeps; and its PID."""
-    arguments = _files(train_argv, dataset)
+def _start_sleeping_run(cli: TrainCli) -> tuple[subprocess.Popen[str], int]:
+    """The CLI in its own process, training into ``cli.out`` with a fake pacemaker that sleeps;
+    and the fake pacemaker's PID."""
+    out = cli.out
     environment = os.environ | {"FAKE_PACEMAKER_MODE": "sleep"}
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "mlip_autopipec.cli", "train", *arguments, "--out", str(out)],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlip_autopipec.cli", *cli.arguments(PACEMAKER_CONFIG, out)],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -294,10 +217,10 @@ def _start_sleeping_run(
         log = out / "pacemaker.log"
         text = log.read_text() if log.exists() else ""
         if "read " in text and "pid " in text:
-            return cli, int(text.split("pid ")[1].split()[0])
-        assert cli.poll() is None, cli.communicate()[1]
+            return process, int(text.split("pid ")[1].split()[0])
+        assert process.poll() is None, process.communicate()[1]
         time.sleep(0.1)
-    cli.kill()
+    process.kill()
     raise AssertionError("the fake pacemaker did not start")
 
 
@@ -313,49 +236,41 @@ def _gone(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_kill_9_of_the_cli_leaves_no_pacemaker_and_the_next_run_says_so(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, caplog: pytest.LogCaptureFixture
 ) -> None:
-    out = tmp_path / "run"
-    cli, pacemaker_pid = _start_sleeping_run(train_argv, cu_pt_dataset, out)
+    out = cli.out
+    process, pacemaker_pid = _start_sleeping_run(cli)
 
-    cli.send_signal(signal.SIGKILL)
-    cli.wait()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
     deadline = time.monotonic() + PATIENCE_S
     while not _gone(pacemaker_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(pacemaker_pid), "pacemaker outlived the killed CLI"
 
     assert json.loads((out / MANIFEST).read_text())["status"] == "running"
-    assert _train(train_argv, cu_pt_dataset, out) == EXIT_OK
+    assert cli.train(PACEMAKER_CONFIG) == EXIT_OK
     assert "was killed before it finished" in caplog.text
     assert json.loads((out / MANIFEST).read_text())["status"] == "finished"
 
 
 @pytest.mark.usefixtures("fake_pacemaker")
-def test_a_second_run_into_a_busy_directory_exits_2_naming_the_first(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    out = tmp_path / "run"
-    cli, _ = _start_sleeping_run(train_argv, cu_pt_dataset, out)
+def test_a_second_run_into_a_busy_directory_exits_2_naming_the_first(cli: TrainCli) -> None:
+    out = cli.out
+    process, _ = _start_sleeping_run(cli)
     try:
         before = _checksums(out)
-        code = _train(train_argv, cu_pt_dataset, out)
+        code = cli.train(PACEMAKER_CONFIG)
         assert code == EXIT_BAD_INPUT
-        error = _no_traceback(capsys)
-        assert f"in use by another run (PID {cli.pid}" in error and "started" in error
+        error = cli.error_without_traceback()
+        assert f"in use by another run (PID {process.pid}" in error and "started" in error
         unchanged = {k: v for k, v in _checksums(out).items() if k != "pacemaker.log"}
         assert unchanged == {k: v for k, v in before.items() if k != "pacemaker.log"}
     finally:
-        cli.send_signal(signal.SIGINT)
-        _, stderr = cli.communicate(timeout=PATIENCE_S)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=PATIENCE_S)
     # Ctrl-C: one line and exit 130, as a shell expects.
-    assert cli.returncode == 130
+    assert process.returncode == 130
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert json.loads((out / MANIFEST).read_text())["status"] == "interrupted"
 
@@ -375,14 +290,9 @@ class _Planted:
 
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
-def test_no_command_loads_a_planted_pickle(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    run = tmp_path / "run"
-    assert _train(train_argv, cu_pt_dataset, run) == EXIT_OK
+def test_no_command_loads_a_planted_pickle(cli: TrainCli, tmp_path: Path) -> None:
+    run = cli.out
+    assert cli.train(PACEMAKER_CONFIG) == EXIT_OK
     marker = tmp_path / "pickle_was_loaded"
     planted = gzip.compress(pickle.dumps(_Planted(marker)))
     for name in (
@@ -402,7 +312,7 @@ def test_no_command_loads_a_planted_pickle(
     assert main(["gamma", str(run), str(data)]) == EXIT_OK
     Potential.load(run)
     assert main(["gamma", str(run), str(evil_data)]) == EXIT_BAD_INPUT
-    assert "--trust-pickle" in capsys.readouterr().err
+    assert "--trust-pickle" in cli.error()
     config = str(tmp_path / "config.yaml")
     train_evil = [
         "train",
@@ -426,23 +336,21 @@ def test_no_command_loads_a_planted_pickle(
     assert metrics["train_source"] == "train_predictions.npz"
 
 
-def test_trust_pickle_reads_pacemaker_data(
-    cu_pt_dataset: Dataset, tmp_path: Path, train_argv: Callable[..., list[str]]
-) -> None:
+def test_trust_pickle_reads_pacemaker_data(cli: TrainCli) -> None:
     from mlip_autopipec.infrastructure.pacemaker.data_file import (
         dataset_to_dataframe,
         write_data_file,
     )
 
-    arguments = _files(train_argv, cu_pt_dataset, MOCK_CONFIG)
-    data = tmp_path / "mine.pckl.gzip"
-    write_data_file(dataset_to_dataframe(cu_pt_dataset), data)
+    arguments = cli.config_and_data(MOCK_CONFIG)
+    data = cli.tmp_path / "mine.pckl.gzip"
+    write_data_file(dataset_to_dataframe(cli.dataset), data)
     arguments[3] = str(data)
-    command = ["train", *arguments, "--out", str(tmp_path / "run")]
+    command = ["train", *arguments, "--out", str(cli.out)]
 
     assert main(command) == EXIT_BAD_INPUT
     assert main([*command, "--trust-pickle"]) == EXIT_OK
-    assert Potential.load(tmp_path / "run").provenance.n_structures == len(cu_pt_dataset)
+    assert Potential.load(cli.out).provenance.n_structures == len(cli.dataset)
 
 
 # -- 6. settings that validate are settings that work ---------------------------------------------
@@ -452,155 +360,116 @@ def test_trust_pickle_reads_pacemaker_data(
     ("cutoff", "message"),
     [("50", "typical values are 5 to 7 Å"), (".inf", "not physical"), ("true", "not true/false")],
 )
-def test_unphysical_cutoffs_are_refused(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    cutoff: str,
-    message: str,
-    train_argv: Callable[..., list[str]],
-) -> None:
+def test_unphysical_cutoffs_are_refused(cli: TrainCli, cutoff: str, message: str) -> None:
     config = f"trainer:\n  type: pacemaker\n  cutoff: {cutoff}\n"
-    assert _train(train_argv, cu_pt_dataset, tmp_path / "run", config) == EXIT_BAD_INPUT
-    error = _no_traceback(capsys)
+    assert cli.train(config) == EXIT_BAD_INPUT
+    error = cli.error_without_traceback()
     assert "trainer.cutoff" in error and message in error
 
 
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_a_fraction_of_one_uses_every_structure_without_selection(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     config = PACEMAKER_CONFIG + "  active_set: {enabled: true, fraction: 1.0}\n"
 
-    assert _train(train_argv, cu_pt_dataset, tmp_path / "run", config) == EXIT_OK
+    assert cli.train(config) == EXIT_OK
 
     assert "all are used, nothing is selected" in caplog.text
-    assert not (tmp_path / "run" / "selection").exists()
-    assert Potential.load(tmp_path / "run").selection is None
+    assert not (cli.out / "selection").exists()
+    assert Potential.load(cli.out).selection is None
 
 
 @pytest.mark.usefixtures("fake_pacemaker")
-def test_one_structure_with_a_test_split_is_a_clear_error_before_pacemaker(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    out = tmp_path / "run"
-    assert _train(train_argv, cu_pt_dataset[:1], out) == EXIT_BAD_INPUT
-    error = _no_traceback(capsys)
+def test_one_structure_with_a_test_split_is_a_clear_error_before_pacemaker(cli: TrainCli) -> None:
+    assert cli.train(PACEMAKER_CONFIG, data=cli.dataset[:1]) == EXIT_BAD_INPUT
+    error = cli.error_without_traceback()
     assert "trainer.fit.test_size" in error and "fit.test_size: 0" in error
-    assert not (out / "pacemaker.log").exists()
+    assert not (cli.out / "pacemaker.log").exists()
 
 
 # -- 7. no traceback reaches a user ---------------------------------------------------------------
 
 
-def test_a_non_numeric_weight_names_the_structure(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
-    images = cu_pt_dataset.to_atoms()
+def test_a_non_numeric_weight_names_the_structure(cli: TrainCli) -> None:
+    images = cli.dataset.to_atoms()
     images[2].info["energy_weight"] = "heavy"
-    command = train_argv(images, MOCK_CONFIG, data_name="weights.extxyz")
+    command = cli.arguments(MOCK_CONFIG, data=images, data_name="weights.extxyz")
 
-    assert main([*command, "--out", str(tmp_path / "run")]) == EXIT_BAD_INPUT
+    assert main([*command, "--out", str(cli.out)]) == EXIT_BAD_INPUT
 
-    error = _no_traceback(capsys)
+    error = cli.error_without_traceback()
     assert "structure 2" in error and "energy_weight is not a number: 'heavy'" in error
 
 
 @pytest.mark.parametrize("kind", ["directory", "binary"])
-def test_a_config_that_is_no_text_file_is_one_line(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    kind: str,
-    train_argv: Callable[..., list[str]],
-) -> None:
-    arguments = _files(train_argv, cu_pt_dataset)
-    config = tmp_path / "bad_config"
+def test_a_config_that_is_no_text_file_is_one_line(cli: TrainCli, kind: str) -> None:
+    arguments = cli.config_and_data(PACEMAKER_CONFIG)
+    config = cli.tmp_path / "bad_config"
     if kind == "directory":
         config.mkdir()
     else:
         config.write_bytes(bytes(range(256)))
     arguments[1] = str(config)
 
-    assert main(["train", *arguments, "--out", str(tmp_path / "run")]) == EXIT_BAD_INPUT
+    assert main(["train", *arguments, "--out", str(cli.out)]) == EXIT_BAD_INPUT
 
-    error = _no_traceback(capsys)
+    error = cli.error_without_traceback()
     assert str(config) in error and ("directory" in error or "not a text file" in error)
 
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_an_unreadable_potential_from_pacemaker_fails_the_fit_in_one_message(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "bad_yaml")
-    assert _train(train_argv, cu_pt_dataset, tmp_path / "run") == EXIT_TRAINING_FAILED
-    assert "unreadable output_potential.yaml" in _no_traceback(capsys)
+    assert cli.train(PACEMAKER_CONFIG) == EXIT_TRAINING_FAILED
+    assert "unreadable output_potential.yaml" in cli.error_without_traceback()
 
 
 @pytest.mark.usefixtures("fake_pacemaker")
 def test_gamma_without_an_active_set_or_on_unknown_elements_is_exit_2(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
+    cli: TrainCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gold = tmp_path / "gold.extxyz"
     write(gold, [_labelled(Atoms("Au2", positions=[[0, 0, 0], [0, 0, 2.5]]), "gold")])
     fitted = tmp_path / "fitted"
-    assert _train(train_argv, cu_pt_dataset, fitted) == EXIT_OK
+    assert cli.train(PACEMAKER_CONFIG, out=fitted) == EXIT_OK
     monkeypatch.setenv("FAKE_PACEMAKER_MODE", "activeset_fail")
     no_active_set = tmp_path / "no_active_set"
-    assert _train(train_argv, cu_pt_dataset, no_active_set) == EXIT_OK
+    assert cli.train(PACEMAKER_CONFIG, out=no_active_set) == EXIT_OK
     mock = tmp_path / "mock"
-    assert _train(train_argv, cu_pt_dataset, mock, MOCK_CONFIG) == EXIT_OK
-    capsys.readouterr()
+    assert cli.train(MOCK_CONFIG, out=mock) == EXIT_OK
+    cli.capsys.readouterr()
     data = str(tmp_path / "data.extxyz")
 
     assert main(["gamma", str(no_active_set), data]) == EXIT_BAD_INPUT
-    assert "has no active set" in _no_traceback(capsys)
+    assert "has no active set" in cli.error_without_traceback()
     assert main(["gamma", str(mock), data]) == EXIT_BAD_INPUT
-    assert "mock" in _no_traceback(capsys)
+    assert "mock" in cli.error_without_traceback()
     assert main(["gamma", str(fitted), str(gold)]) == EXIT_BAD_INPUT
-    error = _no_traceback(capsys)
+    error = cli.error_without_traceback()
     assert "structure 0 'gold'" in error and "['Au']" in error
 
 
 def test_an_unforeseen_error_is_one_line_and_verbose_shows_the_traceback(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    train_argv: Callable[..., list[str]],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: TrainCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something unforeseen")
 
     monkeypatch.setattr("mlip_autopipec.cli.training.train", broken)
-    arguments = [*_files(train_argv, cu_pt_dataset, MOCK_CONFIG), "--out", str(tmp_path / "run")]
+    arguments = [*cli.config_and_data(MOCK_CONFIG), "--out", str(cli.out)]
 
     assert main(["train", *arguments]) == EXIT_TRAINING_FAILED
-    error = _no_traceback(capsys)
+    error = cli.error_without_traceback()
     assert error.strip() == (
         "error: RuntimeError: something unforeseen (run with --verbose for the traceback)"
     )
     assert main(["--verbose", "train", *arguments]) == EXIT_TRAINING_FAILED
-    assert "Traceback" in capsys.readouterr().err
+    assert "Traceback" in cli.error()
 
 
 # -- 8. gamma: "extrapolates" means above the active set's tolerance ------------------------------
@@ -618,48 +487,39 @@ def test_gamma_at_one_up_to_rounding_does_not_extrapolate() -> None:
 
 @pytest.mark.requires_pacemaker
 @pytest.mark.usefixtures("fake_pacemaker")
-def test_the_gamma_command_uses_the_potentials_tolerance(
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    train_argv: Callable[..., list[str]],
-) -> None:
+def test_the_gamma_command_uses_the_potentials_tolerance(cli: TrainCli) -> None:
     config = PACEMAKER_CONFIG + "  active_set: {gamma_tolerance: 1000.0}\n"
-    assert _train(train_argv, cu_pt_dataset, tmp_path / "run", config) == EXIT_OK
-    capsys.readouterr()
+    assert cli.train(config) == EXIT_OK
+    cli.capsys.readouterr()
 
-    assert main(["gamma", str(tmp_path / "run"), str(tmp_path / "data.extxyz")]) == EXIT_OK
+    assert main(["gamma", str(cli.out), str(cli.tmp_path / "data.extxyz")]) == EXIT_OK
 
-    printed = capsys.readouterr().out
-    assert f"0 of {len(cu_pt_dataset)} structures have gamma > 1000" in printed
-    assert np.isfinite(Potential.load(tmp_path / "run").gamma_tolerance)
+    printed = cli.printed()
+    assert f"0 of {len(cli.dataset)} structures have gamma > 1000" in printed
+    assert np.isfinite(Potential.load(cli.out).gamma_tolerance)
 
 
 def test_report_writes_nothing_into_a_directory_that_is_no_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli: TrainCli, tmp_path: Path
 ) -> None:
     (tmp_path / "notes.txt").write_text("mine\n")
     before = _checksums(tmp_path)
     assert main(["report", str(tmp_path)]) == EXIT_BAD_INPUT
-    assert "not a run directory of mlip-autopipec" in _no_traceback(capsys)
+    assert "not a run directory of mlip-autopipec" in cli.error_without_traceback()
     assert _checksums(tmp_path) == before and not (tmp_path / "report").exists()
 
 
 def test_copies_within_the_data_stay_out_of_the_test_set(
-    tmp_path: Path,
-    train_argv: Callable[..., list[str]],
-    cu_pt_dataset: Dataset,
-    fake_pacemaker: Path,
-    caplog: pytest.LogCaptureFixture,
+    cli: TrainCli, fake_pacemaker: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from mlip_autopipec.domain_models.lineage import same_structure
 
     # Structure 0 four times, 1 to 3 twice: a random split would put twins on both sides.
-    data = cu_pt_dataset.subset([*range(len(cu_pt_dataset)), 0, 0, 0, 1, 2, 3])
+    data = cli.dataset.subset([*range(len(cli.dataset)), 0, 0, 0, 1, 2, 3])
     config = PACEMAKER_CONFIG + "  fit:\n    test_size: 0.3\n"
-    out = tmp_path / "run"
+    out = cli.out
     with caplog.at_level(logging.WARNING):
-        assert _train(train_argv, data, out, config) == EXIT_OK
+        assert cli.train(config, data=data) == EXIT_OK
     assert "6 structure(s) of the data are identical to another one (4 group(s))" in caplog.text
     training = Dataset.read(out / "training_set.extxyz")
     test = Dataset.read(out / "test_set.extxyz")
@@ -668,17 +528,13 @@ def test_copies_within_the_data_stay_out_of_the_test_set(
 
 
 def test_a_full_disk_names_the_file_and_marks_the_run_failed(
-    tmp_path: Path,
-    train_argv: Callable[..., list[str]],
-    cu_pt_dataset: Dataset,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: TrainCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import errno
 
     from mlip_autopipec.infrastructure.rundir.claim import read_manifest
 
-    out = tmp_path / "run"
+    out = cli.out
     real_write_text = Path.write_text
     full: list[bool] = []
 
@@ -690,8 +546,8 @@ def test_a_full_disk_names_the_file_and_marks_the_run_failed(
         return real_write_text(self, text, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", write_text)
-    assert _train(train_argv, cu_pt_dataset, out, MOCK_CONFIG) == EXIT_TRAINING_FAILED
-    error = _no_traceback(capsys)
+    assert cli.train(MOCK_CONFIG) == EXIT_TRAINING_FAILED
+    error = cli.error_without_traceback()
     assert "No space left on device" in error and str(out / "potential.json") in error
     assert full and not (out / "potential.json").exists()
     manifest = read_manifest(out)

@@ -8,12 +8,20 @@ import fcntl
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mlip_autopipec.cli import EXIT_OK
+from mlip_autopipec.infrastructure.rundir.records import BatchRecord
+
+from ..conftest import TrainCli
+
 START_SCRIPT = Path(__file__).with_name("start_slurm.sh")
+#: s; the queue is asked every second, to keep the tests quick.
+POLL_SECONDS = 1.0
 
 
 def slurm_partition() -> str | None:
@@ -59,3 +67,47 @@ def one_slurm_test_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with (shared / "slurm_tests.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def slurm_trainer(partition: str, **execution: object) -> dict[str, object]:
+    """The trainer section of a pacemaker fit (cutoff 5 Å) run as a SLURM job on ``partition``
+    with one core and a 10-minute limit, the queue polled every second; ``execution`` adds or
+    replaces settings of ``trainer.execution``."""
+    settings = {
+        "type": "slurm",
+        "queue": partition,
+        "time_limit": "00:10:00",
+        "cpus": 1,
+        "poll_seconds": POLL_SECONDS,
+        **execution,
+    }
+    return {"type": "pacemaker", "cutoff": 5.0, "execution": settings}
+
+
+def in_squeue(job_id: str) -> bool:
+    """SLURM still lists the job (pending or running)."""
+    result = subprocess.run(
+        ["squeue", "--noheader", "--jobs", job_id, "--format=%T"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def submit_detached(cli: TrainCli, trainer: dict[str, object], out: Path, *options: str) -> str:
+    """``train --detach`` into ``out`` (it must exit 0): the id of the job it submitted."""
+    assert cli.train(trainer, *options, "--detach", out=out) == EXIT_OK
+    return BatchRecord.load(out).job_id
+
+
+def wait_for_the_fake_pacemaker(
+    run_dir: Path, process: subprocess.Popen[str] | None = None
+) -> None:
+    """Return once the job's fake pacemaker has started (its log in ``run_dir`` says so), or
+    once ``process`` (the CLI following the job) has ended."""
+    log = run_dir / "pacemaker.log"
+    while process is None or process.poll() is None:
+        if "fake pacemaker starting" in (log.read_text() if log.exists() else ""):
+            return
+        time.sleep(0.5)

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +14,18 @@ from mlip_autopipec.config.oracle import OracleConfig
 from mlip_autopipec.infrastructure.oracle_jobs import JOB_JSON, label
 from mlip_autopipec.oracle.emt import label_with_emt
 
+from ..conftest import kill_9_once, label_in_a_child, rattled_copper
 from ..oracle.fake_calculators import calls
 
 pytestmark = pytest.mark.cluster
 
 FAKE = Path(__file__).parents[1] / "oracle" / "fake_calculators.py"
+#: The labelling function ``label_in_a_child`` calls: one batch job per chunk.
+LABEL_IN_JOBS = "mlip_autopipec.infrastructure.oracle_jobs:label"
 
 
 def _structures() -> list:
-    structures = []
-    for seed in range(3):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
-        atoms.rattle(0.05, seed=seed)
-        structures.append(atoms)
+    structures = rattled_copper(3)
     structures.append(bulk("Cu", "fcc", a=3.6).repeat((2, 1, 1)))
     return structures
 
@@ -78,22 +72,6 @@ def test_a_failure_in_a_job_is_recorded(slurm: str, tmp_path: Path) -> None:
     assert result.indices == [0, 1, 2]
 
 
-LABEL_IN_A_CHILD = """
-import sys
-from pathlib import Path
-from ase.build import bulk
-from mlip_autopipec.config.oracle import OracleConfig
-from mlip_autopipec.infrastructure.oracle_jobs import label
-config = OracleConfig.model_validate_json(Path(sys.argv[1]).read_text())
-structures = []
-for seed in range(3):
-    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
-    atoms.rattle(0.05, seed=seed)
-    structures.append(atoms)
-label(structures, config, Path(sys.argv[2]))
-"""
-
-
 def test_a_killed_labelling_is_resumed_by_following_its_running_job(
     slurm: str, tmp_path: Path
 ) -> None:
@@ -104,17 +82,11 @@ def test_a_killed_labelling_is_resumed_by_following_its_running_job(
         execution=_execution(slurm),
     )
     (tmp_path / "config.json").write_text(config.model_dump_json())
-    child = subprocess.Popen(
-        [sys.executable, "-c", LABEL_IN_A_CHILD, str(tmp_path / "config.json"),
-         str(tmp_path / "cache")],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )  # fmt: skip
+    child = label_in_a_child(LABEL_IN_JOBS, 3, tmp_path / "config.json", tmp_path / "cache")
     jobs = tmp_path / "cache" / "jobs"
-    while not list(jobs.glob(f"*/chunk_*/{JOB_JSON}")):
-        assert child.poll() is None, "the labelling ended before its job was submitted"
-        time.sleep(0.2)
-    child.send_signal(signal.SIGKILL)  # as kill -9: the job goes on
-    child.wait()
+    too_soon = "the labelling ended before its job was submitted"
+    # kill -9 once its job is submitted: the job goes on.
+    kill_9_once(child, lambda: bool(list(jobs.glob(f"*/chunk_*/{JOB_JSON}"))), too_soon)
 
     result = label(_structures()[:3], config, tmp_path / "cache")
 

@@ -3,38 +3,30 @@ finish take (a real single-node SLURM, tests/cluster/start_slurm.sh)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from mlip_autopipec.cli import EXIT_TRAINING_FAILED, main
-from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.cli import EXIT_TRAINING_FAILED
 from mlip_autopipec.infrastructure.rundir.files import INTERIM_POTENTIAL
 from mlip_autopipec.infrastructure.rundir.records import BatchRecord
 from mlip_autopipec.infrastructure.trainer.interrupted.interim import unfinished_run
 
-from ..conftest import write_executable
+from ..conftest import TrainCli, write_executable
 from ..infrastructure.trainer.interrupted.test_interim import INTERRUPTED_PACEMAKER
+from .conftest import slurm_trainer
 
 pytestmark = pytest.mark.cluster
 
 
 def test_a_job_killed_at_its_time_limit_keeps_the_interim_potential(
-    slurm: str,
-    cu_pt_dataset: Dataset,
-    tmp_path: Path,
-    fake_pacemaker: Path,
-    train_argv: Callable[..., list[str]],
+    slurm: str, cli: TrainCli, fake_pacemaker: Path
 ) -> None:
     # Saves an interim potential after "iteration 7", then sleeps beyond the 1-minute limit.
     write_executable(fake_pacemaker / "pacemaker", INTERRUPTED_PACEMAKER)
-    execution = {"type": "slurm", "queue": slurm, "time_limit": "00:01:00", "cpus": 1}
-    execution["poll_seconds"] = 1.0
-    trainer = {"type": "pacemaker", "cutoff": 5.0, "execution": execution}
-    out = tmp_path / "run"
+    out = cli.out
 
-    code = main(train_argv(cu_pt_dataset, trainer, out))
+    code = cli.train(slurm_trainer(slurm, time_limit="00:01:00"))
 
     assert code == EXIT_TRAINING_FAILED
     assert BatchRecord.load(out).outcome == "failed"

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,18 +19,17 @@ from mlip_autopipec.errors import OracleError
 from mlip_autopipec.oracle.cache import LabelCache
 from mlip_autopipec.oracle.labelling import label_structures
 
+from ..conftest import kill_9_once, label_in_a_child, rattled_copper
 from .fake_calculators import calls
 
 FAKE = Path(__file__).with_name("fake_calculators.py")
+#: The labelling function ``label_in_a_child`` calls.
+LABEL_STRUCTURES = "mlip_autopipec.oracle.labelling:label_structures"
 
 
 def _structures() -> list[Atoms]:
     """Rattled Cu cells of 4 atoms (three), 2, 3 and 5 atoms: the fake fails by atom count."""
-    structures = []
-    for seed in range(3):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
-        atoms.rattle(0.05, seed=seed)
-        structures.append(atoms)
+    structures = rattled_copper(3)
     for repeat in (2, 3, 5):
         atoms = bulk("Cu", "fcc", a=3.6).repeat((repeat, 1, 1))
         atoms.rattle(0.05, seed=repeat)
@@ -197,48 +192,19 @@ def test_a_crashing_worker_fails_its_structure_without_caching_it(tmp_path: Path
     assert cache.get(structure_hash(structures[4])) is None
 
 
-LABEL_IN_A_CHILD = """
-import sys
-from pathlib import Path
-from ase.build import bulk
-from mlip_autopipec.config.execution import SlurmExecution
-from mlip_autopipec.config.oracle import OracleConfig
-from mlip_autopipec.oracle.labelling import label_structures
-config = OracleConfig.model_validate_json(Path(sys.argv[1]).read_text())
-structures = []
-for seed in range(5):
-    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
-    atoms.rattle(0.05, seed=seed)
-    structures.append(atoms)
-label_structures(structures, config, Path(sys.argv[2]))
-"""
-
-
 def test_a_labelling_killed_midway_loses_at_most_the_structure_in_progress(
     tmp_path: Path,
 ) -> None:
     count_file = tmp_path / "calls"
     config = _config(count_file, parameters={"sleep_for": [4], "sleep_s": 0.5})
     (tmp_path / "config.json").write_text(config.model_dump_json())
-    child = subprocess.Popen(
-        [sys.executable, "-c", LABEL_IN_A_CHILD, str(tmp_path / "config.json"),
-         str(tmp_path / "cache")],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )  # fmt: skip
-    while len(calls(count_file)) < 2:
-        assert child.poll() is None, "the labelling ended before it was killed"
-        time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    child = label_in_a_child(LABEL_STRUCTURES, 5, tmp_path / "config.json", tmp_path / "cache")
+    too_soon = "the labelling ended before it was killed"
+    kill_9_once(child, lambda: len(calls(count_file)) >= 2, too_soon)
     time.sleep(1.0)  # the orphaned worker finishes its structure, or not
     before = len(calls(count_file))
 
-    structures = []
-    for seed in range(5):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
-        atoms.rattle(0.05, seed=seed)
-        structures.append(atoms)
-    result = label_structures(structures, config, tmp_path / "cache")
+    result = label_structures(rattled_copper(5), config, tmp_path / "cache")
 
     assert len(result.dataset) == 5 and result.n_cached >= 1
     assert result.n_cached + result.n_calls == 5
