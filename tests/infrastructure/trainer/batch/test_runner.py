@@ -9,14 +9,23 @@ import pytest
 
 from mlip_autopipec.config.config_model import NoBaseline, parse_trainer_config
 from mlip_autopipec.config.execution import BatchExecution
-from mlip_autopipec.domain_models.potential import Provenance
+from mlip_autopipec.domain_models.dataset import Dataset
+from mlip_autopipec.domain_models.potential import POTENTIAL_JSON, DataFile, Provenance
 from mlip_autopipec.errors import OutputError
-from mlip_autopipec.infrastructure.rundir.files import JOB_RESULT_JSON, JOB_STEPS_JSON
+from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
+from mlip_autopipec.infrastructure.rundir.files import (
+    JOB_RESULT_JSON,
+    JOB_STEPS_JSON,
+    TRAINING_SET,
+)
 from mlip_autopipec.infrastructure.rundir.records import (
     BatchRecord,
     PendingRun,
+    record_data_files,
     refuse_running_job,
 )
+from mlip_autopipec.infrastructure.trainer import make_pacemaker_trainer
+from mlip_autopipec.infrastructure.trainer.batch import runner
 from mlip_autopipec.infrastructure.trainer.batch.entry import main
 from mlip_autopipec.infrastructure.trainer.batch.node import JobResult, JobSteps, ProgramStep
 from mlip_autopipec.infrastructure.trainer.batch.runner import _LogTail, job_environment
@@ -114,7 +123,9 @@ def test_last_progress_reads_the_latest_iteration() -> None:
     assert "train E" in line and "meV/atom" in line
 
 
-def _record(run_dir: Path, **fields: object) -> BatchRecord:
+def _record(
+    run_dir: Path, data_files: dict[str, DataFile] | None = None, **fields: object
+) -> BatchRecord:
     config = parse_trainer_config(
         {
             "type": "pacemaker",
@@ -128,7 +139,7 @@ def _record(run_dir: Path, **fields: object) -> BatchRecord:
         reference_energies={"Cu": -3.0},
         shortest_distances=[("Cu", "Cu", 2.3)],
         selection=None,
-        provenance=Provenance(data_sha256=None, config_sha256=None),
+        provenance=Provenance(data_sha256=None, config_sha256=None, data_files=data_files or {}),
     )
     record = BatchRecord(
         backend="slurm",
@@ -152,6 +163,29 @@ def test_the_record_round_trips_and_a_failed_run_says_why(tmp_path: Path) -> Non
     assert state == "failed"
     assert text.startswith("failed: slurm job 17: time limit")
     assert "Killed at the end" in text
+
+
+def test_wait_refuses_training_data_changed_while_the_job_ran(
+    cu_pt_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The potential's record would describe data the job never fitted."""
+    run_dir = tmp_path / "run"
+    with claim_run_directory(run_dir) as run:  # as train --detach leaves it
+        cu_pt_dataset.write(run.path / TRAINING_SET)
+        counts = {TRAINING_SET: len(cu_pt_dataset)}
+        record = _record(run.path, data_files=record_data_files(run.path, counts))
+        run.hand_over()
+    n = len(cu_pt_dataset) - 1
+    cu_pt_dataset.subset(list(range(n))).write(run_dir / TRAINING_SET)  # edited meanwhile
+    monkeypatch.setattr(runner, "follow", lambda *_: JobResult(steps=[]))  # the job has ended
+
+    expected = (
+        rf"training_set\.extxyz is not the data its run recorded in batch_job\.json: it holds "
+        rf"{n} structures where the run fitted {n + 1} \(1 dropped\)"
+    )
+    with pytest.raises(OutputError, match=expected):
+        runner.wait(make_pacemaker_trainer(record.config), run_dir)
+    assert not (run_dir / POTENTIAL_JSON).exists()
 
 
 def test_a_directory_with_an_unfinished_job_takes_no_new_fit(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from mlip_autopipec.errors import TrainerError
 from mlip_autopipec.files import write_text_atomic
 from mlip_autopipec.infrastructure.rundir.claim import claim_run_directory
 from mlip_autopipec.infrastructure.rundir.files import (
+    BATCH_JOB_JSON,
     JOB_OUTPUT,
     JOB_RESULT_JSON,
     JOB_STEPS_JSON,
@@ -43,7 +44,7 @@ from mlip_autopipec.infrastructure.rundir.files import (
     TEST_SET,
     TRAINING_SET,
 )
-from mlip_autopipec.infrastructure.rundir.records import BatchRecord, PendingRun
+from mlip_autopipec.infrastructure.rundir.records import BatchRecord, PendingRun, check_data_files
 from mlip_autopipec.infrastructure.scheduler import JobRequest, JobStatus, Scheduler
 from mlip_autopipec.infrastructure.trainer.after_fit import FitEnd
 from mlip_autopipec.infrastructure.trainer.batch.node import JobSteps
@@ -192,7 +193,8 @@ def wait(trainer: PacemakerTrainer, run_dir: Path) -> Potential:
     one follows the job. Ctrl-C cancels the job (and says so). A job that failed or was
     ended by the scheduler raises TrainerError with the reason, and is recorded as failed.
     The structures written for the fit are read from their safe copies (extxyz), never from
-    pacemaker's pickles.
+    pacemaker's pickles, once checked against their hashes in the record (OutputError naming
+    a changed file; the job's results stay in the directory).
     """
     run_dir = Path(run_dir).absolute()
     if (run_dir / POTENTIAL_JSON).exists():
@@ -203,6 +205,9 @@ def wait(trainer: PacemakerTrainer, run_dir: Path) -> Potential:
         if record.outcome is not None:
             raise _failure(record, run.path, record.reason or record.outcome)
         result = follow(record, run.path, trainer.progress)
+        # The safe copies read below must be the structures the job fitted (as --previous,
+        # train --resume and finish check them).
+        check_data_files(run.path, record.run.provenance, BATCH_JOB_JSON)
         prepared = PreparedRun(
             run.path,
             record.run,
